@@ -1,0 +1,303 @@
+//! The operator CLI: `serve` (the default), `migrate`, `clients`, `users`,
+//! `keys`. Results are JSON on stdout; messages and logs go to stderr.
+use std::io::Read;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::crypto::password;
+use crate::domain::{User, UserId, Username};
+use crate::oauth::registration::{self, NewClient, RegistrationError};
+use crate::startup::{Application, Runtime, StartupError};
+use crate::store;
+use crate::tokens::{KeyError, keyring};
+
+#[derive(Debug, Parser)]
+#[command(name = "authd", version, about = "An OAuth 2.0 / OpenID Connect authorization server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Clients(ClientsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Inspect and rotate signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Do not apply pending migrations on start.
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints its id and (for confidential clients) its secret, once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A public client (no secret): browser and native apps.
+        #[arg(long)]
+        public: bool,
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// authorization_code, client_credentials or refresh_token.
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Vec<String>,
+        /// A scope the client may request (repeatable).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// The `aud` of its access tokens (repeatable; default: the issuer).
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Vec<String>,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// Replace the secret; prints the new one, once.
+    RotateSecret {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    List,
+    Disable {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List signing keys (public facts only).
+    List,
+    /// Make a new key active now; the old key stays published.
+    Rotate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Registration(#[from] RegistrationError),
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn print_json(value: &impl Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("output serialises"));
+}
+
+pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+    let clock = SystemClock;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let app = Application::build(config, !args.no_migrate).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            let runtime = Runtime::open(&config, true, &clock).await?;
+            runtime.store.close().await;
+            print_json(&json!({ "migrated": true }));
+        }
+        Command::Clients(command) => clients(command, &config, &clock).await?,
+        Command::Users(command) => users(command, &config, &clock).await?,
+        Command::Keys(command) => keys(command, &config, &clock).await?,
+    }
+    Ok(())
+}
+
+async fn clients(command: ClientsCommand, config: &Config, clock: &dyn Clock) -> Result<(), CliError> {
+    let runtime = Runtime::open(config, true, clock).await?;
+    let store = runtime.store.as_ref();
+    match command {
+        ClientsCommand::Create {
+            name,
+            public,
+            redirect_uris,
+            grant_types,
+            scopes,
+            audiences,
+        } => {
+            let new = NewClient {
+                name,
+                public,
+                redirect_uris,
+                grant_types,
+                scopes,
+                audiences,
+            };
+            let credentials = registration::register(store, &runtime.client_secret_digester(), clock, new).await?;
+            print_json(&credentials);
+            if credentials.client_secret.is_some() {
+                eprintln!("Store the client_secret now: authd keeps only a digest and cannot show it again.");
+            }
+        }
+        ClientsCommand::List => print_json(&registration::list(store).await?),
+        ClientsCommand::Show { id } => print_json(&registration::show(store, &id).await?),
+        ClientsCommand::Delete { id } => {
+            registration::delete(store, &id).await?;
+            print_json(&json!({ "deleted": id }));
+        }
+        ClientsCommand::RotateSecret { id } => {
+            let credentials =
+                registration::rotate_secret(store, &runtime.client_secret_digester(), clock, &id).await?;
+            print_json(&credentials);
+            eprintln!("The previous secret stops working within a second on every running authd.");
+        }
+    }
+    runtime.store.close().await;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: String,
+    username: String,
+    disabled: bool,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Result<(), CliError> {
+    let runtime = Runtime::open(config, true, clock).await?;
+    let store = runtime.store.as_ref();
+    match command {
+        UsersCommand::Create { username, .. } => {
+            let username = Username::parse(&username).ok_or_else(|| {
+                CliError::Invalid("--username must be 1 to 64 characters without spaces".into())
+            })?;
+            let password = read_password_from_stdin()?;
+            let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
+                .await
+                .map_err(|e| CliError::Invalid(e.to_string()))?
+                .map_err(|e| CliError::Invalid(e.to_string()))?;
+            let user = User {
+                id: UserId(uuid::Uuid::new_v4()),
+                username,
+                password_hash,
+                disabled: false,
+                created_at: clock.now(),
+            };
+            store.insert_user(&user).await.map_err(|e| match e {
+                store::Error::Conflict(_) => CliError::Invalid(format!(
+                    "username {} is taken",
+                    user.username.as_str()
+                )),
+                other => other.into(),
+            })?;
+            print_json(&json!({ "id": user.id.to_string() }));
+        }
+        UsersCommand::List => {
+            let users: Vec<UserView> = store
+                .list_users()
+                .await?
+                .into_iter()
+                .map(|u| UserView {
+                    id: u.id.to_string(),
+                    username: u.username.as_str().to_owned(),
+                    disabled: u.disabled,
+                    created_at: u.created_at,
+                })
+                .collect();
+            print_json(&users);
+        }
+        UsersCommand::Disable { id } => {
+            let user_id = id
+                .parse()
+                .map(UserId)
+                .map_err(|_| CliError::Invalid(format!("no user with id {id}")))?;
+            if !store.disable_user(user_id).await? {
+                return Err(CliError::Invalid(format!("no user with id {id}")));
+            }
+            print_json(&json!({ "disabled": id }));
+        }
+    }
+    runtime.store.close().await;
+    Ok(())
+}
+
+/// Reads one line from stdin (the trailing newline is not part of it).
+fn read_password_from_stdin() -> Result<SecretString, CliError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(password::MAX_LEN as u64 * 4 + 2)
+        .read_to_string(&mut input)?;
+    let line = input.lines().next().unwrap_or_default().to_owned();
+    Ok(SecretString::from(line))
+}
+
+#[derive(Serialize)]
+struct KeyView {
+    kid: String,
+    state: &'static str,
+    alg: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    activated_at: Option<chrono::DateTime<chrono::Utc>>,
+    retired_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn keys(command: KeysCommand, config: &Config, clock: &dyn Clock) -> Result<(), CliError> {
+    let runtime = Runtime::open(config, true, clock).await?;
+    let store = runtime.store.as_ref();
+    match command {
+        KeysCommand::List => {}
+        KeysCommand::Rotate => {
+            let sealer = runtime.signing_key_sealer();
+            keyring::ensure_active_key(store, sealer.clone(), clock, config.signing_key_bits).await?;
+            let key = keyring::rotate(store, sealer, clock, config.signing_key_bits).await?;
+            eprintln!("Key {} is active; running servers switch to it within a second.", key.kid);
+        }
+    }
+    let keys: Vec<KeyView> = store
+        .list_signing_keys()
+        .await?
+        .into_iter()
+        .map(|k| KeyView {
+            kid: k.kid.0,
+            state: k.state.as_str(),
+            alg: k.alg,
+            created_at: k.created_at,
+            activated_at: k.activated_at,
+            retired_at: k.retired_at,
+        })
+        .collect();
+    print_json(&keys);
+    runtime.store.close().await;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! One typed configuration, read from the environment (and `.env`) once at
+//! start. A bad value stops start-up with one line naming the variable.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::crypto::MasterKey;
+use crate::tokens::keyring::ALLOWED_BITS;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// `AUTHD_MASTER_KEY`: base64 of 32 bytes.
+    Inline(secrecy::SecretString),
+    /// `AUTHD_MASTER_KEY_FILE`: a file holding the same; created when absent.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MasterKeySource::Inline(_) => f.write_str("Inline(..)"),
+            MasterKeySource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `AUTHD_BIND`
+    pub bind: SocketAddr,
+    /// `AUTHD_ISSUER`; `None` means `http://` + the bound address.
+    pub issuer: Option<String>,
+    /// `DATABASE_URL`
+    pub database_url: String,
+    /// `AUTHD_DATABASE_MAX_CONNECTIONS`
+    pub database_max_connections: u32,
+    pub master_key: MasterKeySource,
+    /// `AUTHD_LOG_FORMAT`
+    pub log_format: LogFormat,
+    /// `AUTHD_SIGNING_KEY_BITS`
+    pub signing_key_bits: usize,
+    /// `AUTHD_WORKERS`: HTTP worker threads; also the signing threads.
+    pub workers: usize,
+    /// `AUTHD_CACHE_REFRESH_MS`: how often a replica checks for changed
+    /// clients and keys.
+    pub cache_refresh: Duration,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db";
+pub const DEFAULT_MASTER_KEY_FILE: &str = "keys/master.key";
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let bind_text = get("AUTHD_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
+            ConfigError::new("AUTHD_BIND", format!("expected IP:PORT such as {DEFAULT_BIND}, got {bind_text:?}"))
+        })?;
+        let issuer = get("AUTHD_ISSUER").map(|v| parse_issuer(&v)).transpose()?;
+        let master_key = match (get("AUTHD_MASTER_KEY"), get("AUTHD_MASTER_KEY_FILE")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "AUTHD_MASTER_KEY",
+                    "set either AUTHD_MASTER_KEY or AUTHD_MASTER_KEY_FILE, not both",
+                ));
+            }
+            (Some(inline), None) => MasterKeySource::Inline(inline.into()),
+            (None, file) => MasterKeySource::File(
+                file.unwrap_or_else(|| DEFAULT_MASTER_KEY_FILE.to_owned()).into(),
+            ),
+        };
+        let log_format = match get("AUTHD_LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "AUTHD_LOG_FORMAT",
+                    format!("expected json or pretty, got {other:?}"),
+                ));
+            }
+        };
+        let signing_key_bits = number(&get, "AUTHD_SIGNING_KEY_BITS", 2048)?;
+        if !ALLOWED_BITS.contains(&signing_key_bits) {
+            return Err(ConfigError::new(
+                "AUTHD_SIGNING_KEY_BITS",
+                format!("expected 2048, 3072 or 4096, got {signing_key_bits}"),
+            ));
+        }
+        Ok(Self {
+            bind,
+            issuer,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            database_max_connections: positive(&get, "AUTHD_DATABASE_MAX_CONNECTIONS", 10)?,
+            master_key,
+            log_format,
+            signing_key_bits,
+            workers: positive(&get, "AUTHD_WORKERS", cores())?,
+            cache_refresh: Duration::from_millis(positive(&get, "AUTHD_CACHE_REFRESH_MS", 1000)?),
+        })
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::new(variable, format!("expected a whole number, got {text:?}"))),
+    }
+}
+
+fn positive<T>(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + Default,
+{
+    let value = number(get, variable, default)?;
+    if value > T::default() {
+        Ok(value)
+    } else {
+        Err(ConfigError::new(variable, "must be greater than zero"))
+    }
+}
+
+/// RFC 8414 §2: the issuer is an https (here also http, for development)
+/// URL with no query or fragment. It is kept byte for byte.
+fn parse_issuer(value: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| {
+        ConfigError::new(
+            "AUTHD_ISSUER",
+            format!("must be an absolute http(s) URL without query or fragment ({why}), got {value:?}"),
+        )
+    };
+    if value.contains('?') {
+        return Err(invalid("has a query"));
+    }
+    if value.contains('#') {
+        return Err(invalid("has a fragment"));
+    }
+    let url = url::Url::parse(value).map_err(|_| invalid("not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid("scheme must be http or https"));
+    }
+    Ok(value.to_owned())
+}
+
+impl MasterKeySource {
+    /// Loads the master key. A missing key file is created (mode 0600) with a
+    /// fresh key, and a warning says it is a development key.
+    pub fn load(&self) -> Result<MasterKey, ConfigError> {
+        match self {
+            MasterKeySource::Inline(text) => {
+                use secrecy::ExposeSecret;
+                MasterKey::from_base64(text.expose_secret())
+                    .map_err(|e| ConfigError::new("AUTHD_MASTER_KEY", e.to_string()))
+            }
+            MasterKeySource::File(path) => load_or_create_key_file(path),
+        }
+    }
+}
+
+fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let fail = |what: String| ConfigError::new("AUTHD_MASTER_KEY_FILE", what);
+    match std::fs::read_to_string(path) {
+        Ok(text) => MasterKey::from_base64(&text)
+            .map_err(|e| fail(format!("{}: content {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = MasterKey::generate();
+            write_new_key_file(path, &key)
+                .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
+            tracing::warn!(
+                path = %path.display(),
+                "created a new master key: fine for development; in production set \
+                 AUTHD_MASTER_KEY or AUTHD_MASTER_KEY_FILE and back the key up"
+            );
+            Ok(key)
+        }
+        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn write_new_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    writeln!(file, "{}", key.to_base64())?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(config.issuer, None);
+        assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(config.signing_key_bits, 2048);
+        assert!(matches!(config.master_key, MasterKeySource::File(ref p) if p == Path::new(DEFAULT_MASTER_KEY_FILE)));
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases = [
+            ("AUTHD_BIND", "nonsense"),
+            ("AUTHD_ISSUER", "https://id.example.com/?x=1"),
+            ("AUTHD_ISSUER", "https://id.example.com/#f"),
+            ("AUTHD_ISSUER", "id.example.com"),
+            ("AUTHD_ISSUER", "ftp://id.example.com"),
+            ("AUTHD_LOG_FORMAT", "xml"),
+            ("AUTHD_SIGNING_KEY_BITS", "1024"),
+            ("AUTHD_WORKERS", "0"),
+        ];
+        for (variable, value) in cases {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+            assert!(error.to_string().starts_with(&format!("{variable}: ")));
+        }
+    }
+
+    #[test]
+    fn issuer_is_kept_byte_for_byte() {
+        let config = config(&[("AUTHD_ISSUER", "https://ID.example.com/tenant")]).unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("https://ID.example.com/tenant"));
+    }
+
+    #[test]
+    fn key_file_is_created_0600_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        let source = MasterKeySource::File(path.clone());
+        let first = source.load().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(source.load().unwrap().fingerprint(), first.fingerprint());
+    }
+
+    #[test]
+    fn bad_inline_key_is_refused_without_echoing_it() {
+        let error = MasterKeySource::Inline("c2VjcmV0".to_owned().into()).load().unwrap_err();
+        assert_eq!(error.variable, "AUTHD_MASTER_KEY");
+        assert!(!error.to_string().contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,190 @@
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use super::{RedirectUri, Scope};
+
+/// RFC 6749 §2.2 / Appendix A.1: `client-id = *VSCHAR`. authd generates its
+/// own ids (UUIDs); this type bounds what a request may present.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(value: &str) -> Option<Self> {
+        let valid = !value.is_empty()
+            && value.len() <= Self::MAX_LEN
+            && value.bytes().all(|b| (0x20..=0x7e).contains(&b));
+        valid.then(|| Self(value.to_owned()))
+    }
+
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A human-readable client name shown to operators (and, later, on the
+/// consent page): 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientName(String);
+
+impl ClientName {
+    pub fn parse(value: &str) -> Option<Self> {
+        let value = value.trim();
+        let length = value.chars().count();
+        ((1..=100).contains(&length) && !value.chars().any(char::is_control))
+            .then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// RFC 6749 §2.1 client types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Confidential,
+    Public,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Confidential => "confidential",
+            ClientKind::Public => "public",
+        }
+    }
+}
+
+impl FromStr for ClientKind {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "confidential" => Ok(ClientKind::Confidential),
+            "public" => Ok(ClientKind::Public),
+            _ => Err(UnknownValue),
+        }
+    }
+}
+
+/// The grant types authd knows (RFC 6749 §4.1, §4.4, §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] = [
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue;
+
+impl FromStr for GrantType {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        GrantType::ALL
+            .into_iter()
+            .find(|grant| grant.as_str() == value)
+            .ok_or(UnknownValue)
+    }
+}
+
+/// A keyed digest of a client secret and the master key version it was made
+/// under. The secret itself is never stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretDigest {
+    pub digest: Vec<u8>,
+    pub key_version: u32,
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretDigest")
+            .field("key_version", &self.key_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: ClientId,
+    pub name: ClientName,
+    pub kind: ClientKind,
+    /// `Some` exactly when the client is confidential.
+    pub secret: Option<SecretDigest>,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    /// The scopes the client may request; may be empty.
+    pub scope: Scope,
+    /// `aud` of its access tokens; empty means the server's default.
+    pub audiences: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_is_vschar_and_bounded() {
+        assert!(ClientId::parse("abc-123").is_some());
+        assert!(ClientId::parse("").is_none());
+        assert!(ClientId::parse("tab\there").is_none());
+        assert!(ClientId::parse("é").is_none());
+        assert!(ClientId::parse(&"a".repeat(129)).is_none());
+    }
+
+    #[test]
+    fn grant_types_round_trip() {
+        for grant in GrantType::ALL {
+            assert_eq!(grant.as_str().parse::<GrantType>(), Ok(grant));
+        }
+        assert!("password".parse::<GrantType>().is_err());
+    }
+
+    #[test]
+    fn client_name_rejects_blank_and_control_characters() {
+        assert_eq!(ClientName::parse("  Billing  ").unwrap().as_str(), "Billing");
+        assert!(ClientName::parse("   ").is_none());
+        assert!(ClientName::parse("a\nb").is_none());
+        assert!(ClientName::parse(&"x".repeat(101)).is_none());
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types that can only be built valid. Pure: uses nothing of ours.
+pub mod client;
+pub mod redirect_uri;
+pub mod scope;
+pub mod signing_key;
+pub mod user;
+
+pub use client::{Client, ClientId, ClientKind, ClientName, GrantType, SecretDigest};
+pub use redirect_uri::RedirectUri;
+pub use scope::Scope;
+pub use signing_key::{KeyState, Kid};
+pub use user::{User, UserId, Username};

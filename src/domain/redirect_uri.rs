@@ -1,0 +1,109 @@
+//! Redirect URIs as registered. The raw string is kept unnormalised: requests
+//! will be compared to it as exact strings (RFC 9700 §4.1.3).
+use std::fmt;
+
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRedirectUri {
+    #[error("is not an absolute URI")]
+    NotAbsolute,
+    #[error("must not contain a fragment (RFC 6749 §3.1.2)")]
+    Fragment,
+    #[error("must not contain wildcards")]
+    Wildcard,
+    #[error("must not contain user information")]
+    UserInfo,
+    #[error("must use https, or http on a loopback IP literal (127.0.0.1 or [::1], RFC 8252 §7.3)")]
+    Scheme,
+}
+
+impl RedirectUri {
+    /// Validates a URI for registration: absolute, no fragment, no wildcard,
+    /// https — or plain http to a loopback IP literal for native apps
+    /// (RFC 8252 §7.3; `localhost` is not accepted, §8.3). `javascript:`,
+    /// `data:`, `file:` and every other scheme fail the scheme rule whatever
+    /// their letter case, since the URL parser lower-cases schemes.
+    pub fn parse(value: &str) -> Result<Self, InvalidRedirectUri> {
+        if value.contains('#') {
+            return Err(InvalidRedirectUri::Fragment);
+        }
+        if value.contains('*') {
+            return Err(InvalidRedirectUri::Wildcard);
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(InvalidRedirectUri::NotAbsolute);
+        }
+        let url = Url::parse(value).map_err(|_| InvalidRedirectUri::NotAbsolute)?;
+        if url.cannot_be_a_base() {
+            return Err(InvalidRedirectUri::Scheme);
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InvalidRedirectUri::UserInfo);
+        }
+        let allowed = match url.scheme() {
+            "https" => url.host().is_some(),
+            "http" => matches!(url.host(), Some(Host::Ipv4(ip)) if ip.is_loopback() && ip.octets() == [127, 0, 0, 1])
+                || matches!(url.host(), Some(Host::Ipv6(ip)) if ip.is_loopback()),
+            _ => false,
+        };
+        if !allowed {
+            return Err(InvalidRedirectUri::Scheme);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_https_and_loopback_http() {
+        for good in [
+            "https://app.example.com/callback",
+            "https://app.example.com:8443/cb?tenant=a",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:5000/cb",
+            "http://[::1]:8080/cb",
+        ] {
+            assert_eq!(RedirectUri::parse(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn rejects_unsafe_uris() {
+        use InvalidRedirectUri::*;
+        let cases = [
+            ("/relative", NotAbsolute),
+            ("https://app.example.com/cb#frag", Fragment),
+            ("https://*.example.com/cb", Wildcard),
+            ("https://user:pw@app.example.com/cb", UserInfo),
+            ("http://app.example.com/cb", Scheme),
+            ("http://localhost/cb", Scheme),
+            ("http://127.0.0.2/cb", Scheme),
+            ("javascript:alert(1)", Scheme),
+            ("JavaScript:alert(1)", Scheme),
+            ("DATA:text/html,hi", Scheme),
+            ("File:///etc/passwd", Scheme),
+            ("ftp://example.com/", Scheme),
+            ("https://app.example.com/ cb", NotAbsolute),
+        ];
+        for (uri, expected) in cases {
+            assert_eq!(RedirectUri::parse(uri), Err(expected), "{uri}");
+        }
+    }
+}

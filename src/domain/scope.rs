@@ -1,0 +1,100 @@
+//! RFC 6749 §3.3: `scope = scope-token *( SP scope-token )`,
+//! `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`. Order does not matter and
+//! duplicates mean nothing, so a scope is a set.
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope(BTreeSet<String>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("scope is not a space-separated list of scope tokens (RFC 6749 §3.3)")]
+pub struct InvalidScope;
+
+fn is_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+impl FromStr for Scope {
+    type Err = InvalidScope;
+
+    /// Strict: exactly one space between tokens, none leading or trailing.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        value
+            .split(' ')
+            .map(|token| {
+                is_scope_token(token)
+                    .then(|| token.to_owned())
+                    .ok_or(InvalidScope)
+            })
+            .collect::<Result<_, _>>()
+            .map(Scope)
+    }
+}
+
+impl Scope {
+    pub fn from_tokens<I, S>(tokens: I) -> Result<Self, InvalidScope>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        tokens
+            .into_iter()
+            .map(|token| {
+                let token = token.as_ref();
+                is_scope_token(token)
+                    .then(|| token.to_owned())
+                    .ok_or(InvalidScope)
+            })
+            .collect::<Result<_, _>>()
+            .map(Scope)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn is_subset(&self, other: &Scope) -> bool {
+        self.0.is_subset(&other.0)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, token) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(token)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_space_separated_tokens_as_a_set() {
+        let scope: Scope = "write read read".parse().unwrap();
+        assert_eq!(scope.to_string(), "read write");
+        assert!("read".parse::<Scope>().unwrap().is_subset(&scope));
+    }
+
+    #[test]
+    fn rejects_what_the_grammar_forbids() {
+        for bad in ["", " read", "read ", "read  write", "a\"b", "a\\b", "é", "a\tb"] {
+            assert_eq!(bad.parse::<Scope>(), Err(InvalidScope), "{bad:?}");
+        }
+        assert!("orders:read https://api.example/x".parse::<Scope>().is_ok());
+    }
+}

@@ -1,0 +1,55 @@
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserId(pub Uuid);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A login name: 1 to 64 characters, no whitespace or control characters.
+/// Compared exactly (case-sensitive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(value: &str) -> Option<Self> {
+        let length = value.chars().count();
+        ((1..=64).contains(&length)
+            && !value.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub username: Username,
+    /// argon2id PHC string; never shown.
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn username_rules() {
+        assert!(Username::parse("alice").is_some());
+        assert!(Username::parse("alice@example.com").is_some());
+        assert!(Username::parse("").is_none());
+        assert!(Username::parse("al ice").is_none());
+        assert!(Username::parse(&"a".repeat(65)).is_none());
+    }
+}

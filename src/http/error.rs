@@ -1,0 +1,116 @@
+//! The one place errors become HTTP responses (RFC 6749 §5.2).
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use tracing_actix_web::RequestId;
+
+use crate::oauth::Error;
+
+/// RFC 6749 §5.2 error body, plus the request id so that a report can be
+/// matched to a log line.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    request_id: String,
+}
+
+/// An OAuth error on its way out, with the request it belongs to.
+#[derive(Debug)]
+pub struct ApiError {
+    error: Error,
+    request_id: RequestId,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.error.code())
+    }
+}
+
+pub trait InRequest<T> {
+    fn in_request(self, request_id: RequestId) -> Result<T, ApiError>;
+}
+
+impl<T> InRequest<T> for Result<T, Error> {
+    fn in_request(self, request_id: RequestId) -> Result<T, ApiError> {
+        self.map_err(|error| ApiError { error, request_id })
+    }
+}
+
+/// The `WWW-Authenticate` challenge for client authentication (RFC 6749
+/// §5.2, RFC 7617).
+const BASIC_CHALLENGE: &str = r#"Basic realm="authd", charset="UTF-8""#;
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match &self.error {
+            Error::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let description = match &self.error {
+            Error::Internal(cause) => {
+                tracing::error!(request_id = %self.request_id, cause, "request failed");
+                "the server could not complete the request; quote the request_id when reporting it".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut response = json_error(self.status_code(), self.error.code(), &description, self.request_id);
+        let headers = response.headers_mut();
+        match &self.error {
+            Error::InvalidClient(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+            }
+            Error::TemporarilyUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A JSON error response that no cache keeps (RFC 6749 §5.1 applies the
+/// same headers to errors as to tokens).
+pub fn json_error(status: StatusCode, code: &str, description: &str, request_id: RequestId) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(ErrorBody {
+            error: code,
+            error_description: description,
+            request_id: request_id.to_string(),
+        })
+}
+
+fn method_not_allowed(allow: &'static str, request_id: RequestId) -> HttpResponse {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        &format!("this endpoint accepts {allow} only"),
+        request_id,
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+pub async fn method_not_allowed_post(request_id: RequestId) -> HttpResponse {
+    method_not_allowed("POST", request_id)
+}
+
+pub async fn method_not_allowed_get(request_id: RequestId) -> HttpResponse {
+    method_not_allowed("GET", request_id)
+}
+
+pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {
+    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint", request_id)
+}

@@ -1,0 +1,15 @@
+//! authd: an OAuth 2.0 / OpenID Connect authorization server.
+//!
+//! Layers, outermost first (ARCHITECTURE.md): `http` → `oauth` → `tokens` →
+//! `store` → `domain`; `crypto` and `clock` are used by all and use nothing.
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod oauth;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;

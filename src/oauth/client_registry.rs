@@ -1,0 +1,76 @@
+//! The in-memory client cache behind the token endpoint.
+//!
+//! Every replica keeps all clients in memory (the token path must not wait
+//! on the database). Changes reach it two ways: a client id not in the
+//! cache is looked up in the database at once (so a client created by the
+//! CLI works on its first request), and every change to the clients table
+//! bumps `cache_epochs.clients`, which each replica polls (every second by
+//! default) and answers by reloading the table. So a deleted client or a
+//! rotated secret stops working everywhere within one poll interval.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::Error;
+use crate::domain::{Client, ClientId};
+use crate::store::{self, Store};
+
+type ClientMap = HashMap<ClientId, Arc<Client>>;
+
+pub struct ClientRegistry {
+    store: Arc<dyn Store>,
+    clients: ArcSwap<ClientMap>,
+}
+
+impl ClientRegistry {
+    pub async fn load(store: Arc<dyn Store>) -> Result<Self, store::Error> {
+        let registry = Self {
+            store,
+            clients: ArcSwap::from_pointee(ClientMap::new()),
+        };
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    #[tracing::instrument(name = "clients.reload", skip_all)]
+    pub async fn reload(&self) -> Result<(), store::Error> {
+        let clients: ClientMap = self
+            .store
+            .list_clients()
+            .await?
+            .into_iter()
+            .map(|client| (client.id.clone(), Arc::new(client)))
+            .collect();
+        tracing::debug!(clients = clients.len(), "client cache loaded");
+        self.clients.store(Arc::new(clients));
+        Ok(())
+    }
+
+    /// The client with this id: from memory, or from the database if it
+    /// is newer than the cache.
+    pub async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Error> {
+        if let Some(client) = self.clients.load().get(id) {
+            return Ok(Some(client.clone()));
+        }
+        let Some(client) = self.store.find_client(id).await.map_err(Error::internal)? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        self.clients.rcu(|clients| {
+            let mut clients = ClientMap::clone(clients);
+            clients.insert(client.id.clone(), client.clone());
+            clients
+        });
+        Ok(Some(client))
+    }
+
+    /// Every scope some registered client may request (for discovery).
+    pub fn known_scopes(&self) -> BTreeSet<String> {
+        self.clients
+            .load()
+            .values()
+            .flat_map(|client| client.scope.iter().map(str::to_owned).collect::<Vec<_>>())
+            .collect()
+    }
+}

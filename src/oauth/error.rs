@@ -1,0 +1,56 @@
+//! OAuth error codes, each with the rule it comes from. Only `http::error`
+//! turns them into status codes, headers and bodies.
+use std::borrow::Cow;
+
+/// An OAuth error. Descriptions are fixed strings or built from values that
+/// are not secret: never from a secret, token, code or password.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// RFC 6749 §5.2: malformed request, missing or repeated parameter.
+    #[error("{0}")]
+    InvalidRequest(Cow<'static, str>),
+    /// RFC 6749 §5.2: client authentication failed. Always 401.
+    #[error("{0}")]
+    InvalidClient(Cow<'static, str>),
+    /// RFC 6749 §5.2: the grant (code, refresh token) is invalid.
+    #[error("{0}")]
+    InvalidGrant(Cow<'static, str>),
+    /// RFC 6749 §5.2: the client may not use this grant type.
+    #[error("{0}")]
+    UnauthorizedClient(Cow<'static, str>),
+    /// RFC 6749 §5.2: the grant type is not supported by this server.
+    #[error("{0}")]
+    UnsupportedGrantType(Cow<'static, str>),
+    /// RFC 6749 §5.2: the scope is malformed, unknown or not allowed.
+    #[error("{0}")]
+    InvalidScope(Cow<'static, str>),
+    /// The request body is over the endpoint's limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The server is overloaded for a moment; retry shortly.
+    #[error("{0}")]
+    TemporarilyUnavailable(Cow<'static, str>),
+    /// Anything else. The cause goes to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The `error` value of the response.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) | Error::PayloadTooLarge(_) => "invalid_request",
+            Error::InvalidClient(_) => "invalid_client",
+            Error::InvalidGrant(_) => "invalid_grant",
+            Error::UnauthorizedClient(_) => "unauthorized_client",
+            Error::UnsupportedGrantType(_) => "unsupported_grant_type",
+            Error::InvalidScope(_) => "invalid_scope",
+            Error::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Error::Internal(_) => "server_error",
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Error::Internal(cause.to_string())
+    }
+}

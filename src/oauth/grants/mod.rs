@@ -1,0 +1,2 @@
+//! One file per grant type, each a list of named steps.
+pub mod client_credentials;

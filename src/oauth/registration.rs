@@ -1,0 +1,321 @@
+//! Client registration and administration, as the CLI (and the tests, through
+//! the same functions) perform it.
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::crypto::{Digester, random};
+use crate::domain::redirect_uri::InvalidRedirectUri;
+use crate::domain::{
+    Client, ClientId, ClientKind, ClientName, GrantType, RedirectUri, Scope, SecretDigest,
+};
+use crate::store::{self, Store};
+
+/// A registration request, as given on the command line.
+#[derive(Debug, Default, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("--name must be 1 to 100 characters without control characters")]
+    InvalidName,
+    #[error("--redirect-uri {uri}: {reason}")]
+    InvalidRedirectUri {
+        uri: String,
+        reason: InvalidRedirectUri,
+    },
+    #[error("--grant-type {0}: unknown; use authorization_code, client_credentials or refresh_token")]
+    UnknownGrantType(String),
+    #[error("a public client cannot use client_credentials: it has no secret to authenticate with")]
+    PublicClientCredentials,
+    #[error("authorization_code needs at least one --redirect-uri")]
+    MissingRedirectUri,
+    #[error("--redirect-uri is only used by authorization_code; add --grant-type authorization_code")]
+    UnusedRedirectUri,
+    #[error("refresh_token is only issued with authorization_code; add --grant-type authorization_code")]
+    RefreshWithoutCode,
+    #[error("--scope {0}: not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)")]
+    InvalidScope(String),
+    #[error("--audience {0}: must be a non-empty value without whitespace")]
+    InvalidAudience(String),
+    #[error("no client with id {0}")]
+    NotFound(String),
+    #[error("client {0} is public and has no secret")]
+    NotConfidential(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// What the operator sees once: the secret is never shown again.
+#[derive(Serialize)]
+pub struct Credentials {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
+    pub client_secret: Option<SecretString>,
+}
+
+fn expose<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => s.serialize_str(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A client as the CLI shows it: everything but the secret digest.
+#[derive(Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<&'static str>,
+    pub scope: String,
+    pub audiences: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Client> for ClientView {
+    fn from(client: &Client) -> Self {
+        Self {
+            client_id: client.id.to_string(),
+            name: client.name.as_str().to_owned(),
+            kind: client.kind.as_str(),
+            redirect_uris: client.redirect_uris.iter().map(ToString::to_string).collect(),
+            grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+            scope: client.scope.to_string(),
+            audiences: client.audiences.clone(),
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+        }
+    }
+}
+
+/// ≥ 256 bits from the OS RNG, and its keyed digest (DESIGN).
+fn new_secret(digester: &Digester) -> (SecretString, SecretDigest) {
+    let secret = SecretString::from(random::secret_token());
+    let digest = SecretDigest {
+        digest: digester.digest(secret.expose_secret().as_bytes()),
+        key_version: digester.version(),
+    };
+    (secret, digest)
+}
+
+/// Without `--grant-type`: a confidential client with no redirect URI is a
+/// machine client (client_credentials); anything else signs users in
+/// (authorization_code).
+fn grant_types(new: &NewClient) -> Result<Vec<GrantType>, RegistrationError> {
+    let mut grants: Vec<GrantType> = if new.grant_types.is_empty() {
+        if !new.public && new.redirect_uris.is_empty() {
+            vec![GrantType::ClientCredentials]
+        } else {
+            vec![GrantType::AuthorizationCode]
+        }
+    } else {
+        new.grant_types
+            .iter()
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| RegistrationError::UnknownGrantType(g.clone()))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    grants.sort();
+    grants.dedup();
+    let has = |grant| grants.contains(&grant);
+    if new.public && has(GrantType::ClientCredentials) {
+        return Err(RegistrationError::PublicClientCredentials);
+    }
+    if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
+        return Err(RegistrationError::RefreshWithoutCode);
+    }
+    match (has(GrantType::AuthorizationCode), new.redirect_uris.is_empty()) {
+        (true, true) => Err(RegistrationError::MissingRedirectUri),
+        (false, false) => Err(RegistrationError::UnusedRedirectUri),
+        _ => Ok(grants),
+    }
+}
+
+fn validate(new: &NewClient) -> Result<(ClientName, Vec<RedirectUri>, Scope, Vec<String>), RegistrationError> {
+    let name = ClientName::parse(&new.name).ok_or(RegistrationError::InvalidName)?;
+    let mut redirect_uris = Vec::new();
+    for uri in &new.redirect_uris {
+        let parsed = RedirectUri::parse(uri).map_err(|reason| RegistrationError::InvalidRedirectUri {
+            uri: uri.clone(),
+            reason,
+        })?;
+        if !redirect_uris.contains(&parsed) {
+            redirect_uris.push(parsed);
+        }
+    }
+    if let Some(bad) = new.scopes.iter().find(|s| Scope::from_tokens([s.as_str()]).is_err()) {
+        return Err(RegistrationError::InvalidScope(bad.clone()));
+    }
+    let scope = Scope::from_tokens(&new.scopes).map_err(|_| RegistrationError::InvalidScope(String::new()))?;
+    if let Some(bad) = new
+        .audiences
+        .iter()
+        .find(|a| a.is_empty() || a.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        return Err(RegistrationError::InvalidAudience(bad.clone()));
+    }
+    let mut audiences = new.audiences.clone();
+    audiences.dedup();
+    Ok((name, redirect_uris, scope, audiences))
+}
+
+#[tracing::instrument(name = "registration.register", skip_all)]
+pub async fn register(
+    store: &dyn Store,
+    digester: &Digester,
+    clock: &dyn Clock,
+    new: NewClient,
+) -> Result<Credentials, RegistrationError> {
+    let grant_types = grant_types(&new)?;
+    let (name, redirect_uris, scope, audiences) = validate(&new)?;
+    let (secret, digest) = if new.public {
+        (None, None)
+    } else {
+        let (secret, digest) = new_secret(digester);
+        (Some(secret), Some(digest))
+    };
+    let now = clock.now();
+    let client = Client {
+        id: ClientId::generate(),
+        name,
+        kind: if new.public {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        },
+        secret: digest,
+        redirect_uris,
+        grant_types,
+        scope,
+        audiences,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_client(&client).await?;
+    tracing::info!(client_id = %client.id, "client registered");
+    Ok(Credentials {
+        client_id: client.id.to_string(),
+        client_secret: secret,
+    })
+}
+
+fn parse_id(id: &str) -> Result<ClientId, RegistrationError> {
+    ClientId::parse(id).ok_or_else(|| RegistrationError::NotFound(id.to_owned()))
+}
+
+pub async fn show(store: &dyn Store, id: &str) -> Result<ClientView, RegistrationError> {
+    let client = store
+        .find_client(&parse_id(id)?)
+        .await?
+        .ok_or_else(|| RegistrationError::NotFound(id.to_owned()))?;
+    Ok(ClientView::from(&client))
+}
+
+pub async fn list(store: &dyn Store) -> Result<Vec<ClientView>, RegistrationError> {
+    Ok(store.list_clients().await?.iter().map(ClientView::from).collect())
+}
+
+pub async fn delete(store: &dyn Store, id: &str) -> Result<(), RegistrationError> {
+    if store.delete_client(&parse_id(id)?).await? {
+        tracing::info!(client_id = %id, "client deleted");
+        Ok(())
+    } else {
+        Err(RegistrationError::NotFound(id.to_owned()))
+    }
+}
+
+/// Replaces the secret; the old one stops working once replicas reload.
+pub async fn rotate_secret(
+    store: &dyn Store,
+    digester: &Digester,
+    clock: &dyn Clock,
+    id: &str,
+) -> Result<Credentials, RegistrationError> {
+    let client_id = parse_id(id)?;
+    let client = store
+        .find_client(&client_id)
+        .await?
+        .ok_or_else(|| RegistrationError::NotFound(id.to_owned()))?;
+    if client.kind == ClientKind::Public {
+        return Err(RegistrationError::NotConfidential(id.to_owned()));
+    }
+    let (secret, digest) = new_secret(digester);
+    if !store.replace_client_secret(&client_id, &digest, clock.now()).await? {
+        return Err(RegistrationError::NotFound(id.to_owned()));
+    }
+    tracing::info!(client_id = %client_id, "client secret rotated");
+    Ok(Credentials {
+        client_id: client_id.to_string(),
+        client_secret: Some(secret),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(public: bool, redirects: &[&str], grants: &[&str]) -> NewClient {
+        NewClient {
+            name: "app".into(),
+            public,
+            redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
+            grant_types: grants.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn default_grants_follow_the_client_shape() {
+        assert_eq!(grant_types(&new(false, &[], &[])).unwrap(), vec![GrantType::ClientCredentials]);
+        assert_eq!(
+            grant_types(&new(true, &["https://a.example/cb"], &[])).unwrap(),
+            vec![GrantType::AuthorizationCode]
+        );
+    }
+
+    #[test]
+    fn inconsistent_grants_are_refused() {
+        assert!(matches!(
+            grant_types(&new(true, &[], &["client_credentials"])),
+            Err(RegistrationError::PublicClientCredentials)
+        ));
+        assert!(matches!(
+            grant_types(&new(false, &[], &["authorization_code"])),
+            Err(RegistrationError::MissingRedirectUri)
+        ));
+        assert!(matches!(
+            grant_types(&new(false, &[], &["refresh_token", "client_credentials"])),
+            Err(RegistrationError::RefreshWithoutCode)
+        ));
+        assert!(matches!(
+            grant_types(&new(false, &[], &["password"])),
+            Err(RegistrationError::UnknownGrantType(_))
+        ));
+    }
+
+    #[test]
+    fn credentials_json_shows_the_secret_once() {
+        let credentials = Credentials {
+            client_id: "id".into(),
+            client_secret: Some(SecretString::from("s3cret")),
+        };
+        assert_eq!(
+            serde_json::to_string(&credentials).unwrap(),
+            r#"{"client_id":"id","client_secret":"s3cret"}"#
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The token endpoint (RFC 6749 §3.2): checks common to every grant, then
+//! the grant's own steps in `grants/`.
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::client_auth::{self, ClientCredentials};
+use super::grants;
+use super::{ClientRegistry, Error, Params};
+use crate::crypto::Digester;
+use crate::domain::{GrantType, Scope};
+use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
+
+/// The grant types `/token` implements now; discovery advertises exactly
+/// these. Later issues add authorization_code and refresh_token.
+pub const SUPPORTED_GRANTS: [GrantType; 1] = [GrantType::ClientCredentials];
+
+/// The client authentication methods `/token` accepts (RFC 8414 §2).
+pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+
+/// RFC 6749 §5.1 successful response.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+impl TokenResponse {
+    pub fn bearer(issued: IssuedAccessToken, scope: &Scope) -> Self {
+        Self {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: (!scope.is_empty()).then(|| scope.to_string()),
+        }
+    }
+}
+
+impl From<IssueError> for Error {
+    fn from(error: IssueError) -> Self {
+        match error {
+            IssueError::Overloaded => {
+                Error::TemporarilyUnavailable("the server is busy; retry shortly".into())
+            }
+            IssueError::Failed => Error::internal(error),
+        }
+    }
+}
+
+/// What the token endpoint needs.
+pub struct TokenEndpoint {
+    pub clients: Arc<ClientRegistry>,
+    pub client_secrets: Digester,
+    pub tokens: Arc<TokenIssuer>,
+}
+
+impl TokenEndpoint {
+    /// Runs a token request: `authorization` is the raw `Authorization`
+    /// header, `params` the form body.
+    #[tracing::instrument(name = "oauth.token", skip_all, fields(grant_type, client_id))]
+    pub async fn exchange(
+        &self,
+        authorization: Option<&[u8]>,
+        params: &Params,
+    ) -> Result<TokenResponse, Error> {
+        let grant = requested_grant(params)?;
+        tracing::Span::current().record("grant_type", grant.as_str());
+        let credentials = ClientCredentials::from_request(authorization, params)?;
+        let client = client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await?;
+        tracing::Span::current().record("client_id", client.id.as_str());
+        match grant {
+            GrantType::ClientCredentials => {
+                grants::client_credentials::exchange(&self.tokens, &client, params).await
+            }
+            GrantType::AuthorizationCode | GrantType::RefreshToken => {
+                Err(unsupported_grant())
+            }
+        }
+    }
+}
+
+fn unsupported_grant() -> Error {
+    Error::UnsupportedGrantType(
+        "grant_type is not supported; see grant_types_supported in the server metadata".into(),
+    )
+}
+
+/// RFC 6749 §4.4.2 / §5.2: a missing `grant_type` is `invalid_request`, one
+/// this server does not implement is `unsupported_grant_type`.
+fn requested_grant(params: &Params) -> Result<GrantType, Error> {
+    let value = params
+        .get("grant_type")
+        .ok_or_else(|| Error::InvalidRequest("grant_type is missing".into()))?;
+    value
+        .parse::<GrantType>()
+        .ok()
+        .filter(|grant| SUPPORTED_GRANTS.contains(grant))
+        .ok_or_else(unsupported_grant)
+}

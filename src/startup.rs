@@ -1,0 +1,244 @@
+//! Builds the application once, for the binary and the tests alike.
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, Service};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{App, HttpMessage, HttpServer, middleware, web};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::crypto::{Digester, MasterKey, Purpose, Sealer};
+use crate::http::{self, AppState};
+use crate::oauth::ClientRegistry;
+use crate::oauth::metadata::ServerMetadata;
+use crate::oauth::token::TokenEndpoint;
+use crate::store::{self, CacheEpochs, PoolSettings, Store};
+use crate::tokens::{KeyError, Keys, SigningPool, TokenIssuer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("DATABASE_URL: {0}")]
+    Database(#[from] store::Error),
+    #[error(
+        "AUTHD_MASTER_KEY / AUTHD_MASTER_KEY_FILE: this is not the master key this database was \
+         created with; start with the original key (a new key cannot open the stored secrets)"
+    )]
+    WrongMasterKey,
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("AUTHD_BIND: cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+/// The database and master key, opened and checked against each other.
+/// Shared by `serve` and every CLI command.
+pub struct Runtime {
+    pub store: Arc<dyn Store>,
+    pub master_key: MasterKey,
+}
+
+impl Runtime {
+    /// Connects, applies pending migrations when `migrate`, and refuses a
+    /// master key that is not the one the database has seen.
+    pub async fn open(config: &Config, migrate: bool, clock: &dyn Clock) -> Result<Self, StartupError> {
+        let master_key = config.master_key.load()?;
+        let store = store::connect(
+            &config.database_url,
+            PoolSettings {
+                max_connections: config.database_max_connections,
+                acquire_timeout: std::time::Duration::from_secs(5),
+            },
+        )
+        .await?;
+        if migrate {
+            store.migrate().await?;
+        }
+        let recorded = store
+            .claim_master_key_fingerprint(master_key.version(), &master_key.fingerprint(), clock.now())
+            .await?;
+        if recorded != master_key.fingerprint() {
+            store.close().await;
+            return Err(StartupError::WrongMasterKey);
+        }
+        Ok(Self { store, master_key })
+    }
+
+    pub fn signing_key_sealer(&self) -> Arc<Sealer> {
+        Arc::new(Sealer::new(&self.master_key, Purpose::SigningKeySealing))
+    }
+
+    pub fn client_secret_digester(&self) -> Digester {
+        Digester::new(&self.master_key, Purpose::ClientSecretDigest)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    issuer: String,
+    server: Server,
+    state: web::Data<AppState>,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(config: Config, migrate: bool) -> Result<Self, StartupError> {
+        Self::build_with_clock(config, migrate, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: Config,
+        migrate: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let listener = TcpListener::bind(config.bind).map_err(|source| StartupError::Bind {
+            address: config.bind.to_string(),
+            source,
+        })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            address: config.bind.to_string(),
+            source,
+        })?;
+        let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{address}"));
+
+        let runtime = Runtime::open(&config, migrate, clock.as_ref()).await?;
+        let store = runtime.store.clone();
+        // Read before loading, so a change made while loading is seen later.
+        let epochs = store.cache_epochs().await?;
+        let keys = Arc::new(
+            Keys::load_or_create(store.clone(), runtime.signing_key_sealer(), clock.as_ref(), config.signing_key_bits)
+                .await?,
+        );
+        let clients = Arc::new(ClientRegistry::load(store.clone()).await?);
+        let metadata = metadata_document(&issuer, &clients);
+        let tokens = Arc::new(TokenIssuer::new(
+            issuer.clone(),
+            keys.clone(),
+            SigningPool::start(config.workers),
+            clock,
+        ));
+        let state = web::Data::new(AppState {
+            token_endpoint: TokenEndpoint {
+                clients,
+                client_secrets: runtime.client_secret_digester(),
+                tokens,
+            },
+            keys,
+            store: store.clone(),
+            metadata: ArcSwap::from_pointee(metadata),
+        });
+        let refresher = tokio::spawn(refresh_caches(state.clone(), issuer.clone(), epochs, config.cache_refresh));
+        let server = serve(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
+        tracing::info!(%address, %issuer, backend = ?store.backend(), "authd is listening");
+        Ok(Self {
+            port: address.port(),
+            issuer,
+            server,
+            state,
+            refresher,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or a handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.refresher.abort();
+        self.state.store.close().await;
+        result
+    }
+
+    /// A handle that can stop the server (tests restart apps with it).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
+    serde_json::to_vec(&ServerMetadata::build(issuer, clients.known_scopes()))
+        .expect("metadata serialises")
+        .into()
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>, workers: usize) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            // Every response names its request id (X-Request-Id); error
+            // bodies carry it too.
+            .wrap_fn(|request, service| {
+                let request_id = request.extensions().get::<RequestId>().copied();
+                let response = service.call(request);
+                async move {
+                    let mut response = response.await?;
+                    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+                        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+                    }
+                    Ok(response)
+                }
+            })
+            .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+            .configure(http::routes)
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Polls the change counters and reloads what changed: how a CLI change or
+/// another replica's change reaches this process.
+async fn refresh_caches(
+    state: web::Data<AppState>,
+    issuer: String,
+    mut seen: CacheEpochs,
+    every: std::time::Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let epochs: CacheEpochs = match state.store.cache_epochs().await {
+            Ok(epochs) => epochs,
+            Err(error) => {
+                tracing::warn!(%error, "cannot check for configuration changes");
+                continue;
+            }
+        };
+        if epochs.clients != seen.clients {
+            let clients = &state.token_endpoint.clients;
+            match clients.reload().await {
+                Ok(()) => {
+                    state.metadata.store(Arc::new(metadata_document(&issuer, clients)));
+                    seen.clients = epochs.clients;
+                }
+                Err(error) => tracing::warn!(%error, "cannot reload clients"),
+            }
+        }
+        if epochs.signing_keys != seen.signing_keys {
+            match state.keys.reload().await {
+                Ok(()) => seen.signing_keys = epochs.signing_keys,
+                Err(error) => tracing::error!(%error, "cannot reload signing keys"),
+            }
+        }
+    }
+}

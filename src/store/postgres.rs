@@ -1,0 +1,28 @@
+use std::str::FromStr;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::{Backend, PoolSettings, Result};
+
+pub(super) struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    const BACKEND: Backend = Backend::Postgres;
+    const MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+    pub(super) async fn connect(url: &str, settings: PoolSettings) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.application_name("authd");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+super::sql::impl_repositories!(PgStore);

@@ -1,0 +1,154 @@
+//! Row types shared by both backends and their mapping to domain types,
+//! written once.
+use chrono::{DateTime, Utc};
+
+use super::{Error, SigningKeyRecord};
+use crate::domain::{
+    Client, ClientId, ClientKind, ClientName, GrantType, KeyState, Kid, RedirectUri, Scope,
+    SecretDigest, User, UserId, Username,
+};
+
+fn corrupt(entity: &'static str, id: &str, problem: impl ToString) -> Error {
+    Error::Corrupt {
+        entity,
+        id: id.to_owned(),
+        problem: problem.to_string(),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub secret_digest: Option<Vec<u8>>,
+    pub secret_key_version: Option<i32>,
+    pub redirect_uris: String,
+    pub grant_types: String,
+    pub scope: String,
+    pub audiences: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ClientRow {
+    pub fn from_client(client: &Client) -> Self {
+        let redirect_uris: Vec<&str> = client.redirect_uris.iter().map(|u| u.as_str()).collect();
+        let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+        Self {
+            id: client.id.to_string(),
+            name: client.name.as_str().to_owned(),
+            kind: client.kind.as_str().to_owned(),
+            secret_digest: client.secret.as_ref().map(|s| s.digest.clone()),
+            secret_key_version: client.secret.as_ref().map(|s| s.key_version as i32),
+            redirect_uris: serde_json::to_string(&redirect_uris).expect("strings serialise"),
+            grant_types: grant_types.join(" "),
+            scope: client.scope.to_string(),
+            audiences: serde_json::to_string(&client.audiences).expect("strings serialise"),
+            created_at: client.created_at,
+            updated_at: client.updated_at,
+        }
+    }
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = Error;
+
+    fn try_from(row: ClientRow) -> Result<Self, Error> {
+        let bad = |problem: &str| corrupt("client", &row.id, problem);
+        let redirect_uris: Vec<String> =
+            serde_json::from_str(&row.redirect_uris).map_err(|_| bad("redirect_uris"))?;
+        let audiences: Vec<String> =
+            serde_json::from_str(&row.audiences).map_err(|_| bad("audiences"))?;
+        let secret = match (row.secret_digest, row.secret_key_version) {
+            (Some(digest), Some(version)) => Some(SecretDigest {
+                digest,
+                key_version: u32::try_from(version).map_err(|_| bad("secret_key_version"))?,
+            }),
+            _ => None,
+        };
+        Ok(Client {
+            id: ClientId::parse(&row.id).ok_or_else(|| bad("id"))?,
+            name: ClientName::parse(&row.name).ok_or_else(|| bad("name"))?,
+            kind: row.kind.parse::<ClientKind>().map_err(|_| bad("kind"))?,
+            secret,
+            redirect_uris: redirect_uris
+                .iter()
+                .map(|uri| RedirectUri::parse(uri))
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad("redirect_uris"))?,
+            grant_types: row
+                .grant_types
+                .split_whitespace()
+                .map(str::parse::<GrantType>)
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad("grant_types"))?,
+            scope: if row.scope.is_empty() {
+                Scope::default()
+            } else {
+                row.scope.parse().map_err(|_| bad("scope"))?
+            },
+            audiences,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+
+    fn try_from(row: UserRow) -> Result<Self, Error> {
+        Ok(User {
+            id: UserId(row.id.parse().map_err(|_| corrupt("user", &row.id, "id"))?),
+            username: Username::parse(&row.username)
+                .ok_or_else(|| corrupt("user", &row.id, "username"))?,
+            password_hash: row.password_hash,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub public_n: String,
+    pub public_e: String,
+    pub private_key_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<SigningKeyRow> for SigningKeyRecord {
+    type Error = Error;
+
+    fn try_from(row: SigningKeyRow) -> Result<Self, Error> {
+        Ok(SigningKeyRecord {
+            state: row
+                .state
+                .parse::<KeyState>()
+                .map_err(|_| corrupt("signing key", &row.kid, "state"))?,
+            kid: Kid(row.kid),
+            alg: row.alg,
+            public_n: row.public_n,
+            public_e: row.public_e,
+            private_key_sealed: row.private_key_sealed,
+            created_at: row.created_at,
+            activated_at: row.activated_at,
+            retired_at: row.retired_at,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Logging: one subscriber, set once; one line per HTTP request.
+//!
+//! The request line carries method, route pattern, path (never the query
+//! string, which could carry credentials), status, latency and request id.
+//! Nothing here formats request bodies or headers.
+use std::time::Instant;
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use tracing::Span;
+use tracing_actix_web::{RequestId, RootSpanBuilder};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber, writing to stderr (stdout is for command
+/// output). `RUST_LOG` filters; the default is `info`.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+    // Already set (tests build several apps in one process): keep the first.
+    let _ = result;
+}
+
+struct RequestStart(Instant);
+
+/// Root span per request plus the request log line (tracing-actix-web).
+pub struct RequestLog;
+
+impl RootSpanBuilder for RequestLog {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        request.extensions_mut().insert(RequestStart(Instant::now()));
+        let request_id = request.extensions().get::<RequestId>().copied();
+        tracing::info_span!(
+            "http.request",
+            request_id = %request_id.map(|id| id.to_string()).unwrap_or_default(),
+            method = %request.method(),
+            route = %request.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(_span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let Ok(response) = outcome else {
+            tracing::warn!(target: "authd::http", "request failed before a response was made");
+            return;
+        };
+        let request = response.request();
+        let extensions = request.extensions();
+        let latency_ms = extensions
+            .get::<RequestStart>()
+            .map(|start| start.0.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or_default();
+        let request_id = extensions.get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
+        tracing::info!(
+            target: "authd::http",
+            request_id,
+            method = %request.method(),
+            route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
+            path = request.path(),
+            status = response.status().as_u16(),
+            latency_ms,
+            "request"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Signing keys: generation (the `rsa` crate), sealing at rest, loading into
+//! a pre-parsed aws-lc-rs key pair, and the published JWKS.
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::signature::RsaKeyPair;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::pkcs8::EncodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::crypto::{SealError, Sealer};
+use crate::domain::{KeyState, Kid};
+use crate::store::{self, SigningKeyRecord, Store};
+
+/// The only JWS algorithm authd signs with (DESIGN: "Signing keys").
+pub const ALG: &str = "RS256";
+/// RSA modulus sizes an operator may choose.
+pub const ALLOWED_BITS: [usize; 3] = [2048, 3072, 4096];
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(
+        "the master key cannot open signing key {kid}: {source} \
+         (AUTHD_MASTER_KEY / AUTHD_MASTER_KEY_FILE must be the key this database was created with)"
+    )]
+    Sealed { kid: Kid, source: SealError },
+    #[error("signing key {kid} is not a valid RSA key")]
+    Malformed { kid: Kid },
+    #[error("no active signing key in the database")]
+    NoActiveKey,
+    #[error("RSA key generation failed: {0}")]
+    Generation(String),
+}
+
+/// The key that signs, parsed once: re-parsing a key per signature costs
+/// ~40% of token throughput (DESIGN).
+pub struct ActiveKey {
+    pub kid: Kid,
+    pub pair: RsaKeyPair,
+    /// base64url of the JOSE header `{"alg":"RS256","typ":"at+jwt","kid":…}`,
+    /// which is the same for every access token this key signs.
+    pub access_token_header: String,
+}
+
+/// A public key as published (RFC 7517 §4, RFC 7518 §6.3.1): no private
+/// members can reach this type.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicJwk {
+    pub kty: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    pub alg: &'static str,
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+/// A consistent snapshot of the keys: the signer and what the JWKS shows.
+pub struct KeyRing {
+    pub active: Arc<ActiveKey>,
+    pub published: Vec<PublicJwk>,
+    /// The JWKS document, serialised once per key-ring change.
+    pub jwks: bytes::Bytes,
+}
+
+/// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic
+/// order, without whitespace.
+fn thumbprint(n: &str, e: &str) -> Kid {
+    let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+    Kid(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
+}
+
+/// Generates an RSA key of `bits` and seals its private half. CPU-heavy
+/// (~250 ms for 2048 bits): runs on a blocking thread.
+pub async fn generate(
+    bits: usize,
+    sealer: Arc<Sealer>,
+    clock: &dyn Clock,
+) -> Result<SigningKeyRecord, KeyError> {
+    let now = clock.now();
+    tokio::task::spawn_blocking(move || {
+        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, bits)
+            .map_err(|e| KeyError::Generation(e.to_string()))?;
+        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        let kid = thumbprint(&n, &e);
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Generation(e.to_string()))?;
+        let private_key_sealed = sealer.seal(&kid.0, der.as_bytes());
+        Ok(SigningKeyRecord {
+            kid,
+            alg: ALG.to_owned(),
+            state: KeyState::Active,
+            public_n: n,
+            public_e: e,
+            private_key_sealed,
+            created_at: now,
+            activated_at: Some(now),
+            retired_at: None,
+        })
+    })
+    .await
+    .map_err(|e| KeyError::Generation(e.to_string()))?
+}
+
+fn jwk(record: &SigningKeyRecord) -> PublicJwk {
+    PublicJwk {
+        kty: "RSA",
+        use_: "sig",
+        alg: ALG,
+        kid: record.kid.0.clone(),
+        n: record.public_n.clone(),
+        e: record.public_e.clone(),
+    }
+}
+
+fn open_active(record: &SigningKeyRecord, sealer: &Sealer) -> Result<ActiveKey, KeyError> {
+    let der = sealer
+        .open(&record.kid.0, &record.private_key_sealed)
+        .map_err(|source| KeyError::Sealed {
+            kid: record.kid.clone(),
+            source,
+        })?;
+    let pair = RsaKeyPair::from_pkcs8(der.expose_secret()).map_err(|_| KeyError::Malformed {
+        kid: record.kid.clone(),
+    })?;
+    let header = serde_json::json!({ "alg": ALG, "typ": "at+jwt", "kid": record.kid.0 });
+    Ok(ActiveKey {
+        kid: record.kid.clone(),
+        pair,
+        access_token_header: URL_SAFE_NO_PAD.encode(header.to_string()),
+    })
+}
+
+impl KeyRing {
+    pub fn from_records(records: &[SigningKeyRecord], sealer: &Sealer) -> Result<Self, KeyError> {
+        let active = records
+            .iter()
+            .find(|r| r.state == KeyState::Active)
+            .ok_or(KeyError::NoActiveKey)?;
+        let active = Arc::new(open_active(active, sealer)?);
+        // The active key first: resource servers that try keys in order find it at once.
+        let mut published: Vec<PublicJwk> = records
+            .iter()
+            .filter(|r| r.state == KeyState::Active)
+            .chain(records.iter().filter(|r| r.state == KeyState::Retired))
+            .map(jwk)
+            .collect();
+        published.dedup_by(|a, b| a.kid == b.kid);
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
+            .expect("JWKS serialises")
+            .into();
+        Ok(Self {
+            active,
+            published,
+            jwks,
+        })
+    }
+}
+
+/// The live key ring plus what is needed to reload or extend it.
+pub struct Keys {
+    store: Arc<dyn Store>,
+    sealer: Arc<Sealer>,
+    ring: ArcSwap<KeyRing>,
+}
+
+impl Keys {
+    /// Loads the ring, creating the first key when the database has none.
+    pub async fn load_or_create(
+        store: Arc<dyn Store>,
+        sealer: Arc<Sealer>,
+        clock: &dyn Clock,
+        bits: usize,
+    ) -> Result<Self, KeyError> {
+        ensure_active_key(store.as_ref(), sealer.clone(), clock, bits).await?;
+        let records = store.list_signing_keys().await?;
+        let ring = KeyRing::from_records(&records, &sealer)?;
+        Ok(Self {
+            store,
+            sealer,
+            ring: ArcSwap::from_pointee(ring),
+        })
+    }
+
+    pub fn current(&self) -> arc_swap::Guard<Arc<KeyRing>> {
+        self.ring.load()
+    }
+
+    /// Re-reads the keys from the database (another replica or the CLI may
+    /// have changed them).
+    #[tracing::instrument(name = "keys.reload", skip_all)]
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let records = self.store.list_signing_keys().await?;
+        let ring = KeyRing::from_records(&records, &self.sealer)?;
+        tracing::info!(kid = %ring.active.kid, published = ring.published.len(), "key ring loaded");
+        self.ring.store(Arc::new(ring));
+        Ok(())
+    }
+}
+
+/// Makes sure one key is active. Replicas starting together may each
+/// generate one; the database keeps the first and the others are dropped.
+pub async fn ensure_active_key(
+    store: &dyn Store,
+    sealer: Arc<Sealer>,
+    clock: &dyn Clock,
+    bits: usize,
+) -> Result<(), KeyError> {
+    let records = store.list_signing_keys().await?;
+    if records.iter().any(|r| r.state == KeyState::Active) {
+        return Ok(());
+    }
+    let record = generate(bits, sealer, clock).await?;
+    if store.insert_first_active_key(&record).await? {
+        tracing::info!(kid = %record.kid, bits, "created the first signing key");
+    }
+    Ok(())
+}
+
+/// Makes a new key active now and retires the old one, which stays in the
+/// JWKS. (Scheduled rotation with pre-publication comes with the key
+/// lifecycle issue.)
+pub async fn rotate(
+    store: &dyn Store,
+    sealer: Arc<Sealer>,
+    clock: &dyn Clock,
+    bits: usize,
+) -> Result<SigningKeyRecord, KeyError> {
+    let record = generate(bits, sealer, clock).await?;
+    store.replace_active_key(&record, clock.now()).await?;
+    tracing::info!(kid = %record.kid, "rotated the signing key");
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbprint_matches_rfc_7638_example() {
+        // RFC 7638 §3.1.
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        assert_eq!(
+            thumbprint(n, "AQAB").0,
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}
