@@ -17,7 +17,11 @@ use crate::store;
 use crate::tokens::{KeyError, keyring};
 
 #[derive(Debug, Parser)]
-#[command(name = "authd", version, about = "An OAuth 2.0 / OpenID Connect authorization server")]
+#[command(
+    name = "authd",
+    version,
+    about = "An OAuth 2.0 / OpenID Connect authorization server"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -121,7 +125,10 @@ pub enum CliError {
 }
 
 fn print_json(value: &impl Serialize) {
-    println!("{}", serde_json::to_string_pretty(value).expect("output serialises"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("output serialises")
+    );
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
@@ -143,7 +150,11 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn clients(command: ClientsCommand, config: &Config, clock: &dyn Clock) -> Result<(), CliError> {
+async fn clients(
+    command: ClientsCommand,
+    config: &Config,
+    clock: &dyn Clock,
+) -> Result<(), CliError> {
     let runtime = Runtime::open(config, true, clock).await?;
     let store = runtime.store.as_ref();
     match command {
@@ -163,10 +174,14 @@ async fn clients(command: ClientsCommand, config: &Config, clock: &dyn Clock) ->
                 scopes,
                 audiences,
             };
-            let credentials = registration::register(store, &runtime.client_secret_digester(), clock, new).await?;
+            let credentials =
+                registration::register(store, &runtime.client_secret_digester(), clock, new)
+                    .await?;
             print_json(&credentials);
             if credentials.client_secret.is_some() {
-                eprintln!("Store the client_secret now: authd keeps only a digest and cannot show it again.");
+                eprintln!(
+                    "Store the client_secret now: authd keeps only a digest and cannot show it again."
+                );
             }
         }
         ClientsCommand::List => print_json(&registration::list(store).await?),
@@ -177,7 +192,8 @@ async fn clients(command: ClientsCommand, config: &Config, clock: &dyn Clock) ->
         }
         ClientsCommand::RotateSecret { id } => {
             let credentials =
-                registration::rotate_secret(store, &runtime.client_secret_digester(), clock, &id).await?;
+                registration::rotate_secret(store, &runtime.client_secret_digester(), clock, &id)
+                    .await?;
             print_json(&credentials);
             eprintln!("The previous secret stops working within a second on every running authd.");
         }
@@ -215,10 +231,9 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                 created_at: clock.now(),
             };
             store.insert_user(&user).await.map_err(|e| match e {
-                store::Error::Conflict(_) => CliError::Invalid(format!(
-                    "username {} is taken",
-                    user.username.as_str()
-                )),
+                store::Error::Conflict(_) => {
+                    CliError::Invalid(format!("username {} is taken", user.username.as_str()))
+                }
                 other => other.into(),
             })?;
             print_json(&json!({ "id": user.id.to_string() }));
@@ -279,9 +294,13 @@ async fn keys(command: KeysCommand, config: &Config, clock: &dyn Clock) -> Resul
         KeysCommand::List => {}
         KeysCommand::Rotate => {
             let sealer = runtime.signing_key_sealer();
-            keyring::ensure_active_key(store, sealer.clone(), clock, config.signing_key_bits).await?;
+            keyring::ensure_active_key(store, sealer.clone(), clock, config.signing_key_bits)
+                .await?;
             let key = keyring::rotate(store, sealer, clock, config.signing_key_bits).await?;
-            eprintln!("Key {} is active; running servers switch to it within a second.", key.kid);
+            eprintln!(
+                "Key {} is active; running servers switch to it within a second.",
+                key.kid
+            );
         }
     }
     let keys: Vec<KeyView> = store

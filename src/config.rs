@@ -88,7 +88,10 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
         let bind_text = get("AUTHD_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind: SocketAddr = bind_text.trim().parse().map_err(|_| {
-            ConfigError::new("AUTHD_BIND", format!("expected IP:PORT such as {DEFAULT_BIND}, got {bind_text:?}"))
+            ConfigError::new(
+                "AUTHD_BIND",
+                format!("expected IP:PORT such as {DEFAULT_BIND}, got {bind_text:?}"),
+            )
         })?;
         let issuer = get("AUTHD_ISSUER").map(|v| parse_issuer(&v)).transpose()?;
         let master_key = match (get("AUTHD_MASTER_KEY"), get("AUTHD_MASTER_KEY_FILE")) {
@@ -100,7 +103,8 @@ impl Config {
             }
             (Some(inline), None) => MasterKeySource::Inline(inline.into()),
             (None, file) => MasterKeySource::File(
-                file.unwrap_or_else(|| DEFAULT_MASTER_KEY_FILE.to_owned()).into(),
+                file.unwrap_or_else(|| DEFAULT_MASTER_KEY_FILE.to_owned())
+                    .into(),
             ),
         };
         let log_format = match get("AUTHD_LOG_FORMAT").as_deref().map(str::trim) {
@@ -141,14 +145,17 @@ fn number<T: std::str::FromStr>(
 ) -> Result<T, ConfigError> {
     match get(variable) {
         None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::new(variable, format!("expected a whole number, got {text:?}"))),
+        Some(text) => text.trim().parse().map_err(|_| {
+            ConfigError::new(variable, format!("expected a whole number, got {text:?}"))
+        }),
     }
 }
 
-fn positive<T>(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: T) -> Result<T, ConfigError>
+fn positive<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + Default,
 {
@@ -166,7 +173,9 @@ fn parse_issuer(value: &str) -> Result<String, ConfigError> {
     let invalid = |why: &str| {
         ConfigError::new(
             "AUTHD_ISSUER",
-            format!("must be an absolute http(s) URL without query or fragment ({why}), got {value:?}"),
+            format!(
+                "must be an absolute http(s) URL without query or fragment ({why}), got {value:?}"
+            ),
         )
     };
     if value.contains('?') {
@@ -238,8 +247,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -250,7 +261,9 @@ mod tests {
         assert_eq!(config.issuer, None);
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(config.signing_key_bits, 2048);
-        assert!(matches!(config.master_key, MasterKeySource::File(ref p) if p == Path::new(DEFAULT_MASTER_KEY_FILE)));
+        assert!(
+            matches!(config.master_key, MasterKeySource::File(ref p) if p == Path::new(DEFAULT_MASTER_KEY_FILE))
+        );
     }
 
     #[test]
@@ -275,7 +288,10 @@ mod tests {
     #[test]
     fn issuer_is_kept_byte_for_byte() {
         let config = config(&[("AUTHD_ISSUER", "https://ID.example.com/tenant")]).unwrap();
-        assert_eq!(config.issuer.as_deref(), Some("https://ID.example.com/tenant"));
+        assert_eq!(
+            config.issuer.as_deref(),
+            Some("https://ID.example.com/tenant")
+        );
     }
 
     #[test]
@@ -292,7 +308,9 @@ mod tests {
 
     #[test]
     fn bad_inline_key_is_refused_without_echoing_it() {
-        let error = MasterKeySource::Inline("c2VjcmV0".to_owned().into()).load().unwrap_err();
+        let error = MasterKeySource::Inline("c2VjcmV0".to_owned().into())
+            .load()
+            .unwrap_err();
         assert_eq!(error.variable, "AUTHD_MASTER_KEY");
         assert!(!error.to_string().contains("c2VjcmV0"));
     }

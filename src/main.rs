@@ -8,11 +8,11 @@ use authd::telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = dotenvy::dotenv() {
-        if !error.not_found() {
-            eprintln!("authd: .env: {error}");
-            return ExitCode::from(2);
-        }
+    if let Err(error) = dotenvy::dotenv()
+        && !error.not_found()
+    {
+        eprintln!("authd: .env: {error}");
+        return ExitCode::from(2);
     }
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -49,7 +49,11 @@ pub struct Runtime {
 impl Runtime {
     /// Connects, applies pending migrations when `migrate`, and refuses a
     /// master key that is not the one the database has seen.
-    pub async fn open(config: &Config, migrate: bool, clock: &dyn Clock) -> Result<Self, StartupError> {
+    pub async fn open(
+        config: &Config,
+        migrate: bool,
+        clock: &dyn Clock,
+    ) -> Result<Self, StartupError> {
         let master_key = config.master_key.load()?;
         let store = store::connect(
             &config.database_url,
@@ -63,7 +67,11 @@ impl Runtime {
             store.migrate().await?;
         }
         let recorded = store
-            .claim_master_key_fingerprint(master_key.version(), &master_key.fingerprint(), clock.now())
+            .claim_master_key_fingerprint(
+                master_key.version(),
+                &master_key.fingerprint(),
+                clock.now(),
+            )
             .await?;
         if recorded != master_key.fingerprint() {
             store.close().await;
@@ -107,15 +115,23 @@ impl Application {
             address: config.bind.to_string(),
             source,
         })?;
-        let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{address}"));
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
 
         let runtime = Runtime::open(&config, migrate, clock.as_ref()).await?;
         let store = runtime.store.clone();
         // Read before loading, so a change made while loading is seen later.
         let epochs = store.cache_epochs().await?;
         let keys = Arc::new(
-            Keys::load_or_create(store.clone(), runtime.signing_key_sealer(), clock.as_ref(), config.signing_key_bits)
-                .await?,
+            Keys::load_or_create(
+                store.clone(),
+                runtime.signing_key_sealer(),
+                clock.as_ref(),
+                config.signing_key_bits,
+            )
+            .await?,
         );
         let clients = Arc::new(ClientRegistry::load(store.clone()).await?);
         let metadata = metadata_document(&issuer, &clients);
@@ -135,10 +151,17 @@ impl Application {
             store: store.clone(),
             metadata: ArcSwap::from_pointee(metadata),
         });
-        let refresher = tokio::spawn(refresh_caches(state.clone(), issuer.clone(), epochs, config.cache_refresh));
-        let server = serve(listener, state.clone(), config.workers).map_err(|source| StartupError::Bind {
-            address: address.to_string(),
-            source,
+        let refresher = tokio::spawn(refresh_caches(
+            state.clone(),
+            issuer.clone(),
+            epochs,
+            config.cache_refresh,
+        ));
+        let server = serve(listener, state.clone(), config.workers).map_err(|source| {
+            StartupError::Bind {
+                address: address.to_string(),
+                source,
+            }
         })?;
         tracing::info!(%address, %issuer, backend = ?store.backend(), "authd is listening");
         Ok(Self {
@@ -178,11 +201,17 @@ fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
         .into()
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>, workers: usize) -> std::io::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    workers: usize,
+) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(middleware::DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap(
+                middleware::DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            )
             // Every response names its request id (X-Request-Id); error
             // bodies carry it too.
             .wrap_fn(|request, service| {
@@ -190,8 +219,12 @@ fn serve(listener: TcpListener, state: web::Data<AppState>, workers: usize) -> s
                 let response = service.call(request);
                 async move {
                     let mut response = response.await?;
-                    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
-                        response.headers_mut().insert(header::HeaderName::from_static("x-request-id"), value);
+                    if let Some(value) =
+                        request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
+                    {
+                        response
+                            .headers_mut()
+                            .insert(header::HeaderName::from_static("x-request-id"), value);
                     }
                     Ok(response)
                 }
@@ -228,7 +261,9 @@ async fn refresh_caches(
             let clients = &state.token_endpoint.clients;
             match clients.reload().await {
                 Ok(()) => {
-                    state.metadata.store(Arc::new(metadata_document(&issuer, clients)));
+                    state
+                        .metadata
+                        .store(Arc::new(metadata_document(&issuer, clients)));
                     seen.clients = epochs.clients;
                 }
                 Err(error) => tracing::warn!(%error, "cannot reload clients"),

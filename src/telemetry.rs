@@ -41,7 +41,9 @@ pub struct RequestLog;
 
 impl RootSpanBuilder for RequestLog {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(RequestStart(Instant::now()));
+        request
+            .extensions_mut()
+            .insert(RequestStart(Instant::now()));
         let request_id = request.extensions().get::<RequestId>().copied();
         tracing::info_span!(
             "http.request",
@@ -51,27 +53,29 @@ impl RootSpanBuilder for RequestLog {
         )
     }
 
-    fn on_request_end<B: MessageBody>(_span: Span, outcome: &Result<ServiceResponse<B>, actix_web::Error>) {
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
         let Ok(response) = outcome else {
-            tracing::warn!(target: "authd::http", "request failed before a response was made");
+            span.in_scope(|| tracing::warn!(target: "authd::http", "request failed before a response was made"));
             return;
         };
         let request = response.request();
-        let extensions = request.extensions();
-        let latency_ms = extensions
+        let latency_us = request
+            .extensions()
             .get::<RequestStart>()
-            .map(|start| start.0.elapsed().as_secs_f64() * 1000.0)
+            .map(|start| start.0.elapsed().as_micros() as u64)
             .unwrap_or_default();
-        let request_id = extensions.get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
-        tracing::info!(
-            target: "authd::http",
-            request_id,
-            method = %request.method(),
-            route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned()),
-            path = request.path(),
-            status = response.status().as_u16(),
-            latency_ms,
-            "request"
-        );
+        // request_id, method and route come from the span.
+        span.in_scope(|| {
+            tracing::info!(
+                target: "authd::http",
+                path = request.path(),
+                status = response.status().as_u16(),
+                latency_us,
+                "request"
+            )
+        });
     }
 }

@@ -48,7 +48,11 @@ mod tests {
         let phc = hash(&password).unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         let parsed = PasswordHash::new(&phc).unwrap();
-        assert!(argon2().verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(
+            argon2()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
         assert!(argon2().verify_password(b"wrong", &parsed).is_err());
     }
 

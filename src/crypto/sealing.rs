@@ -52,7 +52,13 @@ impl Sealer {
         let aad = Self::associated_data(self.version, row_id);
         let ciphertext = self
             .cipher
-            .encrypt(&nonce, Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut sealed = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ciphertext.len());
         sealed.extend_from_slice(&aad[..HEADER_LEN]);
@@ -126,7 +132,10 @@ mod tests {
         let master = MasterKey::generate();
         let sealed = sealer(&master).seal("row-1", b"private");
         let other = Sealer::new(&master, Purpose::ClientSecretDigest);
-        assert_eq!(other.open("row-1", &sealed).err(), Some(SealError::Unauthentic));
+        assert_eq!(
+            other.open("row-1", &sealed).err(),
+            Some(SealError::Unauthentic)
+        );
     }
 
     #[test]

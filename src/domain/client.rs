@@ -182,7 +182,10 @@ mod tests {
 
     #[test]
     fn client_name_rejects_blank_and_control_characters() {
-        assert_eq!(ClientName::parse("  Billing  ").unwrap().as_str(), "Billing");
+        assert_eq!(
+            ClientName::parse("  Billing  ").unwrap().as_str(),
+            "Billing"
+        );
         assert!(ClientName::parse("   ").is_none());
         assert!(ClientName::parse("a\nb").is_none());
         assert!(ClientName::parse(&"x".repeat(101)).is_none());

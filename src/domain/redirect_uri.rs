@@ -46,8 +46,10 @@ impl RedirectUri {
         }
         let allowed = match url.scheme() {
             "https" => url.host().is_some(),
-            "http" => matches!(url.host(), Some(Host::Ipv4(ip)) if ip.is_loopback() && ip.octets() == [127, 0, 0, 1])
-                || matches!(url.host(), Some(Host::Ipv6(ip)) if ip.is_loopback()),
+            "http" => {
+                matches!(url.host(), Some(Host::Ipv4(ip)) if ip.is_loopback() && ip.octets() == [127, 0, 0, 1])
+                    || matches!(url.host(), Some(Host::Ipv6(ip)) if ip.is_loopback())
+            }
             _ => false,
         };
         if !allowed {

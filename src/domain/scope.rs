@@ -92,7 +92,16 @@ mod tests {
 
     #[test]
     fn rejects_what_the_grammar_forbids() {
-        for bad in ["", " read", "read ", "read  write", "a\"b", "a\\b", "é", "a\tb"] {
+        for bad in [
+            "",
+            " read",
+            "read ",
+            "read  write",
+            "a\"b",
+            "a\\b",
+            "é",
+            "a\tb",
+        ] {
             assert_eq!(bad.parse::<Scope>(), Err(InvalidScope), "{bad:?}");
         }
         assert!("orders:read https://api.example/x".parse::<Scope>().is_ok());

@@ -20,9 +20,8 @@ pub struct Username(String);
 impl Username {
     pub fn parse(value: &str) -> Option<Self> {
         let length = value.chars().count();
-        ((1..=64).contains(&length)
-            && !value.chars().any(|c| c.is_whitespace() || c.is_control()))
-        .then(|| Self(value.to_owned()))
+        ((1..=64).contains(&length) && !value.chars().any(|c| c.is_whitespace() || c.is_control()))
+            .then(|| Self(value.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -58,15 +58,24 @@ impl ResponseError for ApiError {
         let description = match &self.error {
             Error::Internal(cause) => {
                 tracing::error!(request_id = %self.request_id, cause, "request failed");
-                "the server could not complete the request; quote the request_id when reporting it".to_owned()
+                "the server could not complete the request; quote the request_id when reporting it"
+                    .to_owned()
             }
             other => other.to_string(),
         };
-        let mut response = json_error(self.status_code(), self.error.code(), &description, self.request_id);
+        let mut response = json_error(
+            self.status_code(),
+            self.error.code(),
+            &description,
+            self.request_id,
+        );
         let headers = response.headers_mut();
         match &self.error {
             Error::InvalidClient(_) => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BASIC_CHALLENGE),
+                );
             }
             Error::TemporarilyUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -79,7 +88,12 @@ impl ResponseError for ApiError {
 
 /// A JSON error response that no cache keeps (RFC 6749 §5.1 applies the
 /// same headers to errors as to tokens).
-pub fn json_error(status: StatusCode, code: &str, description: &str, request_id: RequestId) -> HttpResponse {
+pub fn json_error(
+    status: StatusCode,
+    code: &str,
+    description: &str,
+    request_id: RequestId,
+) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
@@ -112,5 +126,10 @@ pub async fn method_not_allowed_get(request_id: RequestId) -> HttpResponse {
 }
 
 pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {
-    json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint", request_id)
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+        request_id,
+    )
 }

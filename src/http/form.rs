@@ -6,7 +6,11 @@ use futures_util::StreamExt;
 
 use crate::oauth::{Error, Params};
 
-pub async fn read_form(request: &HttpRequest, mut body: web::Payload, limit: usize) -> Result<Params, Error> {
+pub async fn read_form(
+    request: &HttpRequest,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Params, Error> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -28,7 +32,8 @@ pub async fn read_form(request: &HttpRequest, mut body: web::Payload, limit: usi
     }
     let mut bytes = web::BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| Error::InvalidRequest("the request body could not be read".into()))?;
+        let chunk = chunk
+            .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))?;
         if bytes.len() + chunk.len() > limit {
             return Err(Error::PayloadTooLarge(limit));
         }

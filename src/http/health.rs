@@ -29,11 +29,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     };
     let response = match reason {
         None => HttpResponse::Ok().json(json!({ "status": "ready" })),
-        Some(reason) => HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": reason })),
+        Some(reason) => HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "reason": reason })),
     };
     let mut response = response;
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }

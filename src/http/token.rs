@@ -19,7 +19,9 @@ pub async fn token(
 ) -> Result<HttpResponse, ApiError> {
     reject_credentials_in_query(&request).in_request(request_id)?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    let params = read_form(&request, body, BODY_LIMIT).await.in_request(request_id)?;
+    let params = read_form(&request, body, BODY_LIMIT)
+        .await
+        .in_request(request_id)?;
     let response = state
         .token_endpoint
         .exchange(authorization, &params)
@@ -47,7 +49,9 @@ fn single_authorization(request: &HttpRequest) -> Result<Option<&[u8]>, Error> {
     let mut values = request.headers().get_all(header::AUTHORIZATION);
     let first = values.next();
     if values.next().is_some() {
-        return Err(Error::InvalidRequest("more than one Authorization header".into()));
+        return Err(Error::InvalidRequest(
+            "more than one Authorization header".into(),
+        ));
     }
     Ok(first.map(|value| value.as_bytes()))
 }

@@ -52,7 +52,9 @@ impl ClientCredentials {
                 (None, Some(_)) => Err(Error::InvalidClient(
                     "client_secret was sent without client_id".into(),
                 )),
-                (None, None) => Err(Error::InvalidClient("client authentication required".into())),
+                (None, None) => Err(Error::InvalidClient(
+                    "client authentication required".into(),
+                )),
             },
         }
     }
@@ -121,14 +123,12 @@ pub async fn authenticate(
                 stored.key_version == digester.version()
                     && digester.verify(secret.expose_secret().as_bytes(), &stored.digest)
             });
-            if verified {
-                Ok(client)
-            } else {
-                Err(failed())
-            }
+            if verified { Ok(client) } else { Err(failed()) }
         }
         (Some(client), None) if client.kind == ClientKind::Public => Ok(client),
-        (Some(_), None) => Err(Error::InvalidClient("client authentication required".into())),
+        (Some(_), None) => Err(Error::InvalidClient(
+            "client authentication required".into(),
+        )),
         (None, secret) => {
             // Spend the same HMAC as a known client would.
             if let Some(secret) = secret {
@@ -181,8 +181,8 @@ mod tests {
     #[test]
     fn two_methods_at_once_is_invalid_request() {
         let params = Params::parse(b"client_secret=x").unwrap();
-        let error = ClientCredentials::from_request(Some(basic("a:b").as_bytes()), &params)
-            .unwrap_err();
+        let error =
+            ClientCredentials::from_request(Some(basic("a:b").as_bytes()), &params).unwrap_err();
         assert_eq!(error.code(), "invalid_request");
     }
 }

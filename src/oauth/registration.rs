@@ -32,17 +32,25 @@ pub enum RegistrationError {
         uri: String,
         reason: InvalidRedirectUri,
     },
-    #[error("--grant-type {0}: unknown; use authorization_code, client_credentials or refresh_token")]
+    #[error(
+        "--grant-type {0}: unknown; use authorization_code, client_credentials or refresh_token"
+    )]
     UnknownGrantType(String),
     #[error("a public client cannot use client_credentials: it has no secret to authenticate with")]
     PublicClientCredentials,
     #[error("authorization_code needs at least one --redirect-uri")]
     MissingRedirectUri,
-    #[error("--redirect-uri is only used by authorization_code; add --grant-type authorization_code")]
+    #[error(
+        "--redirect-uri is only used by authorization_code; add --grant-type authorization_code"
+    )]
     UnusedRedirectUri,
-    #[error("refresh_token is only issued with authorization_code; add --grant-type authorization_code")]
+    #[error(
+        "refresh_token is only issued with authorization_code; add --grant-type authorization_code"
+    )]
     RefreshWithoutCode,
-    #[error("--scope {0}: not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)")]
+    #[error(
+        "--scope {0}: not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
+    )]
     InvalidScope(String),
     #[error("--audience {0}: must be a non-empty value without whitespace")]
     InvalidAudience(String),
@@ -90,7 +98,11 @@ impl From<&Client> for ClientView {
             client_id: client.id.to_string(),
             name: client.name.as_str().to_owned(),
             kind: client.kind.as_str(),
-            redirect_uris: client.redirect_uris.iter().map(ToString::to_string).collect(),
+            redirect_uris: client
+                .redirect_uris
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             scope: client.scope.to_string(),
             audiences: client.audiences.clone(),
@@ -138,29 +150,40 @@ fn grant_types(new: &NewClient) -> Result<Vec<GrantType>, RegistrationError> {
     if has(GrantType::RefreshToken) && !has(GrantType::AuthorizationCode) {
         return Err(RegistrationError::RefreshWithoutCode);
     }
-    match (has(GrantType::AuthorizationCode), new.redirect_uris.is_empty()) {
+    match (
+        has(GrantType::AuthorizationCode),
+        new.redirect_uris.is_empty(),
+    ) {
         (true, true) => Err(RegistrationError::MissingRedirectUri),
         (false, false) => Err(RegistrationError::UnusedRedirectUri),
         _ => Ok(grants),
     }
 }
 
-fn validate(new: &NewClient) -> Result<(ClientName, Vec<RedirectUri>, Scope, Vec<String>), RegistrationError> {
+fn validate(
+    new: &NewClient,
+) -> Result<(ClientName, Vec<RedirectUri>, Scope, Vec<String>), RegistrationError> {
     let name = ClientName::parse(&new.name).ok_or(RegistrationError::InvalidName)?;
     let mut redirect_uris = Vec::new();
     for uri in &new.redirect_uris {
-        let parsed = RedirectUri::parse(uri).map_err(|reason| RegistrationError::InvalidRedirectUri {
-            uri: uri.clone(),
-            reason,
-        })?;
+        let parsed =
+            RedirectUri::parse(uri).map_err(|reason| RegistrationError::InvalidRedirectUri {
+                uri: uri.clone(),
+                reason,
+            })?;
         if !redirect_uris.contains(&parsed) {
             redirect_uris.push(parsed);
         }
     }
-    if let Some(bad) = new.scopes.iter().find(|s| Scope::from_tokens([s.as_str()]).is_err()) {
+    if let Some(bad) = new
+        .scopes
+        .iter()
+        .find(|s| Scope::from_tokens([s.as_str()]).is_err())
+    {
         return Err(RegistrationError::InvalidScope(bad.clone()));
     }
-    let scope = Scope::from_tokens(&new.scopes).map_err(|_| RegistrationError::InvalidScope(String::new()))?;
+    let scope = Scope::from_tokens(&new.scopes)
+        .map_err(|_| RegistrationError::InvalidScope(String::new()))?;
     if let Some(bad) = new
         .audiences
         .iter()
@@ -226,7 +249,12 @@ pub async fn show(store: &dyn Store, id: &str) -> Result<ClientView, Registratio
 }
 
 pub async fn list(store: &dyn Store) -> Result<Vec<ClientView>, RegistrationError> {
-    Ok(store.list_clients().await?.iter().map(ClientView::from).collect())
+    Ok(store
+        .list_clients()
+        .await?
+        .iter()
+        .map(ClientView::from)
+        .collect())
 }
 
 pub async fn delete(store: &dyn Store, id: &str) -> Result<(), RegistrationError> {
@@ -254,7 +282,10 @@ pub async fn rotate_secret(
         return Err(RegistrationError::NotConfidential(id.to_owned()));
     }
     let (secret, digest) = new_secret(digester);
-    if !store.replace_client_secret(&client_id, &digest, clock.now()).await? {
+    if !store
+        .replace_client_secret(&client_id, &digest, clock.now())
+        .await?
+    {
         return Err(RegistrationError::NotFound(id.to_owned()));
     }
     tracing::info!(client_id = %client_id, "client secret rotated");
@@ -280,7 +311,10 @@ mod tests {
 
     #[test]
     fn default_grants_follow_the_client_shape() {
-        assert_eq!(grant_types(&new(false, &[], &[])).unwrap(), vec![GrantType::ClientCredentials]);
+        assert_eq!(
+            grant_types(&new(false, &[], &[])).unwrap(),
+            vec![GrantType::ClientCredentials]
+        );
         assert_eq!(
             grant_types(&new(true, &["https://a.example/cb"], &[])).unwrap(),
             vec![GrantType::AuthorizationCode]

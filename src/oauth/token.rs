@@ -69,15 +69,14 @@ impl TokenEndpoint {
         let grant = requested_grant(params)?;
         tracing::Span::current().record("grant_type", grant.as_str());
         let credentials = ClientCredentials::from_request(authorization, params)?;
-        let client = client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await?;
+        let client =
+            client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
         match grant {
             GrantType::ClientCredentials => {
                 grants::client_credentials::exchange(&self.tokens, &client, params).await
             }
-            GrantType::AuthorizationCode | GrantType::RefreshToken => {
-                Err(unsupported_grant())
-            }
+            GrantType::AuthorizationCode | GrantType::RefreshToken => Err(unsupported_grant()),
         }
     }
 }

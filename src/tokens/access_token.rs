@@ -73,7 +73,12 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(issuer: String, keys: Arc<Keys>, signer: SigningPool, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        issuer: String,
+        keys: Arc<Keys>,
+        signer: SigningPool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             issuer,
             keys,
@@ -106,9 +111,8 @@ impl TokenIssuer {
             scope: (!request.scope.is_empty()).then(|| request.scope.to_string()),
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
-        let mut signing_input = String::with_capacity(
-            key.access_token_header.len() + payload.len() * 4 / 3 + 350,
-        );
+        let mut signing_input =
+            String::with_capacity(key.access_token_header.len() + payload.len() * 4 / 3 + 350);
         signing_input.push_str(&key.access_token_header);
         signing_input.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);

@@ -63,7 +63,11 @@ impl SigningPool {
     }
 
     /// Signs `header.payload` with `key` and returns the compact JWS.
-    pub async fn sign(&self, key: Arc<ActiveKey>, signing_input: String) -> Result<String, SignError> {
+    pub async fn sign(
+        &self,
+        key: Arc<ActiveKey>,
+        signing_input: String,
+    ) -> Result<String, SignError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .try_send(Job {
@@ -77,10 +81,19 @@ impl SigningPool {
 }
 
 /// RFC 7515 §7.1 compact serialisation: input `.` base64url(signature).
-fn sign_jws(key: &ActiveKey, mut signing_input: String, rng: &SystemRandom) -> Result<String, SignError> {
+fn sign_jws(
+    key: &ActiveKey,
+    mut signing_input: String,
+    rng: &SystemRandom,
+) -> Result<String, SignError> {
     let mut signature = vec![0u8; key.pair.public_modulus_len()];
     key.pair
-        .sign(&RSA_PKCS1_SHA256, rng, signing_input.as_bytes(), &mut signature)
+        .sign(
+            &RSA_PKCS1_SHA256,
+            rng,
+            signing_input.as_bytes(),
+            &mut signature,
+        )
         .map_err(|_| SignError::Failed)?;
     signing_input.push('.');
     URL_SAFE_NO_PAD.encode_string(&signature, &mut signing_input);

@@ -1,0 +1,134 @@
+//! Starting, restarting and running several replicas on one database.
+use std::sync::Arc;
+
+use authd::crypto::MasterKey;
+use authd::startup::StartupError;
+use serde_json::Value;
+
+use crate::client_credentials::verify_access_token;
+use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_on, test_database};
+
+async fn jwks_kids(app: &TestApp) -> Vec<String> {
+    let jwks: Value = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
+    let response: Value = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["access_token"]
+        .as_str()
+        .expect("token issued")
+        .to_owned()
+}
+
+fn copy(key: &MasterKey) -> MasterKey {
+    MasterKey::from_base64(&key.to_base64()).unwrap()
+}
+
+async fn restart_keeps_the_signing_key_and_clients(backend: Backend) {
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let key = MasterKey::generate();
+    // Tokens name the issuer, so both runs use the same one.
+    let issuer =
+        |config: &mut authd::config::Config| config.issuer = Some("http://authd.test".into());
+    let first = spawn_app_on(database.clone(), copy(&key), issuer)
+        .await
+        .unwrap();
+    let (id, secret) = first.machine_client(&[]).await;
+    let token = cc_token(&first, &id, &secret).await;
+    let kids = jwks_kids(&first).await;
+    first.stop().await;
+
+    let second = spawn_app_on(database, key, issuer).await.unwrap();
+    assert_eq!(
+        jwks_kids(&second).await,
+        kids,
+        "same signing key after restart"
+    );
+    // A token from before the restart still verifies, and the client still works.
+    let claims = verify_access_token(&second, &token, &first.issuer).await;
+    assert_eq!(claims["sub"], id.as_str());
+    cc_token(&second, &id, &secret).await;
+}
+
+async fn wrong_master_key_refuses_to_start(backend: Backend) {
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let first = spawn_app_on(database.clone(), MasterKey::generate(), |_| {})
+        .await
+        .unwrap();
+    first.stop().await;
+    let error = spawn_app_on(database, MasterKey::generate(), |_| {})
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(error, StartupError::WrongMasterKey), "{error}");
+    let message = error.to_string();
+    assert!(message.starts_with("AUTHD_MASTER_KEY"), "{message}");
+    assert!(!message.contains('\n'));
+}
+
+async fn replicas_starting_together_create_one_signing_key(backend: Backend) {
+    let Some(fresh) = test_database(backend).await else {
+        return;
+    };
+    let fresh = Arc::new(fresh);
+    let key = MasterKey::generate();
+    // Create the schema and fingerprint, but no key, then race two starts.
+    let runtime = authd::startup::Runtime::open(
+        &crate::helpers::test_config(&fresh.url, &key),
+        true,
+        &authd::clock::SystemClock,
+    )
+    .await
+    .unwrap();
+    runtime.store.close().await;
+    let (a, b) = tokio::join!(
+        spawn_app_on(fresh.clone(), copy(&key), |_| {}),
+        spawn_app_on(fresh.clone(), copy(&key), |_| {})
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    // Both settle on the one key the database kept.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let kids = jwks_kids(&a).await;
+    assert_eq!(kids.len(), 1);
+    assert_eq!(jwks_kids(&b).await, kids);
+    let (id, secret) = a.machine_client(&[]).await;
+    let token = cc_token(&b, &id, &secret).await;
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(kids[0].as_str()));
+}
+
+on_both_backends!(
+    restart_keeps_the_signing_key_and_clients,
+    wrong_master_key_refuses_to_start,
+    replicas_starting_together_create_one_signing_key,
+);
