@@ -39,12 +39,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .default_service(web::to(error::method_not_allowed_get)),
         )
         .service(
-            web::resource([
-                "/.well-known/openid-configuration",
-                "/.well-known/oauth-authorization-server",
-            ])
-            .route(web::get().to(discovery::metadata))
-            .default_service(web::to(error::method_not_allowed_get)),
+            web::resource("/.well-known/openid-configuration")
+                .route(web::get().to(discovery::metadata))
+                .default_service(web::to(error::method_not_allowed_get)),
+        )
+        .service(
+            web::resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(discovery::metadata))
+                .default_service(web::to(error::method_not_allowed_get)),
         )
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
