@@ -101,7 +101,7 @@ fn failed() -> Error {
 }
 
 /// Checks the credentials against the registered client.
-#[tracing::instrument(name = "oauth.client_auth", skip_all)]
+#[tracing::instrument(level = "debug", name = "oauth.client_auth", skip_all)]
 pub async fn authenticate(
     registry: &ClientRegistry,
     digester: &Digester,

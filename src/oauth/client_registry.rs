@@ -33,7 +33,7 @@ impl ClientRegistry {
         Ok(registry)
     }
 
-    #[tracing::instrument(name = "clients.reload", skip_all)]
+    #[tracing::instrument(level = "debug", name = "clients.reload", skip_all)]
     pub async fn reload(&self) -> Result<(), store::Error> {
         let clients: ClientMap = self
             .store

@@ -196,7 +196,7 @@ fn validate(
     Ok((name, redirect_uris, scope, audiences))
 }
 
-#[tracing::instrument(name = "registration.register", skip_all)]
+#[tracing::instrument(level = "debug", name = "registration.register", skip_all)]
 pub async fn register(
     store: &dyn Store,
     digester: &Digester,

@@ -60,7 +60,12 @@ pub struct TokenEndpoint {
 impl TokenEndpoint {
     /// Runs a token request: `authorization` is the raw `Authorization`
     /// header, `params` the form body.
-    #[tracing::instrument(name = "oauth.token", skip_all, fields(grant_type, client_id))]
+    #[tracing::instrument(
+        level = "debug",
+        name = "oauth.token",
+        skip_all,
+        fields(grant_type, client_id)
+    )]
     pub async fn exchange(
         &self,
         authorization: Option<&[u8]>,

@@ -13,7 +13,7 @@ macro_rules! impl_repositories {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::ClientRepository for $store {
-            #[tracing::instrument(name = "store.client.insert", skip_all, fields(client_id = %client.id))]
+            #[tracing::instrument(level = "debug", name = "store.client.insert", skip_all, fields(client_id = %client.id))]
             async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
                 let row = $crate::store::rows::ClientRow::from_client(client);
                 let mut tx = self.pool.begin().await?;
@@ -46,7 +46,7 @@ macro_rules! impl_repositories {
                 Ok(())
             }
 
-            #[tracing::instrument(name = "store.client.find", skip_all, fields(client_id = %id))]
+            #[tracing::instrument(level = "debug", name = "store.client.find", skip_all, fields(client_id = %id))]
             async fn find_client(
                 &self,
                 id: &$crate::domain::ClientId,
@@ -60,7 +60,7 @@ macro_rules! impl_repositories {
                     .transpose()
             }
 
-            #[tracing::instrument(name = "store.client.list", skip_all)]
+            #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
             async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
                 let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, created_at, updated_at FROM clients ORDER BY created_at, id";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
@@ -71,7 +71,7 @@ macro_rules! impl_repositories {
                     .collect()
             }
 
-            #[tracing::instrument(name = "store.client.delete", skip_all, fields(client_id = %id))]
+            #[tracing::instrument(level = "debug", name = "store.client.delete", skip_all, fields(client_id = %id))]
             async fn delete_client(
                 &self,
                 id: &$crate::domain::ClientId,
@@ -90,7 +90,7 @@ macro_rules! impl_repositories {
                 Ok(deleted == 1)
             }
 
-            #[tracing::instrument(name = "store.client.replace_secret", skip_all, fields(client_id = %id))]
+            #[tracing::instrument(level = "debug", name = "store.client.replace_secret", skip_all, fields(client_id = %id))]
             async fn replace_client_secret(
                 &self,
                 id: &$crate::domain::ClientId,
@@ -120,7 +120,7 @@ macro_rules! impl_repositories {
 
         #[async_trait::async_trait]
         impl $crate::store::UserRepository for $store {
-            #[tracing::instrument(name = "store.user.insert", skip_all, fields(user_id = %user.id))]
+            #[tracing::instrument(level = "debug", name = "store.user.insert", skip_all, fields(user_id = %user.id))]
             async fn insert_user(&self, user: &$crate::domain::User) -> $crate::store::Result<()> {
                 let inserted = sqlx::query(
                     "INSERT INTO users (id, username, password_hash, disabled, created_at) \
@@ -141,7 +141,7 @@ macro_rules! impl_repositories {
                 }
             }
 
-            #[tracing::instrument(name = "store.user.list", skip_all)]
+            #[tracing::instrument(level = "debug", name = "store.user.list", skip_all)]
             async fn list_users(&self) -> $crate::store::Result<Vec<$crate::domain::User>> {
                 sqlx::query_as::<_, $crate::store::rows::UserRow>(
                     "SELECT id, username, password_hash, disabled, created_at FROM users \
@@ -154,7 +154,7 @@ macro_rules! impl_repositories {
                 .collect()
             }
 
-            #[tracing::instrument(name = "store.user.disable", skip_all, fields(user_id = %id))]
+            #[tracing::instrument(level = "debug", name = "store.user.disable", skip_all, fields(user_id = %id))]
             async fn disable_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<bool> {
                 let updated = sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
                     .bind(id.to_string())
@@ -167,7 +167,7 @@ macro_rules! impl_repositories {
 
         #[async_trait::async_trait]
         impl $crate::store::SigningKeyRepository for $store {
-            #[tracing::instrument(name = "store.signing_key.insert_first", skip_all, fields(kid = %key.kid))]
+            #[tracing::instrument(level = "debug", name = "store.signing_key.insert_first", skip_all, fields(kid = %key.kid))]
             async fn insert_first_active_key(
                 &self,
                 key: &$crate::store::SigningKeyRecord,
@@ -197,7 +197,7 @@ macro_rules! impl_repositories {
                 Ok(inserted)
             }
 
-            #[tracing::instrument(name = "store.signing_key.list", skip_all)]
+            #[tracing::instrument(level = "debug", name = "store.signing_key.list", skip_all)]
             async fn list_signing_keys(
                 &self,
             ) -> $crate::store::Result<Vec<$crate::store::SigningKeyRecord>> {
@@ -210,7 +210,7 @@ macro_rules! impl_repositories {
                     .collect()
             }
 
-            #[tracing::instrument(name = "store.signing_key.replace_active", skip_all, fields(kid = %key.kid))]
+            #[tracing::instrument(level = "debug", name = "store.signing_key.replace_active", skip_all, fields(kid = %key.kid))]
             async fn replace_active_key(
                 &self,
                 key: &$crate::store::SigningKeyRecord,

@@ -197,7 +197,7 @@ impl Keys {
 
     /// Re-reads the keys from the database (another replica or the CLI may
     /// have changed them).
-    #[tracing::instrument(name = "keys.reload", skip_all)]
+    #[tracing::instrument(level = "debug", name = "keys.reload", skip_all)]
     pub async fn reload(&self) -> Result<(), KeyError> {
         let records = self.store.list_signing_keys().await?;
         let ring = KeyRing::from_records(&records, &self.sealer)?;
