@@ -119,6 +119,12 @@ impl Application {
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
+        if config.issuer.is_none() && address.ip().is_unspecified() {
+            tracing::warn!(
+                %issuer,
+                "AUTHD_ISSUER is not set: tokens name an issuer clients cannot reach; set the public URL"
+            );
+        }
 
         let runtime = Runtime::open(&config, migrate, clock.as_ref()).await?;
         let store = runtime.store.clone();
