@@ -50,14 +50,7 @@ fn fails_with(output: &Output, message: &str) {
 }
 
 async fn token_status(app: &TestApp, id: &str, secret: &str) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.client_credentials(id, secret).await;
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -238,15 +231,7 @@ async fn cli_users_and_keys(backend: Backend) {
         let (_, body) = token_status(&app, &id, &secret).await;
         let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();
         if header.kid.as_deref() == Some(new_kid.as_str()) {
-            let jwks: Value = app
-                .http
-                .get(app.url("/.well-known/jwks.json"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let jwks: Value = app.get_json("/.well-known/jwks.json").await;
             assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
             assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str(), "active key first");
             return;

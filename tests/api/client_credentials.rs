@@ -17,15 +17,8 @@ pub async fn verify_access_token(app: &TestApp, token: &str, audience: &str) -> 
     assert_eq!(header.alg, Algorithm::RS256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 §2.1 typ");
     let kid = header.kid.expect("kid in header");
-    let jwks: JwkSet = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet =
+        serde_json::from_value(app.get_json("/.well-known/jwks.json").await).unwrap();
     let jwk = jwks.find(&kid).expect("kid is published in the JWKS");
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[&app.issuer]);

@@ -178,6 +178,23 @@ impl TestApp {
         (id, secret.expect("confidential client has a secret"))
     }
 
+    /// `GET path`, expecting JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        response.json().await.expect("a JSON body")
+    }
+
+    /// A client-credentials request with `client_secret_basic`.
+    pub async fn client_credentials(&self, id: &str, secret: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }

@@ -9,15 +9,7 @@ use crate::client_credentials::verify_access_token;
 use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_on, test_database};
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let jwks: Value = app
-        .http
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.get_json("/.well-known/jwks.json").await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -28,13 +20,8 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
 
 async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
     let response: Value = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
+        .client_credentials(id, secret)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -105,14 +105,8 @@ async fn configured_issuer_is_returned_byte_for_byte(backend: Backend) {
     .await
     .unwrap();
     let document: Value = app
-        .http
-        .get(app.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/.well-known/oauth-authorization-server")
+        .await;
     assert_eq!(document["issuer"], issuer);
     assert_eq!(
         document["token_endpoint"],
