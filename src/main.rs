@@ -21,7 +21,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    // The server logs every request; a CLI command shows only what went wrong.
+    let serving = matches!(cli.command, None | Some(cli::Command::Serve(_)));
+    telemetry::init(config.log_format, if serving { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
