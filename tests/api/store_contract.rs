@@ -250,3 +250,74 @@ on_both_backends!(
     signing_keys_keep_one_active,
     master_key_fingerprint_is_claimed_once,
 );
+
+/// DESIGN "Secrets at rest": a copy of the database alone yields neither a
+/// client secret nor a signing key. The whole SQLite file (and its WAL), or
+/// every row of PostgreSQL's tables as text, is searched for the secret and
+/// for the signing key's private DER.
+async fn database_dump_holds_no_usable_secret(backend: Backend) {
+    use secrecy::ExposeSecret;
+    let Some(app) = crate::helpers::spawn_app(backend).await else {
+        return;
+    };
+    let (_, secret) = app.machine_client(&["a"]).await;
+    let runtime = authd::startup::Runtime::open(&app.config, false, &authd::clock::SystemClock)
+        .await
+        .unwrap();
+    let key = &runtime.store.list_signing_keys().await.unwrap()[0];
+    let der = runtime
+        .signing_key_sealer()
+        .open(&key.kid.0, &key.private_key_sealed)
+        .unwrap();
+    // A 32-byte run of the private key: any plaintext copy would contain it.
+    let private_run = &der.expose_secret()[40..72];
+    let dump: Vec<u8> = match backend {
+        Backend::Sqlite => {
+            let path = app.database.url.trim_start_matches("sqlite://").to_owned();
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
+            bytes
+        }
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&app.database.url)
+                .await
+                .unwrap();
+            let mut text = String::new();
+            for table in [
+                "clients",
+                "signing_keys",
+                "master_key_fingerprints",
+                "users",
+            ] {
+                let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT row_to_json(t)::text FROM {table} t"
+                )))
+                .fetch_all(&mut connection)
+                .await
+                .unwrap();
+                text.extend(rows.into_iter().map(|(row,)| row));
+            }
+            // bytea appears as hex in JSON; search for the hex of the run too.
+            let hex: String = private_run.iter().map(|b| format!("{b:02x}")).collect();
+            assert!(!text.contains(&hex), "private key in plaintext");
+            text.into_bytes()
+        }
+    };
+    assert!(dump.len() > 1000, "the dump has content");
+    assert!(
+        dump.windows(4).any(|w| w == b"RS25"),
+        "signing key rows are in the dump"
+    );
+    assert!(
+        !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "client secret in the dump"
+    );
+    assert!(
+        !dump.windows(private_run.len()).any(|w| w == private_run),
+        "private key in plaintext"
+    );
+    runtime.store.close().await;
+}
+
+on_both_backends!(database_dump_holds_no_usable_secret);
