@@ -122,7 +122,7 @@ pub async fn method_not_allowed_post(request_id: RequestId) -> HttpResponse {
 }
 
 pub async fn method_not_allowed_get(request_id: RequestId) -> HttpResponse {
-    method_not_allowed("GET", request_id)
+    method_not_allowed("GET, HEAD", request_id)
 }
 
 pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {

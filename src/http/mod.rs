@@ -36,16 +36,19 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/.well-known/jwks.json")
                 .route(web::get().to(jwks::jwks))
+                .route(web::head().to(jwks::jwks))
                 .default_service(web::to(error::method_not_allowed_get)),
         )
         .service(
             web::resource("/.well-known/openid-configuration")
                 .route(web::get().to(discovery::metadata))
+                .route(web::head().to(discovery::metadata))
                 .default_service(web::to(error::method_not_allowed_get)),
         )
         .service(
             web::resource("/.well-known/oauth-authorization-server")
                 .route(web::get().to(discovery::metadata))
+                .route(web::head().to(discovery::metadata))
                 .default_service(web::to(error::method_not_allowed_get)),
         )
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))

@@ -123,6 +123,21 @@ async fn health_and_readiness(backend: Backend) {
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+    let head = app
+        .http
+        .head(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let post = app
+        .http
+        .post(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
     let missing = app.http.get(app.url("/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().contains_key("x-request-id"));
