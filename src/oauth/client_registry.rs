@@ -9,6 +9,7 @@
 //! rotated secret stops working everywhere within one poll interval.
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -21,6 +22,11 @@ type ClientMap = HashMap<ClientId, Arc<Client>>;
 pub struct ClientRegistry {
     store: Arc<dyn Store>,
     clients: ArcSwap<ClientMap>,
+    /// Bumped when a reload starts. A client read from the database on a
+    /// cache miss is only added if no reload started meanwhile: otherwise a
+    /// client deleted between that read and the reload could be put back
+    /// and outlive its deletion.
+    generation: AtomicU64,
 }
 
 impl ClientRegistry {
@@ -28,6 +34,7 @@ impl ClientRegistry {
         let registry = Self {
             store,
             clients: ArcSwap::from_pointee(ClientMap::new()),
+            generation: AtomicU64::new(0),
         };
         registry.reload().await?;
         Ok(registry)
@@ -35,6 +42,7 @@ impl ClientRegistry {
 
     #[tracing::instrument(level = "debug", name = "clients.reload", skip_all)]
     pub async fn reload(&self) -> Result<(), store::Error> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let clients: ClientMap = self
             .store
             .list_clients()
@@ -53,13 +61,16 @@ impl ClientRegistry {
         if let Some(client) = self.clients.load().get(id) {
             return Ok(Some(client.clone()));
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let Some(client) = self.store.find_client(id).await.map_err(Error::internal)? else {
             return Ok(None);
         };
         let client = Arc::new(client);
         self.clients.rcu(|clients| {
             let mut clients = ClientMap::clone(clients);
-            clients.insert(client.id.clone(), client.clone());
+            if self.generation.load(Ordering::SeqCst) == generation {
+                clients.insert(client.id.clone(), client.clone());
+            }
             clients
         });
         Ok(Some(client))
