@@ -74,6 +74,20 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Says once per run why the PostgreSQL half is skipped. Written to the
+/// stderr handle directly: libtest captures `eprintln!` of passing tests.
+fn skip_notice(reason: &str) {
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the PostgreSQL tests pass without running: {reason}. \
+             Start PostgreSQL or set TEST_DATABASE_URL (in CI this is a failure)."
+        );
+    });
+}
+
 /// A fresh database, or `None` (with the reason printed) when PostgreSQL is
 /// not reachable outside CI. In CI a missing PostgreSQL fails the test.
 pub async fn test_database(backend: Backend) -> Option<TestDatabase> {
@@ -95,7 +109,7 @@ pub async fn test_database(backend: Backend) -> Option<TestDatabase> {
                             "PostgreSQL is required in CI but {admin_url} does not answer: {error}"
                         );
                     }
-                    eprintln!("SKIPPED: PostgreSQL test, {admin_url} does not answer: {error}");
+                    skip_notice(&format!("{admin_url} does not answer: {error}"));
                     return None;
                 }
             };
