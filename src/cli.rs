@@ -71,6 +71,12 @@ pub enum ClientsCommand {
         /// The `aud` of its access tokens (repeatable; default: the issuer).
         #[arg(long = "audience", value_name = "AUD")]
         audiences: Vec<String>,
+        /// Where RP-initiated logout may return the browser (repeatable).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Pre-consent a first-party confidential client: users are not asked.
+        #[arg(long)]
+        skip_consent: bool,
     },
     List,
     Show {
@@ -93,10 +99,32 @@ pub enum UsersCommand {
         username: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Full name (the `name` claim, profile scope).
+        #[arg(long)]
+        name: Option<String>,
+        /// Email address (the `email` claim, email scope).
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address was verified by the operator (`email_verified: true`).
+        #[arg(long, requires = "email")]
+        email_verified: bool,
     },
     List,
+    /// Disable a user: they cannot sign in and their sessions end.
     Disable {
         id: String,
+    },
+    /// Replace a user's password; the new one is read from standard input.
+    SetPassword {
+        id: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List the clients a user consented to; `--revoke CLIENT_ID` removes one.
+    Consents {
+        id: String,
+        #[arg(long, value_name = "CLIENT_ID")]
+        revoke: Option<String>,
     },
 }
 
@@ -165,6 +193,8 @@ async fn clients(
             grant_types,
             scopes,
             audiences,
+            post_logout_redirect_uris,
+            skip_consent,
         } => {
             let new = NewClient {
                 name,
@@ -173,6 +203,8 @@ async fn clients(
                 grant_types,
                 scopes,
                 audiences,
+                post_logout_redirect_uris,
+                skip_consent,
             };
             let credentials =
                 registration::register(store, &runtime.client_secret_digester(), clock, new)
@@ -206,6 +238,9 @@ async fn clients(
 struct UserView {
     id: String,
     username: String,
+    name: Option<String>,
+    email: Option<String>,
+    email_verified: bool,
     disabled: bool,
     created_at: chrono::DateTime<chrono::Utc>,
 }
@@ -214,19 +249,29 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
     let runtime = Runtime::open(config, true, clock).await?;
     let store = runtime.store.as_ref();
     match command {
-        UsersCommand::Create { username, .. } => {
+        UsersCommand::Create {
+            username,
+            name,
+            email,
+            email_verified,
+            ..
+        } => {
             let username = Username::parse(&username).ok_or_else(|| {
                 CliError::Invalid("--username must be 1 to 64 characters without spaces".into())
             })?;
-            let password = read_password_from_stdin()?;
-            let password_hash = tokio::task::spawn_blocking(move || password::hash(&password))
-                .await
-                .map_err(|e| CliError::Invalid(e.to_string()))?
-                .map_err(|e| CliError::Invalid(e.to_string()))?;
+            let name = name.map(|n| profile_value("--name", n)).transpose()?;
+            let email = email.map(|e| profile_value("--email", e)).transpose()?;
+            if email.as_deref().is_some_and(|e| !e.contains('@')) {
+                return Err(CliError::Invalid("--email must be an email address".into()));
+            }
+            let password_hash = hash_password(read_password_from_stdin()?).await?;
             let user = User {
                 id: UserId(uuid::Uuid::new_v4()),
                 username,
                 password_hash,
+                name,
+                email,
+                email_verified,
                 disabled: false,
                 created_at: clock.now(),
             };
@@ -238,6 +283,42 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             })?;
             print_json(&json!({ "id": user.id.to_string() }));
         }
+        UsersCommand::SetPassword { id, .. } => {
+            let user_id = parse_user_id(&id)?;
+            let password_hash = hash_password(read_password_from_stdin()?).await?;
+            if !store.set_password(user_id, &password_hash).await? {
+                return Err(CliError::Invalid(format!("no user with id {id}")));
+            }
+            print_json(&json!({ "password_changed": id }));
+        }
+        UsersCommand::Consents { id, revoke } => {
+            let user_id = parse_user_id(&id)?;
+            if store.find_user(user_id).await?.is_none() {
+                return Err(CliError::Invalid(format!("no user with id {id}")));
+            }
+            if let Some(client) = revoke {
+                let client_id = crate::domain::ClientId::parse(&client)
+                    .ok_or_else(|| CliError::Invalid(format!("no consent for client {client}")))?;
+                if !store.revoke_consent(user_id, &client_id).await? {
+                    return Err(CliError::Invalid(format!("no consent for client {client}")));
+                }
+                eprintln!("Consent revoked: the user will be asked again on the next sign-in.");
+            }
+            let consents: Vec<_> = store
+                .list_consents(user_id)
+                .await?
+                .into_iter()
+                .map(|c| {
+                    json!({
+                        "client_id": c.client_id.to_string(),
+                        "scope": c.scope,
+                        "granted_at": c.granted_at,
+                        "updated_at": c.updated_at,
+                    })
+                })
+                .collect();
+            print_json(&consents);
+        }
         UsersCommand::List => {
             let users: Vec<UserView> = store
                 .list_users()
@@ -246,6 +327,9 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                 .map(|u| UserView {
                     id: u.id.to_string(),
                     username: u.username.as_str().to_owned(),
+                    name: u.name,
+                    email: u.email,
+                    email_verified: u.email_verified,
                     disabled: u.disabled,
                     created_at: u.created_at,
                 })
@@ -253,10 +337,7 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             print_json(&users);
         }
         UsersCommand::Disable { id } => {
-            let user_id = id
-                .parse()
-                .map(UserId)
-                .map_err(|_| CliError::Invalid(format!("no user with id {id}")))?;
+            let user_id = parse_user_id(&id)?;
             if !store.disable_user(user_id).await? {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
             }
@@ -265,6 +346,32 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
     }
     runtime.store.close().await;
     Ok(())
+}
+
+fn parse_user_id(id: &str) -> Result<UserId, CliError> {
+    id.parse()
+        .map(UserId)
+        .map_err(|_| CliError::Invalid(format!("no user with id {id}")))
+}
+
+/// A profile value: 1 to 200 characters, no control characters.
+fn profile_value(flag: &str, value: String) -> Result<String, CliError> {
+    let value = value.trim().to_owned();
+    let length = value.chars().count();
+    if (1..=200).contains(&length) && !value.chars().any(char::is_control) {
+        Ok(value)
+    } else {
+        Err(CliError::Invalid(format!(
+            "{flag} must be 1 to 200 characters without control characters"
+        )))
+    }
+}
+
+async fn hash_password(password: SecretString) -> Result<String, CliError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))?
+        .map_err(|e| CliError::Invalid(e.to_string()))
 }
 
 /// Reads one line from stdin (the trailing newline is not part of it).

@@ -149,6 +149,11 @@ pub struct Client {
     pub scope: Scope,
     /// `aud` of its access tokens; empty means the server's default.
     pub audiences: Vec<String>,
+    /// Where RP-initiated logout may send the browser back to.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    /// A first-party confidential client the operator pre-consented:
+    /// users are not asked (never for a public client, RFC 8252 §8.6).
+    pub skip_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -157,6 +162,40 @@ impl Client {
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    /// The registered redirect URI a request's `redirect_uri` names; with
+    /// none named, the only one registered (RFC 6749 §3.1.2.3).
+    pub fn verify_redirect_uri(&self, requested: Option<&str>) -> Option<VerifiedRedirect> {
+        match requested {
+            Some(requested) => self
+                .redirect_uris
+                .iter()
+                .find(|registered| registered.matches(requested))
+                .map(|_| VerifiedRedirect {
+                    uri: requested.to_owned(),
+                    explicit: true,
+                }),
+            None => match self.redirect_uris.as_slice() {
+                [only] => Some(VerifiedRedirect {
+                    uri: only.as_str().to_owned(),
+                    explicit: false,
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A redirect URI that matched a registration: the only kind authd ever
+/// redirects a browser to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VerifiedRedirect {
+    /// The URI as the request gave it (a loopback port may differ from the
+    /// registered one).
+    pub uri: String,
+    /// Whether the request named it: RFC 6749 §4.1.3 then requires the same
+    /// value at the token endpoint.
+    pub explicit: bool,
 }
 
 #[cfg(test)]

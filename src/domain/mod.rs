@@ -1,11 +1,15 @@
 //! Domain types that can only be built valid. Pure: uses nothing of ours.
 pub mod client;
+pub mod pkce;
 pub mod redirect_uri;
 pub mod scope;
 pub mod signing_key;
 pub mod user;
 
-pub use client::{Client, ClientId, ClientKind, ClientName, GrantType, SecretDigest};
+pub use client::{
+    Client, ClientId, ClientKind, ClientName, GrantType, SecretDigest, VerifiedRedirect,
+};
+pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect_uri::RedirectUri;
 pub use scope::Scope;
 pub use signing_key::{KeyState, Kid};

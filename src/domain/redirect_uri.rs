@@ -61,6 +61,50 @@ impl RedirectUri {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether a redirect URI presented in a request matches this registered
+    /// one: exact string comparison (RFC 9700 §4.1.3, RFC 6749 §3.1.2.3),
+    /// except that the port of a loopback IP literal may differ (RFC 8252
+    /// §7.3: native apps listen on an ephemeral port).
+    pub fn matches(&self, requested: &str) -> bool {
+        if self.0 == requested {
+            return true;
+        }
+        match (without_loopback_port(&self.0), without_loopback_port(requested)) {
+            (Some(registered), Some(requested)) => registered == requested,
+            _ => false,
+        }
+    }
+
+    /// The origin (`scheme://host[:port]`) of this URI, for a page's
+    /// `Content-Security-Policy: form-action`.
+    pub fn origin(&self) -> String {
+        Url::parse(&self.0)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+}
+
+/// `http://127.0.0.1:PORT/rest` → `http://127.0.0.1/rest` (and the same for
+/// `[::1]`); `None` for anything that is not plain http to a loopback IP
+/// literal. Works on the raw string so that no normalisation sneaks in.
+fn without_loopback_port(uri: &str) -> Option<String> {
+    let host = ["http://127.0.0.1", "http://[::1]"]
+        .into_iter()
+        .find(|prefix| uri.starts_with(prefix))?;
+    let rest = &uri[host.len()..];
+    let rest = match rest.strip_prefix(':') {
+        Some(after_colon) => {
+            let digits = after_colon.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 5 {
+                return None;
+            }
+            &after_colon[digits..]
+        }
+        None => rest,
+    };
+    (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+        .then(|| format!("{host}{rest}"))
 }
 
 impl fmt::Display for RedirectUri {
@@ -84,6 +128,44 @@ mod tests {
         ] {
             assert_eq!(RedirectUri::parse(good).unwrap().as_str(), good);
         }
+    }
+
+    #[test]
+    fn requests_match_exactly_except_a_loopback_port() {
+        let registered = RedirectUri::parse("https://a.com/cb").unwrap();
+        assert!(registered.matches("https://a.com/cb"));
+        for bad in [
+            "https://A.com/cb",
+            "https://a.com/CB",
+            "https://a.com/cb/",
+            "https://a.com/cb?x=1",
+            "https://a.com/cb/extra",
+            "https://a.com/cb/../cb",
+            "https://a.com/%63b",
+            "https://a.com/cb%2F..%2Fadmin",
+            "https://a.com@evil.com/cb",
+            "https://a.com.evil.com/cb",
+            "https://a.com:443/cb",
+            "http://a.com/cb",
+        ] {
+            assert!(!registered.matches(bad), "{bad}");
+        }
+        let loopback = RedirectUri::parse("http://127.0.0.1:8000/cb").unwrap();
+        assert!(loopback.matches("http://127.0.0.1:53211/cb"));
+        assert!(loopback.matches("http://127.0.0.1/cb"));
+        for bad in [
+            "http://127.0.0.1:53211/other",
+            "http://127.0.0.1:53211/cb/",
+            "http://127.0.0.1.evil.com/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:123456/cb",
+            "http://[::1]:8000/cb",
+            "https://127.0.0.1:8000/cb",
+        ] {
+            assert!(!loopback.matches(bad), "{bad}");
+        }
+        let v6 = RedirectUri::parse("http://[::1]/cb").unwrap();
+        assert!(v6.matches("http://[::1]:4000/cb"));
     }
 
     #[test]

@@ -58,6 +58,15 @@ impl Scope {
         self.0.is_empty()
     }
 
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains(token)
+    }
+
+    /// The tokens in either scope.
+    pub fn union(&self, other: &Scope) -> Scope {
+        Scope(self.0.union(&other.0).cloned().collect())
+    }
+
     pub fn is_subset(&self, other: &Scope) -> bool {
         self.0.is_subset(&other.0)
     }

@@ -35,6 +35,11 @@ pub struct User {
     pub username: Username,
     /// argon2id PHC string; never shown.
     pub password_hash: String,
+    /// OIDC `name` (profile scope).
+    pub name: Option<String>,
+    /// OIDC `email` and `email_verified` (email scope).
+    pub email: Option<String>,
+    pub email_verified: bool,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
 }

@@ -6,7 +6,7 @@ use tracing_actix_web::RequestId;
 use super::AppState;
 use super::error::{ApiError, InRequest};
 use super::form::read_form;
-use crate::oauth::{Error, Params};
+use crate::oauth::Error;
 
 /// Token requests are small; 16 KiB leaves room for long scopes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -36,8 +36,10 @@ pub async fn token(
 
 /// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI".
 fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
-    let query = Params::parse(request.query_string().as_bytes()).unwrap_or_default();
-    if query.contains("client_secret") || query.contains("client_id") {
+    // Every pair, repeats included: a repeated name must not slip past.
+    let in_query = form_urlencoded::parse(request.query_string().as_bytes())
+        .any(|(name, _)| name == "client_secret" || name == "client_id");
+    if in_query {
         return Err(Error::InvalidRequest(
             "client credentials must not be sent in the URL (RFC 6749 §2.3.1)".into(),
         ));

@@ -12,19 +12,38 @@ use super::Error;
 pub struct Params(HashMap<String, String>);
 
 impl Params {
-    /// Parses `application/x-www-form-urlencoded` bytes.
+    /// Parses `application/x-www-form-urlencoded` bytes; a repeated
+    /// parameter is `invalid_request`.
     pub fn parse(encoded: &[u8]) -> Result<Self, Error> {
+        let (params, repeated) = Self::parse_keeping_repeats(encoded);
+        match repeated.first() {
+            Some(name) => Err(Error::InvalidRequest(
+                format!("parameter '{}' is repeated", printable(name)).into(),
+            )),
+            None => Ok(params),
+        }
+    }
+
+    /// Parses, and names the repeated parameters instead of failing: the
+    /// authorization endpoint answers a repeat differently depending on
+    /// which parameter it is. Empty values are dropped before counting, so
+    /// `scope=&scope=a` is one `scope`.
+    pub fn parse_keeping_repeats(encoded: &[u8]) -> (Self, Vec<String>) {
         let mut params = HashMap::new();
+        let mut repeated = Vec::new();
         for (name, value) in form_urlencoded::parse(encoded) {
+            if value.is_empty() {
+                continue;
+            }
             if params.contains_key(name.as_ref()) {
-                return Err(Error::InvalidRequest(
-                    format!("parameter '{}' is repeated", printable(&name)).into(),
-                ));
+                if !repeated.iter().any(|r| r == name.as_ref()) {
+                    repeated.push(name.into_owned());
+                }
+                continue;
             }
             params.insert(name.into_owned(), value.into_owned());
         }
-        params.retain(|_, value| !value.is_empty());
-        Ok(Self(params))
+        (Self(params), repeated)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -60,6 +79,14 @@ mod tests {
         let params = Params::parse(b"grant_type=client_credentials&scope=").unwrap();
         assert_eq!(params.get("grant_type"), Some("client_credentials"));
         assert!(!params.contains("scope"));
+    }
+
+    #[test]
+    fn empty_values_do_not_count_as_repeats() {
+        let params = Params::parse(b"scope=&scope=a&state=").unwrap();
+        assert_eq!(params.get("scope"), Some("a"));
+        let (_, repeated) = Params::parse_keeping_repeats(b"a=1&b=2&a=3&a=4&b=5");
+        assert_eq!(repeated, ["a", "b"]);
     }
 
     #[test]

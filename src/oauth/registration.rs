@@ -21,6 +21,9 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A first-party confidential client: users are not asked for consent.
+    pub skip_consent: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,18 @@ pub enum RegistrationError {
     InvalidScope(String),
     #[error("--audience {0}: must be a non-empty value without whitespace")]
     InvalidAudience(String),
+    #[error("--post-logout-redirect-uri {uri}: {reason}")]
+    InvalidPostLogoutRedirectUri {
+        uri: String,
+        reason: InvalidRedirectUri,
+    },
+    #[error("--post-logout-redirect-uri is only used by clients that sign users in (authorization_code)")]
+    UnusedPostLogoutRedirectUri,
+    #[error(
+        "--skip-consent is only for first-party confidential clients that sign users in: a public \
+         client's identity cannot be verified, so its users are always asked (RFC 8252 §8.6)"
+    )]
+    SkipConsentNotAllowed,
     #[error("no client with id {0}")]
     NotFound(String),
     #[error("client {0} is public and has no secret")]
@@ -88,6 +103,8 @@ pub struct ClientView {
     pub grant_types: Vec<&'static str>,
     pub scope: String,
     pub audiences: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub skip_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -106,6 +123,12 @@ impl From<&Client> for ClientView {
             grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
             scope: client.scope.to_string(),
             audiences: client.audiences.clone(),
+            post_logout_redirect_uris: client
+                .post_logout_redirect_uris
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            skip_consent: client.skip_consent,
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -160,10 +183,36 @@ fn grant_types(new: &NewClient) -> Result<Vec<GrantType>, RegistrationError> {
     }
 }
 
-fn validate(
-    new: &NewClient,
-) -> Result<(ClientName, Vec<RedirectUri>, Scope, Vec<String>), RegistrationError> {
+/// The registered values, validated.
+struct Validated {
+    name: ClientName,
+    redirect_uris: Vec<RedirectUri>,
+    post_logout_redirect_uris: Vec<RedirectUri>,
+    scope: Scope,
+    audiences: Vec<String>,
+}
+
+fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, RegistrationError> {
     let name = ClientName::parse(&new.name).ok_or(RegistrationError::InvalidName)?;
+    let signs_users_in = grants.contains(&GrantType::AuthorizationCode);
+    if new.skip_consent && (new.public || !signs_users_in) {
+        return Err(RegistrationError::SkipConsentNotAllowed);
+    }
+    if !new.post_logout_redirect_uris.is_empty() && !signs_users_in {
+        return Err(RegistrationError::UnusedPostLogoutRedirectUri);
+    }
+    let mut post_logout_redirect_uris = Vec::new();
+    for uri in &new.post_logout_redirect_uris {
+        let parsed = RedirectUri::parse(uri).map_err(|reason| {
+            RegistrationError::InvalidPostLogoutRedirectUri {
+                uri: uri.clone(),
+                reason,
+            }
+        })?;
+        if !post_logout_redirect_uris.contains(&parsed) {
+            post_logout_redirect_uris.push(parsed);
+        }
+    }
     let mut redirect_uris = Vec::new();
     for uri in &new.redirect_uris {
         let parsed =
@@ -193,7 +242,13 @@ fn validate(
     }
     let mut audiences = new.audiences.clone();
     audiences.dedup();
-    Ok((name, redirect_uris, scope, audiences))
+    Ok(Validated {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris,
+        scope,
+        audiences,
+    })
 }
 
 #[tracing::instrument(level = "debug", name = "registration.register", skip_all)]
@@ -204,7 +259,13 @@ pub async fn register(
     new: NewClient,
 ) -> Result<Credentials, RegistrationError> {
     let grant_types = grant_types(&new)?;
-    let (name, redirect_uris, scope, audiences) = validate(&new)?;
+    let Validated {
+        name,
+        redirect_uris,
+        post_logout_redirect_uris,
+        scope,
+        audiences,
+    } = validate(&new, &grant_types)?;
     let (secret, digest) = if new.public {
         (None, None)
     } else {
@@ -225,6 +286,8 @@ pub async fn register(
         grant_types,
         scope,
         audiences,
+        post_logout_redirect_uris,
+        skip_consent: new.skip_consent,
         created_at: now,
         updated_at: now,
     };

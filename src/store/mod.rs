@@ -8,10 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Client, ClientId, KeyState, Kid, SecretDigest, User, UserId};
+use crate::domain::{Client, ClientId, KeyState, Kid, SecretDigest, User, UserId, Username};
 
 mod postgres;
-mod rows;
+pub(crate) mod rows;
 mod sql;
 mod sqlite;
 
@@ -100,7 +100,12 @@ pub trait UserRepository {
     /// `Error::Conflict` when the username is taken.
     async fn insert_user(&self, user: &User) -> Result<()>;
     async fn list_users(&self) -> Result<Vec<User>>;
-    /// Returns whether a user was found.
+    async fn find_user(&self, id: UserId) -> Result<Option<User>>;
+    async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>>;
+    /// Returns whether the user exists.
+    async fn set_password(&self, id: UserId, password_hash: &str) -> Result<bool>;
+    /// Disables the user and ends their browser sessions. Returns whether
+    /// a user was found.
     async fn disable_user(&self, id: UserId) -> Result<bool>;
 }
 
@@ -115,8 +120,164 @@ pub trait SigningKeyRepository {
     async fn replace_active_key(&self, key: &SigningKeyRecord, now: DateTime<Utc>) -> Result<()>;
 }
 
+/// A browser session as stored (found by the keyed digest of its cookie).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user_id: Option<UserId>,
+    pub auth_time: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
 #[async_trait]
-pub trait Store: ClientRepository + UserRepository + SigningKeyRepository + Send + Sync {
+pub trait SessionRepository {
+    async fn insert_session(
+        &self,
+        id: &str,
+        cookie_digest: &[u8],
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The unexpired session whose cookie has this digest.
+    async fn find_session(
+        &self,
+        cookie_digest: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>>;
+    /// A successful login: the session gets a new cookie (no fixation), the
+    /// user and the time of authentication. Returns whether it still exists.
+    async fn sign_in_session(
+        &self,
+        id: &str,
+        new_cookie_digest: &[u8],
+        user_id: UserId,
+        auth_time: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn delete_session(&self, id: &str) -> Result<()>;
+}
+
+/// An `/authorize` request waiting for login or consent.
+#[derive(Debug, Clone)]
+pub struct PendingRequestRecord {
+    pub id: String,
+    pub session_id: String,
+    pub client_id: ClientId,
+    /// The validated request, serialised by the layer above.
+    pub request: String,
+    /// When the user signed in for this request (prompt=login, max_age).
+    pub logged_in_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait PendingRequestRepository {
+    async fn insert_pending_request(&self, record: &PendingRequestRecord) -> Result<()>;
+    /// The unexpired request `id` made by session `session_id`.
+    async fn find_pending_request(
+        &self,
+        id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<PendingRequestRecord>>;
+    async fn mark_pending_request_logged_in(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Removes the request; only the caller that gets `true` may finish it
+    /// (a form submitted twice yields one code).
+    async fn take_pending_request(&self, id: &str, session_id: &str) -> Result<bool>;
+}
+
+/// Scopes a user granted a client.
+#[derive(Debug, Clone)]
+pub struct ConsentRecord {
+    pub client_id: ClientId,
+    pub scope: String,
+    pub granted_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait ConsentRepository {
+    async fn find_consent(&self, user: UserId, client: &ClientId) -> Result<Option<String>>;
+    /// Records `scope` (already merged with any earlier grant by the caller).
+    async fn save_consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        scope: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn list_consents(&self, user: UserId) -> Result<Vec<ConsentRecord>>;
+    /// Returns whether a consent was removed.
+    async fn revoke_consent(&self, user: UserId, client: &ClientId) -> Result<bool>;
+}
+
+/// A new authorization code: its digest and the sealed grant.
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub id: String,
+    pub code_digest: Vec<u8>,
+    pub key_version: u32,
+    pub client_id: ClientId,
+    pub grant_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What winning a code redemption yields.
+#[derive(Debug, Clone)]
+pub struct RedeemedCode {
+    pub id: String,
+    pub grant_sealed: Vec<u8>,
+}
+
+/// An access token issued for a user, as recorded for revocation.
+#[derive(Debug, Clone)]
+pub struct AccessTokenRecord {
+    pub jti: String,
+    pub client_id: String,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+#[async_trait]
+pub trait CodeRepository {
+    async fn insert_code(&self, record: &CodeRecord) -> Result<()>;
+    /// One atomic statement marks the code redeemed if it is unredeemed,
+    /// unexpired and belongs to `client`; in the same transaction the access
+    /// token `jti` about to be issued from it is recorded. Of concurrent
+    /// callers exactly one gets `Some`.
+    async fn redeem_code(
+        &self,
+        code_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+        jti: &str,
+        token_expires_at: DateTime<Utc>,
+    ) -> Result<Option<RedeemedCode>>;
+    /// RFC 6749 §4.1.2: a code presented again. Revokes every access token
+    /// issued from it; returns whether the code had been redeemed.
+    async fn revoke_replayed_code(
+        &self,
+        code_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn find_access_token(&self, jti: &str) -> Result<Option<AccessTokenRecord>>;
+}
+
+#[async_trait]
+pub trait Store:
+    ClientRepository
+    + UserRepository
+    + SigningKeyRepository
+    + SessionRepository
+    + PendingRequestRepository
+    + ConsentRepository
+    + CodeRepository
+    + Send
+    + Sync
+{
     fn backend(&self) -> Backend;
     /// Applies pending migrations (safe to run from several processes).
     async fn migrate(&self) -> Result<()>;

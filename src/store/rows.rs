@@ -8,7 +8,7 @@ use crate::domain::{
     SecretDigest, User, UserId, Username,
 };
 
-fn corrupt(entity: &'static str, id: &str, problem: impl ToString) -> Error {
+pub(super) fn corrupt(entity: &'static str, id: &str, problem: impl ToString) -> Error {
     Error::Corrupt {
         entity,
         id: id.to_owned(),
@@ -27,13 +27,24 @@ pub(super) struct ClientRow {
     pub grant_types: String,
     pub scope: String,
     pub audiences: String,
+    pub post_logout_redirect_uris: String,
+    pub skip_consent: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+fn uri_list(uris: &[RedirectUri]) -> String {
+    let uris: Vec<&str> = uris.iter().map(|u| u.as_str()).collect();
+    serde_json::to_string(&uris).expect("strings serialise")
+}
+
+fn parse_uri_list(json: &str) -> Option<Vec<RedirectUri>> {
+    let uris: Vec<String> = serde_json::from_str(json).ok()?;
+    uris.iter().map(|uri| RedirectUri::parse(uri).ok()).collect()
+}
+
 impl ClientRow {
     pub fn from_client(client: &Client) -> Self {
-        let redirect_uris: Vec<&str> = client.redirect_uris.iter().map(|u| u.as_str()).collect();
         let grant_types: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
         Self {
             id: client.id.to_string(),
@@ -41,10 +52,12 @@ impl ClientRow {
             kind: client.kind.as_str().to_owned(),
             secret_digest: client.secret.as_ref().map(|s| s.digest.clone()),
             secret_key_version: client.secret.as_ref().map(|s| s.key_version as i32),
-            redirect_uris: serde_json::to_string(&redirect_uris).expect("strings serialise"),
+            redirect_uris: uri_list(&client.redirect_uris),
             grant_types: grant_types.join(" "),
             scope: client.scope.to_string(),
             audiences: serde_json::to_string(&client.audiences).expect("strings serialise"),
+            post_logout_redirect_uris: uri_list(&client.post_logout_redirect_uris),
+            skip_consent: client.skip_consent,
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -56,8 +69,6 @@ impl TryFrom<ClientRow> for Client {
 
     fn try_from(row: ClientRow) -> Result<Self, Error> {
         let bad = |problem: &str| corrupt("client", &row.id, problem);
-        let redirect_uris: Vec<String> =
-            serde_json::from_str(&row.redirect_uris).map_err(|_| bad("redirect_uris"))?;
         let audiences: Vec<String> =
             serde_json::from_str(&row.audiences).map_err(|_| bad("audiences"))?;
         let secret = match (row.secret_digest, row.secret_key_version) {
@@ -72,11 +83,11 @@ impl TryFrom<ClientRow> for Client {
             name: ClientName::parse(&row.name).ok_or_else(|| bad("name"))?,
             kind: row.kind.parse::<ClientKind>().map_err(|_| bad("kind"))?,
             secret,
-            redirect_uris: redirect_uris
-                .iter()
-                .map(|uri| RedirectUri::parse(uri))
-                .collect::<Result<_, _>>()
-                .map_err(|_| bad("redirect_uris"))?,
+            redirect_uris: parse_uri_list(&row.redirect_uris)
+                .ok_or_else(|| bad("redirect_uris"))?,
+            post_logout_redirect_uris: parse_uri_list(&row.post_logout_redirect_uris)
+                .ok_or_else(|| bad("post_logout_redirect_uris"))?,
+            skip_consent: row.skip_consent,
             grant_types: row
                 .grant_types
                 .split_whitespace()
@@ -100,6 +111,9 @@ pub(super) struct UserRow {
     pub id: String,
     pub username: String,
     pub password_hash: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
     pub disabled: bool,
     pub created_at: DateTime<Utc>,
 }
@@ -113,6 +127,9 @@ impl TryFrom<UserRow> for User {
             username: Username::parse(&row.username)
                 .ok_or_else(|| corrupt("user", &row.id, "username"))?,
             password_hash: row.password_hash,
+            name: row.name,
+            email: row.email,
+            email_verified: row.email_verified,
             disabled: row.disabled,
             created_at: row.created_at,
         })

@@ -17,7 +17,7 @@ macro_rules! impl_repositories {
             async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
                 let row = $crate::store::rows::ClientRow::from_client(client);
                 let mut tx = self.pool.begin().await?;
-                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
                 let inserted = sqlx::query(sql)
                     .bind(&row.id)
                     .bind(&row.name)
@@ -28,6 +28,8 @@ macro_rules! impl_repositories {
                     .bind(&row.grant_types)
                     .bind(&row.scope)
                     .bind(&row.audiences)
+                    .bind(&row.post_logout_redirect_uris)
+                    .bind(row.skip_consent)
                     .bind(row.created_at)
                     .bind(row.updated_at)
                     .execute(&mut *tx)
@@ -51,7 +53,7 @@ macro_rules! impl_repositories {
                 &self,
                 id: &$crate::domain::ClientId,
             ) -> $crate::store::Result<Option<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, created_at, updated_at FROM clients WHERE id = $1";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at FROM clients WHERE id = $1";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
@@ -62,7 +64,7 @@ macro_rules! impl_repositories {
 
             #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
             async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, created_at, updated_at FROM clients ORDER BY created_at, id";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at FROM clients ORDER BY created_at, id";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .fetch_all(&self.pool)
                     .await?
@@ -123,12 +125,15 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.insert", skip_all, fields(user_id = %user.id))]
             async fn insert_user(&self, user: &$crate::domain::User) -> $crate::store::Result<()> {
                 let inserted = sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, disabled, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO users (id, username, password_hash, name, email, email_verified, disabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(user.id.to_string())
                 .bind(user.username.as_str())
                 .bind(&user.password_hash)
+                .bind(&user.name)
+                .bind(&user.email)
+                .bind(user.email_verified)
                 .bind(user.disabled)
                 .bind(user.created_at)
                 .execute(&self.pool)
@@ -144,8 +149,8 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.list", skip_all)]
             async fn list_users(&self) -> $crate::store::Result<Vec<$crate::domain::User>> {
                 sqlx::query_as::<_, $crate::store::rows::UserRow>(
-                    "SELECT id, username, password_hash, disabled, created_at FROM users \
-                     ORDER BY created_at, id",
+                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                     FROM users ORDER BY created_at, id",
                 )
                 .fetch_all(&self.pool)
                 .await?
@@ -154,16 +159,62 @@ macro_rules! impl_repositories {
                 .collect()
             }
 
-            #[tracing::instrument(level = "debug", name = "store.user.disable", skip_all, fields(user_id = %id))]
-            async fn disable_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<bool> {
-                let updated = sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
+            #[tracing::instrument(level = "debug", name = "store.user.find", skip_all, fields(user_id = %id))]
+            async fn find_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<Option<$crate::domain::User>> {
+                sqlx::query_as::<_, $crate::store::rows::UserRow>(
+                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                     FROM users WHERE id = $1",
+                )
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.find_by_username", skip_all)]
+            async fn find_user_by_username(&self, username: &$crate::domain::Username) -> $crate::store::Result<Option<$crate::domain::User>> {
+                sqlx::query_as::<_, $crate::store::rows::UserRow>(
+                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                     FROM users WHERE username = $1",
+                )
+                .bind(username.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(TryInto::try_into)
+                .transpose()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.set_password", skip_all, fields(user_id = %id))]
+            async fn set_password(&self, id: $crate::domain::UserId, password_hash: &str) -> $crate::store::Result<bool> {
+                let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(password_hash)
                     .bind(id.to_string())
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
                 Ok(updated == 1)
             }
+
+            #[tracing::instrument(level = "debug", name = "store.user.disable", skip_all, fields(user_id = %id))]
+            async fn disable_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // A disabled user is signed out everywhere at once.
+                sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(updated == 1)
+            }
         }
+
+        $crate::store::sql::impl_sign_in_repositories!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::SigningKeyRepository for $store {
@@ -305,4 +356,354 @@ macro_rules! impl_repositories {
     };
 }
 
+/// Sessions, pending requests, consents, codes and access-token records.
+macro_rules! impl_sign_in_repositories {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SessionRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.session.insert", skip_all)]
+            async fn insert_session(
+                &self,
+                id: &str,
+                cookie_digest: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+                expires_at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO browser_sessions (id, cookie_digest, user_id, auth_time, created_at, expires_at) \
+                     VALUES ($1, $2, NULL, NULL, $3, $4)",
+                )
+                .bind(id)
+                .bind(cookie_digest)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.session.find", skip_all)]
+            async fn find_session(
+                &self,
+                cookie_digest: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<Option<$crate::store::SessionRecord>> {
+                let row: Option<(String, Option<String>, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>)> =
+                    sqlx::query_as(
+                        "SELECT id, user_id, auth_time, expires_at FROM browser_sessions \
+                         WHERE cookie_digest = $1 AND expires_at > $2",
+                    )
+                    .bind(cookie_digest)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(id, user_id, auth_time, expires_at)| {
+                    let user_id = user_id
+                        .map(|u| u.parse().map($crate::domain::UserId))
+                        .transpose()
+                        .map_err(|_| $crate::store::rows::corrupt("session", &id, "user_id"))?;
+                    Ok($crate::store::SessionRecord { id, user_id, auth_time, expires_at })
+                })
+                .transpose()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.session.sign_in", skip_all, fields(user_id = %user_id))]
+            async fn sign_in_session(
+                &self,
+                id: &str,
+                new_cookie_digest: &[u8],
+                user_id: $crate::domain::UserId,
+                auth_time: chrono::DateTime<chrono::Utc>,
+                expires_at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let updated = sqlx::query(
+                    "UPDATE browser_sessions SET cookie_digest = $1, user_id = $2, auth_time = $3, expires_at = $4 \
+                     WHERE id = $5",
+                )
+                .bind(new_cookie_digest)
+                .bind(user_id.to_string())
+                .bind(auth_time)
+                .bind(expires_at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.session.delete", skip_all)]
+            async fn delete_session(&self, id: &str) -> $crate::store::Result<()> {
+                sqlx::query("DELETE FROM browser_sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::PendingRequestRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.pending_request.insert", skip_all)]
+            async fn insert_pending_request(
+                &self,
+                record: &$crate::store::PendingRequestRecord,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&record.id)
+                .bind(&record.session_id)
+                .bind(record.client_id.as_str())
+                .bind(&record.request)
+                .bind(record.logged_in_at)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.pending_request.find", skip_all)]
+            async fn find_pending_request(
+                &self,
+                id: &str,
+                session_id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<Option<$crate::store::PendingRequestRecord>> {
+                let row: Option<(String, String, String, String, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
+                    sqlx::query_as(
+                        "SELECT id, session_id, client_id, request, logged_in_at, created_at, expires_at \
+                         FROM authorization_requests WHERE id = $1 AND session_id = $2 AND expires_at > $3",
+                    )
+                    .bind(id)
+                    .bind(session_id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(id, session_id, client_id, request, logged_in_at, created_at, expires_at)| {
+                    let client_id = $crate::domain::ClientId::parse(&client_id)
+                        .ok_or_else(|| $crate::store::rows::corrupt("authorization request", &id, "client_id"))?;
+                    Ok($crate::store::PendingRequestRecord {
+                        id,
+                        session_id,
+                        client_id,
+                        request,
+                        logged_in_at,
+                        created_at,
+                        expires_at,
+                    })
+                })
+                .transpose()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.pending_request.logged_in", skip_all)]
+            async fn mark_pending_request_logged_in(
+                &self,
+                id: &str,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query("UPDATE authorization_requests SET logged_in_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.pending_request.take", skip_all)]
+            async fn take_pending_request(&self, id: &str, session_id: &str) -> $crate::store::Result<bool> {
+                let deleted = sqlx::query("DELETE FROM authorization_requests WHERE id = $1 AND session_id = $2")
+                    .bind(id)
+                    .bind(session_id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ConsentRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.consent.find", skip_all)]
+            async fn find_consent(
+                &self,
+                user: $crate::domain::UserId,
+                client: &$crate::domain::ClientId,
+            ) -> $crate::store::Result<Option<String>> {
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                        .bind(user.to_string())
+                        .bind(client.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(scope,)| scope))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.consent.save", skip_all)]
+            async fn save_consent(
+                &self,
+                user: $crate::domain::UserId,
+                client: &$crate::domain::ClientId,
+                scope: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO consents (user_id, client_id, scope, granted_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, updated_at = excluded.updated_at",
+                )
+                .bind(user.to_string())
+                .bind(client.as_str())
+                .bind(scope)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.consent.list", skip_all)]
+            async fn list_consents(
+                &self,
+                user: $crate::domain::UserId,
+            ) -> $crate::store::Result<Vec<$crate::store::ConsentRecord>> {
+                let rows: Vec<(String, String, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                    "SELECT client_id, scope, granted_at, updated_at FROM consents WHERE user_id = $1 ORDER BY granted_at, client_id",
+                )
+                .bind(user.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(client_id, scope, granted_at, updated_at)| {
+                        let client_id = $crate::domain::ClientId::parse(&client_id)
+                            .ok_or_else(|| $crate::store::rows::corrupt("consent", &client_id, "client_id"))?;
+                        Ok($crate::store::ConsentRecord { client_id, scope, granted_at, updated_at })
+                    })
+                    .collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.consent.revoke", skip_all)]
+            async fn revoke_consent(
+                &self,
+                user: $crate::domain::UserId,
+                client: &$crate::domain::ClientId,
+            ) -> $crate::store::Result<bool> {
+                let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user.to_string())
+                    .bind(client.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(deleted == 1)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::CodeRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.code.insert", skip_all, fields(client_id = %record.client_id))]
+            async fn insert_code(&self, record: &$crate::store::CodeRecord) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO authorization_codes (id, code_digest, key_version, client_id, grant_sealed, created_at, expires_at, redeemed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                )
+                .bind(&record.id)
+                .bind(&record.code_digest)
+                .bind(record.key_version as i32)
+                .bind(record.client_id.as_str())
+                .bind(&record.grant_sealed)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.code.redeem", skip_all, fields(client_id = %client))]
+            async fn redeem_code(
+                &self,
+                code_digest: &[u8],
+                client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+                jti: &str,
+                token_expires_at: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<Option<$crate::store::RedeemedCode>> {
+                let mut tx = self.pool.begin().await?;
+                // The single statement that decides who wins (DESIGN: single use).
+                let won: Option<(String, Vec<u8>)> = sqlx::query_as(
+                    "UPDATE authorization_codes SET redeemed_at = $1 \
+                     WHERE code_digest = $2 AND client_id = $3 AND redeemed_at IS NULL AND expires_at > $1 \
+                     RETURNING id, grant_sealed",
+                )
+                .bind(now)
+                .bind(code_digest)
+                .bind(client.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((id, grant_sealed)) = won else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, NULL)",
+                )
+                .bind(jti)
+                .bind(&id)
+                .bind(client.as_str())
+                .bind(token_expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some($crate::store::RedeemedCode { id, grant_sealed }))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.code.revoke_replayed", skip_all, fields(client_id = %client))]
+            async fn revoke_replayed_code(
+                &self,
+                code_digest: &[u8],
+                client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let revoked = sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND code_id IN \
+                     (SELECT id FROM authorization_codes WHERE code_digest = $2 AND client_id = $3 AND redeemed_at IS NOT NULL)",
+                )
+                .bind(now)
+                .bind(code_digest)
+                .bind(client.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if revoked > 0 {
+                    return Ok(true);
+                }
+                let redeemed: Option<(String,)> = sqlx::query_as(
+                    "SELECT id FROM authorization_codes WHERE code_digest = $1 AND client_id = $2 AND redeemed_at IS NOT NULL",
+                )
+                .bind(code_digest)
+                .bind(client.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(redeemed.is_some())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.access_token.find", skip_all)]
+            async fn find_access_token(
+                &self,
+                jti: &str,
+            ) -> $crate::store::Result<Option<$crate::store::AccessTokenRecord>> {
+                let row: Option<(String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)> =
+                    sqlx::query_as("SELECT jti, client_id, expires_at, revoked_at FROM access_tokens WHERE jti = $1")
+                        .bind(jti)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(jti, client_id, expires_at, revoked_at)| $crate::store::AccessTokenRecord {
+                    jti,
+                    client_id,
+                    expires_at,
+                    revoked: revoked_at.is_some(),
+                }))
+            }
+        }
+    };
+}
+
 pub(super) use impl_repositories;
+pub(super) use impl_sign_in_repositories;

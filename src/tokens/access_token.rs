@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::Keys;
 use super::signer::{SignError, SigningPool};
 use crate::clock::Clock;
-use crate::domain::{Client, Scope};
+use crate::domain::{Client, Scope, User};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 /// DESIGN: access tokens live 15 minutes.
 pub const ACCESS_TOKEN_TTL_SECONDS: i64 = 900;
@@ -58,11 +60,80 @@ pub struct AccessTokenRequest<'a> {
     pub subject: &'a str,
     pub client: &'a Client,
     pub scope: &'a Scope,
+    /// A `jti` chosen (and recorded) by the caller; `None` mints one.
+    pub jti: Option<String>,
 }
 
 pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: i64,
+}
+
+/// What an ID token is issued for (OIDC Core §2, §3.1.3.6).
+pub struct IdTokenRequest<'a> {
+    pub user: &'a User,
+    pub client: &'a Client,
+    pub scope: &'a Scope,
+    pub auth_time: DateTime<Utc>,
+    pub nonce: Option<&'a str>,
+    /// The access token issued alongside, for `at_hash`.
+    pub access_token: &'a str,
+}
+
+/// OIDC Core §2 ID token claims, plus profile/email claims only when the
+/// scope asks for them (§5.4).
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    azp: &'a str,
+    #[serde(flatten)]
+    profile: ProfileClaims<'a>,
+}
+
+/// Standard claims released by scope (OIDC Core §5.4): `profile` →
+/// `name`, `preferred_username`; `email` → `email`, `email_verified`.
+#[derive(Serialize, Default)]
+pub struct ProfileClaims<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+impl<'a> ProfileClaims<'a> {
+    pub fn for_scope(user: &'a User, scope: &Scope) -> Self {
+        let profile = scope.contains("profile");
+        let email = scope.contains("email") && user.email.is_some();
+        Self {
+            name: user.name.as_deref().filter(|_| profile),
+            preferred_username: profile.then(|| user.username.as_str()),
+            email: user.email.as_deref().filter(|_| email),
+            email_verified: email.then_some(user.email_verified),
+        }
+    }
+}
+
+/// DESIGN: ID tokens are proof of a sign-in for the client, read once;
+/// they live as long as the access token issued with them.
+pub const ID_TOKEN_TTL_SECONDS: i64 = ACCESS_TOKEN_TTL_SECONDS;
+
+/// OIDC Core §3.1.3.6: the base64url of the left half of SHA-256 of the
+/// access token (RS256 uses SHA-256).
+fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
 pub struct TokenIssuer {
@@ -106,20 +177,75 @@ impl TokenIssuer {
             },
             exp: iat + ACCESS_TOKEN_TTL_SECONDS,
             iat,
-            jti: uuid::Uuid::new_v4().to_string(),
+            jti: request
+                .jti
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             client_id: request.client.id.as_str(),
             scope: (!request.scope.is_empty()).then(|| request.scope.to_string()),
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
-        let mut signing_input =
-            String::with_capacity(key.access_token_header.len() + payload.len() * 4 / 3 + 350);
-        signing_input.push_str(&key.access_token_header);
-        signing_input.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut signing_input);
-        let token = self.signer.sign(key, signing_input).await?;
+        let header = key.access_token_header.clone();
+        let token = self.sign(key, &header, &payload).await?;
         Ok(IssuedAccessToken {
             token,
             expires_in: ACCESS_TOKEN_TTL_SECONDS,
         })
+    }
+
+    /// Builds and signs an ID token (OIDC Core §2, §3.1.3.6).
+    pub async fn issue_id_token(&self, request: IdTokenRequest<'_>) -> Result<String, IssueError> {
+        let key = self.keys.current().active.clone();
+        let iat = self.clock.now().timestamp();
+        let claims = IdTokenClaims {
+            iss: &self.issuer,
+            sub: request.user.id.to_string(),
+            aud: request.client.id.as_str(),
+            exp: iat + ID_TOKEN_TTL_SECONDS,
+            iat,
+            auth_time: request.auth_time.timestamp(),
+            nonce: request.nonce,
+            at_hash: at_hash(request.access_token),
+            azp: request.client.id.as_str(),
+            profile: ProfileClaims::for_scope(request.user, request.scope),
+        };
+        let payload = serde_json::to_vec(&claims).expect("claims serialise");
+        let header = key.id_token_header.clone();
+        self.sign(key, &header, &payload).await
+    }
+
+    /// `header.payload`, signed by the signing pool.
+    async fn sign(
+        &self,
+        key: Arc<super::keyring::ActiveKey>,
+        header: &str,
+        payload: &[u8],
+    ) -> Result<String, IssueError> {
+        let mut signing_input = String::with_capacity(header.len() + payload.len() * 4 / 3 + 350);
+        signing_input.push_str(header);
+        signing_input.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut signing_input);
+        Ok(self.signer.sign(key, signing_input).await?)
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_matches_oidc_core_example() {
+        // OIDC Core Appendix A.3 (RS256).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 }

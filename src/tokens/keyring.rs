@@ -47,6 +47,8 @@ pub struct ActiveKey {
     /// base64url of the JOSE header `{"alg":"RS256","typ":"at+jwt","kid":…}`,
     /// which is the same for every access token this key signs.
     pub access_token_header: String,
+    /// base64url of `{"alg":"RS256","typ":"JWT","kid":…}` for ID tokens.
+    pub id_token_header: String,
 }
 
 /// A public key as published (RFC 7517 §4, RFC 7518 §6.3.1): no private
@@ -68,6 +70,8 @@ pub struct KeyRing {
     pub published: Vec<PublicJwk>,
     /// The JWKS document, serialised once per key-ring change.
     pub jwks: bytes::Bytes,
+    /// Verification keys by kid, for authd's own checks of its tokens.
+    pub verifying: std::collections::HashMap<String, jsonwebtoken::DecodingKey>,
 }
 
 /// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic
@@ -132,11 +136,15 @@ fn open_active(record: &SigningKeyRecord, sealer: &Sealer) -> Result<ActiveKey, 
     let pair = RsaKeyPair::from_pkcs8(der.expose_secret()).map_err(|_| KeyError::Malformed {
         kid: record.kid.clone(),
     })?;
-    let header = serde_json::json!({ "alg": ALG, "typ": "at+jwt", "kid": record.kid.0 });
+    let header = |typ: &str| {
+        URL_SAFE_NO_PAD
+            .encode(serde_json::json!({ "alg": ALG, "typ": typ, "kid": record.kid.0 }).to_string())
+    };
     Ok(ActiveKey {
         kid: record.kid.clone(),
         pair,
-        access_token_header: URL_SAFE_NO_PAD.encode(header.to_string()),
+        access_token_header: header("at+jwt"),
+        id_token_header: header("JWT"),
     })
 }
 
@@ -158,10 +166,19 @@ impl KeyRing {
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
             .expect("JWKS serialises")
             .into();
+        let verifying = published
+            .iter()
+            .filter_map(|jwk| {
+                jsonwebtoken::DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
+                    .ok()
+                    .map(|key| (jwk.kid.clone(), key))
+            })
+            .collect();
         Ok(Self {
             active,
             published,
             jwks,
+            verifying,
         })
     }
 }

@@ -3,7 +3,10 @@
 pub mod access_token;
 pub mod keyring;
 pub mod signer;
+pub mod verify;
 
-pub use access_token::{AccessTokenRequest, IssueError, IssuedAccessToken, TokenIssuer};
+pub use access_token::{
+    AccessTokenRequest, IdTokenRequest, IssueError, IssuedAccessToken, ProfileClaims, TokenIssuer,
+};
 pub use keyring::{KeyError, KeyRing, Keys};
 pub use signer::SigningPool;

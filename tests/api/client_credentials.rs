@@ -323,6 +323,16 @@ async fn every_error_gets_its_rfc_6749_response(backend: Backend) {
             )
         },
         Case {
+            query: "client_secret=x&client_secret=x",
+            ..case(
+                "repeated credentials in query",
+                good.clone(),
+                cc.clone(),
+                400,
+                "invalid_request",
+            )
+        },
+        Case {
             query: "client_id=x",
             ..case(
                 "client_id in query",

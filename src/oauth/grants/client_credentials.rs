@@ -22,6 +22,8 @@ pub async fn exchange(
             subject: client.id.as_str(),
             client,
             scope: &scope,
+            // No record: the client-credentials path writes nothing.
+            jti: None,
         })
         .await?;
     Ok(TokenResponse::bearer(issued, &scope))

@@ -1,0 +1,73 @@
+//! authd's own checks of the access tokens it issued (for `/userinfo`):
+//! signature by a published key, `typ: at+jwt` (RFC 9068 §4), `iss`, `exp`
+//! with ≤ 60 s skew. jsonwebtoken does the JOSE work; which algorithm and
+//! which keys are acceptable is decided here, never by the token.
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use super::Keys;
+
+/// DESIGN: clock skew tolerated on validation.
+pub const LEEWAY_SECONDS: u64 = 60;
+
+/// The claims authd reads back from its access tokens.
+#[derive(Debug, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// Why a token was refused; the caller says only `invalid_token`, the
+/// reason goes to the log.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VerifyError {
+    #[error("not a JWT")]
+    Malformed,
+    #[error("algorithm is not RS256")]
+    Algorithm,
+    #[error("typ is not at+jwt")]
+    Type,
+    #[error("unknown kid")]
+    UnknownKey,
+    #[error("signature, issuer or expiry check failed: {0}")]
+    Invalid(String),
+}
+
+/// Verifies `token` against the published keys.
+pub fn verify_access_token(
+    keys: &Keys,
+    issuer: &str,
+    token: &str,
+) -> Result<AccessTokenClaims, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    // Only RS256: `none` and HS256-with-the-public-key never get this far.
+    if header.alg != Algorithm::RS256 {
+        return Err(VerifyError::Algorithm);
+    }
+    // RFC 9068 §4: reject anything not typed as an access token (ID tokens
+    // carry `typ: JWT`).
+    if !header
+        .typ
+        .as_deref()
+        .is_some_and(|typ| typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))
+    {
+        return Err(VerifyError::Type);
+    }
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    let ring = keys.current();
+    let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = LEEWAY_SECONDS;
+    validation.set_issuer(&[issuer]);
+    validation.validate_aud = false;
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+    jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
+}
