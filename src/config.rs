@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::crypto::MasterKey;
+use crate::oauth::codes::{DEFAULT_CODE_TTL_SECONDS, MAX_CODE_TTL_SECONDS};
 use crate::tokens::keyring::ALLOWED_BITS;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,11 @@ pub struct Config {
     /// `AUTHD_CACHE_REFRESH_MS`: how often a replica checks for changed
     /// clients and keys.
     pub cache_refresh: Duration,
+    /// `AUTHD_TEMPLATES_DIR`: page templates and assets that replace the
+    /// built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// `AUTHD_AUTHORIZATION_CODE_TTL`: seconds an authorization code lives.
+    pub authorization_code_ttl: u64,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -124,6 +130,19 @@ impl Config {
                 format!("expected 2048, 3072 or 4096, got {signing_key_bits}"),
             ));
         }
+        let authorization_code_ttl = positive(
+            &get,
+            "AUTHD_AUTHORIZATION_CODE_TTL",
+            DEFAULT_CODE_TTL_SECONDS,
+        )?;
+        if authorization_code_ttl > MAX_CODE_TTL_SECONDS {
+            return Err(ConfigError::new(
+                "AUTHD_AUTHORIZATION_CODE_TTL",
+                format!(
+                    "at most {MAX_CODE_TTL_SECONDS} seconds (RFC 6749 §4.1.2), got {authorization_code_ttl}"
+                ),
+            ));
+        }
         Ok(Self {
             bind,
             issuer,
@@ -134,6 +153,8 @@ impl Config {
             signing_key_bits,
             workers: positive(&get, "AUTHD_WORKERS", cores())?,
             cache_refresh: Duration::from_millis(positive(&get, "AUTHD_CACHE_REFRESH_MS", 1000)?),
+            templates_dir: get("AUTHD_TEMPLATES_DIR").map(|dir| PathBuf::from(dir.trim())),
+            authorization_code_ttl,
         })
     }
 }
@@ -277,6 +298,8 @@ mod tests {
             ("AUTHD_LOG_FORMAT", "xml"),
             ("AUTHD_SIGNING_KEY_BITS", "1024"),
             ("AUTHD_WORKERS", "0"),
+            ("AUTHD_AUTHORIZATION_CODE_TTL", "601"),
+            ("AUTHD_AUTHORIZATION_CODE_TTL", "0"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -12,10 +12,16 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::crypto::{Digester, MasterKey, Purpose, Sealer};
+use crate::http::pages::Pages;
 use crate::http::{self, AppState};
 use crate::oauth::ClientRegistry;
+use crate::oauth::authorization::AuthorizationFlow;
+use crate::oauth::codes::Codes;
+use crate::oauth::login::Authenticator;
 use crate::oauth::metadata::ServerMetadata;
+use crate::oauth::session::Sessions;
 use crate::oauth::token::TokenEndpoint;
+use crate::oauth::userinfo::UserInfo;
 use crate::store::{self, CacheEpochs, PoolSettings, Store};
 use crate::tokens::{KeyError, Keys, SigningPool, TokenIssuer};
 
@@ -32,6 +38,10 @@ pub enum StartupError {
     WrongMasterKey,
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error(transparent)]
+    Pages(#[from] crate::http::pages::PagesError),
+    #[error("sign-in could not be prepared: {0}")]
+    SignIn(crate::oauth::Error),
     #[error("AUTHD_BIND: cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -87,6 +97,10 @@ impl Runtime {
     pub fn client_secret_digester(&self) -> Digester {
         Digester::new(&self.master_key, Purpose::ClientSecretDigest)
     }
+
+    pub fn digester(&self, purpose: Purpose) -> Digester {
+        Digester::new(&self.master_key, purpose)
+    }
 }
 
 pub struct Application {
@@ -141,21 +155,57 @@ impl Application {
         );
         let clients = Arc::new(ClientRegistry::load(store.clone()).await?);
         let metadata = metadata_document(&issuer, &clients);
+        let pages = Pages::load(
+            config.templates_dir.as_deref(),
+            issuer.starts_with("https://"),
+        )?;
         let tokens = Arc::new(TokenIssuer::new(
             issuer.clone(),
             keys.clone(),
             SigningPool::start(config.workers),
-            clock,
+            clock.clone(),
         ));
+        let codes = Arc::new(Codes::new(
+            store.clone(),
+            runtime.digester(Purpose::AuthorizationCodeDigest),
+            Sealer::new(&runtime.master_key, Purpose::GrantSealing),
+            config.authorization_code_ttl,
+            clock.clone(),
+        ));
+        let flow = AuthorizationFlow {
+            clients: clients.clone(),
+            sessions: Sessions::new(
+                store.clone(),
+                runtime.digester(Purpose::SessionCookieDigest),
+                runtime.digester(Purpose::CsrfToken),
+                clock.clone(),
+            ),
+            authenticator: Authenticator::new(store.clone(), clock.clone())
+                .await
+                .map_err(StartupError::SignIn)?,
+            codes: codes.clone(),
+            store: store.clone(),
+            clock,
+            issuer: issuer.clone(),
+        };
         let state = web::Data::new(AppState {
             token_endpoint: TokenEndpoint {
                 clients,
                 client_secrets: runtime.client_secret_digester(),
                 tokens,
+                codes,
+                store: store.clone(),
+            },
+            userinfo: UserInfo {
+                store: store.clone(),
+                keys: keys.clone(),
+                issuer: issuer.clone(),
             },
             keys,
             store: store.clone(),
             metadata: ArcSwap::from_pointee(metadata),
+            flow,
+            pages,
         });
         let refresher = tokio::spawn(refresh_caches(
             state.clone(),

@@ -17,6 +17,14 @@ pub enum Purpose {
     ClientSecretDigest,
     /// The fingerprint the database keeps to recognise its master key.
     Fingerprint,
+    /// Keyed digests of browser session cookies.
+    SessionCookieDigest,
+    /// CSRF tokens, derived from the session cookie.
+    CsrfToken,
+    /// Keyed digests of authorization codes.
+    AuthorizationCodeDigest,
+    /// Sealing the grant an authorization code carries.
+    GrantSealing,
 }
 
 impl Purpose {
@@ -26,6 +34,10 @@ impl Purpose {
             Purpose::SigningKeySealing => b"authd/v1/seal/signing-key",
             Purpose::ClientSecretDigest => b"authd/v1/digest/client-secret",
             Purpose::Fingerprint => b"authd/v1/fingerprint",
+            Purpose::SessionCookieDigest => b"authd/v1/digest/session-cookie",
+            Purpose::CsrfToken => b"authd/v1/mac/csrf",
+            Purpose::AuthorizationCodeDigest => b"authd/v1/digest/authorization-code",
+            Purpose::GrantSealing => b"authd/v1/seal/grant",
         }
     }
 }

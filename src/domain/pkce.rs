@@ -53,7 +53,8 @@ mod tests {
     #[test]
     fn rfc_7636_appendix_b_example() {
         let verifier = CodeVerifier::parse("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
-        let challenge = CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap();
+        let challenge =
+            CodeChallenge::parse("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM").unwrap();
         assert!(challenge.is_satisfied_by(&verifier));
         let other = CodeVerifier::parse(&"a".repeat(43)).unwrap();
         assert!(!challenge.is_satisfied_by(&other));

@@ -70,7 +70,10 @@ impl RedirectUri {
         if self.0 == requested {
             return true;
         }
-        match (without_loopback_port(&self.0), without_loopback_port(requested)) {
+        match (
+            without_loopback_port(&self.0),
+            without_loopback_port(requested),
+        ) {
             (Some(registered), Some(requested)) => registered == requested,
             _ => false,
         }

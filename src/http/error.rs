@@ -46,7 +46,8 @@ const BASIC_CHALLENGE: &str = r#"Basic realm="authd", charset="UTF-8""#;
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.error {
-            Error::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            Error::InvalidClient(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +124,10 @@ pub async fn method_not_allowed_post(request_id: RequestId) -> HttpResponse {
 
 pub async fn method_not_allowed_get(request_id: RequestId) -> HttpResponse {
     method_not_allowed("GET, HEAD", request_id)
+}
+
+pub async fn method_not_allowed_get_post(request_id: RequestId) -> HttpResponse {
+    method_not_allowed("GET, POST", request_id)
 }
 
 pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {

@@ -1,16 +1,19 @@
 //! Reading an `application/x-www-form-urlencoded` body (RFC 6749 §3.2: the
-//! token endpoint takes form parameters) within a size limit.
+//! token endpoint takes form parameters; the pages post forms) within a
+//! size limit.
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
+use crate::oauth::authorization::Step;
 use crate::oauth::{Error, Params};
 
-pub async fn read_form(
+/// The raw body, if it is a form within `limit` bytes.
+pub async fn read_body(
     request: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
-) -> Result<Params, Error> {
+) -> Result<web::BytesMut, Error> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -39,5 +42,25 @@ pub async fn read_form(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Params::parse(&bytes)
+    Ok(bytes)
+}
+
+/// A form body as parameters; a repeated parameter is `invalid_request`.
+pub async fn read_form(
+    request: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+) -> Result<Params, Error> {
+    Params::parse(&read_body(request, body, limit).await?)
+}
+
+/// A page's form; anything malformed gets the error page.
+pub async fn read_page_form(
+    request: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+) -> Result<Params, Step> {
+    read_form(request, body, limit)
+        .await
+        .map_err(|error| Step::ErrorPage(format!("The form could not be read: {error}.").into()))
 }

@@ -1,11 +1,18 @@
 //! HTTP: one module per endpoint. Handlers extract, call one `oauth`
 //! function and render. Only this module and `startup` know actix.
+pub mod assets;
+pub mod authorize;
+pub mod consent;
 pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod pages;
 pub mod token;
+pub mod userinfo;
 
 use std::sync::Arc;
 
@@ -13,7 +20,10 @@ use actix_web::web;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::oauth::authorization::AuthorizationFlow;
+use crate::oauth::session::CookieValue;
 use crate::oauth::token::TokenEndpoint;
+use crate::oauth::userinfo::UserInfo;
 use crate::store::Store;
 use crate::tokens::Keys;
 
@@ -24,6 +34,20 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The discovery document, serialised once per change.
     pub metadata: ArcSwap<Bytes>,
+    pub flow: AuthorizationFlow,
+    pub userinfo: UserInfo,
+    pub pages: pages::Pages,
+}
+
+/// The session cookie of the request, if it sent one.
+pub fn session_cookie(
+    request: &actix_web::HttpRequest,
+    pages: &pages::Pages,
+) -> Option<CookieValue> {
+    request
+        .cookie(pages.cookie_name())
+        .map(|cookie| CookieValue::new(cookie.value()))
+        .filter(|cookie| !cookie.expose().is_empty())
 }
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -51,6 +75,38 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::head().to(discovery::metadata))
                 .default_service(web::to(error::method_not_allowed_get)),
         )
+        .service(
+            web::resource("/authorize")
+                .route(web::get().to(authorize::authorize_get))
+                .route(web::post().to(authorize::authorize_post))
+                .default_service(web::to(error::method_not_allowed_get_post)),
+        )
+        .service(
+            web::resource("/login")
+                .route(web::get().to(login::login_page))
+                .route(web::post().to(login::login))
+                .default_service(web::to(error::method_not_allowed_get_post)),
+        )
+        .service(
+            web::resource("/consent")
+                .route(web::get().to(consent::consent_page))
+                .route(web::post().to(consent::consent))
+                .default_service(web::to(error::method_not_allowed_get_post)),
+        )
+        .service(
+            web::resource("/logout")
+                .route(web::get().to(logout::logout_get))
+                .route(web::post().to(logout::logout_post))
+                .default_service(web::to(error::method_not_allowed_get_post)),
+        )
+        .service(
+            web::resource("/userinfo")
+                .route(web::get().to(userinfo::userinfo_get))
+                .route(web::post().to(userinfo::userinfo_post))
+                .default_service(web::to(error::method_not_allowed_get_post)),
+        )
+        .service(web::resource("/assets/authd.css").route(web::get().to(assets::stylesheet)))
+        .service(web::resource("/assets/logo.svg").route(web::get().to(assets::logo)))
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/readyz").route(web::get().to(health::readyz)))
         .default_service(web::to(error::not_found));

@@ -24,6 +24,30 @@ pub enum Error {
     /// RFC 6749 §5.2: the scope is malformed, unknown or not allowed.
     #[error("{0}")]
     InvalidScope(Cow<'static, str>),
+    /// RFC 6749 §4.1.2.1: `response_type` is not `code`.
+    #[error("{0}")]
+    UnsupportedResponseType(Cow<'static, str>),
+    /// RFC 6749 §4.1.2.1: the user (or the server) denied the request.
+    #[error("{0}")]
+    AccessDenied(Cow<'static, str>),
+    /// OIDC Core §3.1.2.6: `prompt=none` but nobody is signed in.
+    #[error("{0}")]
+    LoginRequired(Cow<'static, str>),
+    /// OIDC Core §3.1.2.6: `prompt=none` but consent is needed.
+    #[error("{0}")]
+    ConsentRequired(Cow<'static, str>),
+    /// OIDC Core §3.1.2.6: the `request` parameter is not supported.
+    #[error("request objects are not supported")]
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: the `request_uri` parameter is not supported.
+    #[error("request_uri is not supported")]
+    RequestUriNotSupported,
+    /// RFC 6750 §3.1: the access token is expired, revoked or malformed.
+    #[error("{0}")]
+    InvalidToken(Cow<'static, str>),
+    /// RFC 6750 §3.1: the token lacks the scope the resource needs.
+    #[error("{0}")]
+    InsufficientScope(Cow<'static, str>),
     /// The request body is over the endpoint's limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -45,6 +69,14 @@ impl Error {
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
             Error::InvalidScope(_) => "invalid_scope",
+            Error::UnsupportedResponseType(_) => "unsupported_response_type",
+            Error::AccessDenied(_) => "access_denied",
+            Error::LoginRequired(_) => "login_required",
+            Error::ConsentRequired(_) => "consent_required",
+            Error::RequestNotSupported => "request_not_supported",
+            Error::RequestUriNotSupported => "request_uri_not_supported",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::InsufficientScope(_) => "insufficient_scope",
             Error::TemporarilyUnavailable(_) => "temporarily_unavailable",
             Error::Internal(_) => "server_error",
         }

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
+use super::authorize::OIDC_SCOPES;
 use super::token::{AUTH_METHODS, SUPPORTED_GRANTS};
 use crate::tokens::keyring::ALG;
 
@@ -11,17 +12,28 @@ use crate::tokens::keyring::ALG;
 pub struct ServerMetadata {
     /// Byte-equal to `AUTHD_ISSUER` (RFC 8414 §3.3).
     pub issuer: String,
-    pub jwks_uri: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub end_session_endpoint: String,
+    pub jwks_uri: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// Every scope some registered client may request.
+    /// The OIDC scopes and every scope some registered client may request.
     pub scopes_supported: Vec<String>,
-    /// Empty until the authorization endpoint exists.
     pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub prompt_values_supported: Vec<&'static str>,
+    /// RFC 9207 §3: every authorization response carries `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// OIDC Discovery §3 defaults `request_uri_parameter_supported` to
+    /// true; say plainly that neither request objects nor URIs are taken.
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
 }
 
 /// An endpoint URL under the issuer.
@@ -33,16 +45,44 @@ impl ServerMetadata {
     pub fn build(issuer: &str, scopes: BTreeSet<String>) -> Self {
         Self {
             issuer: issuer.to_owned(),
-            jwks_uri: endpoint(issuer, "/.well-known/jwks.json"),
+            authorization_endpoint: endpoint(issuer, "/authorize"),
             token_endpoint: endpoint(issuer, "/token"),
+            userinfo_endpoint: endpoint(issuer, "/userinfo"),
+            end_session_endpoint: endpoint(issuer, "/logout"),
+            jwks_uri: endpoint(issuer, "/.well-known/jwks.json"),
             grant_types_supported: SUPPORTED_GRANTS.iter().map(|g| g.as_str()).collect(),
             token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
-            scopes_supported: scopes.into_iter().collect(),
-            response_types_supported: Vec::new(),
+            scopes_supported: scopes
+                .into_iter()
+                .chain(OIDC_SCOPES.map(str::to_owned))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec![ALG],
             // RFC 7636 §4.2: only S256; `plain` is never accepted.
             code_challenge_methods_supported: vec!["S256"],
+            claims_supported: vec![
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "at_hash",
+                "azp",
+                "name",
+                "preferred_username",
+                "email",
+                "email_verified",
+            ],
+            prompt_values_supported: vec!["none", "login", "consent"],
+            authorization_response_iss_parameter_supported: true,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
         }
     }
 }

@@ -1,14 +1,21 @@
 //! OAuth 2.0 logic: client authentication, the token endpoint and its grants,
 //! client registration, server metadata. Knows nothing of HTTP frameworks.
 //! Uses tokens, store, crypto and domain.
+pub mod authorization;
+pub mod authorize;
 pub mod client_auth;
 pub mod client_registry;
+pub mod codes;
 pub mod error;
 pub mod grants;
+pub mod login;
+pub mod logout;
 pub mod metadata;
 pub mod params;
 pub mod registration;
+pub mod session;
 pub mod token;
+pub mod userinfo;
 
 pub use client_registry::ClientRegistry;
 pub use error::Error;

@@ -8,8 +8,17 @@ use super::Error;
 ///   included more than once" → a repeat is `invalid_request`;
 /// - "Parameters sent without a value MUST be treated as if they were
 ///   omitted" → empty values are dropped.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Params(HashMap<String, String>);
+
+/// Names only: values may be passwords, secrets or codes.
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_tuple("Params").field(&names).finish()
+    }
+}
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded` bytes; a repeated
@@ -48,6 +57,11 @@ impl Params {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+
+    /// Removes and returns a value (a password, so it lives in one place).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
     }
 
     pub fn contains(&self, name: &str) -> bool {

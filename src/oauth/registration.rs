@@ -62,7 +62,9 @@ pub enum RegistrationError {
         uri: String,
         reason: InvalidRedirectUri,
     },
-    #[error("--post-logout-redirect-uri is only used by clients that sign users in (authorization_code)")]
+    #[error(
+        "--post-logout-redirect-uri is only used by clients that sign users in (authorization_code)"
+    )]
     UnusedPostLogoutRedirectUri,
     #[error(
         "--skip-consent is only for first-party confidential clients that sign users in: a public \

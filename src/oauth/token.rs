@@ -5,18 +5,22 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::client_auth::{self, ClientCredentials};
+use super::codes::Codes;
 use super::grants;
 use super::{ClientRegistry, Error, Params};
 use crate::crypto::Digester;
 use crate::domain::{GrantType, Scope};
+use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
 
 /// The grant types `/token` implements now; discovery advertises exactly
-/// these. Later issues add authorization_code and refresh_token.
-pub const SUPPORTED_GRANTS: [GrantType; 1] = [GrantType::ClientCredentials];
+/// these. The refresh-token issue adds refresh_token.
+pub const SUPPORTED_GRANTS: [GrantType; 2] =
+    [GrantType::AuthorizationCode, GrantType::ClientCredentials];
 
-/// The client authentication methods `/token` accepts (RFC 8414 §2).
-pub const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+/// The client authentication methods `/token` accepts (RFC 8414 §2;
+/// `none` is a public client sending only its `client_id`).
+pub const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "none"];
 
 /// RFC 6749 §5.1 successful response.
 #[derive(Debug, Serialize)]
@@ -26,6 +30,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// OIDC Core §3.1.3.3: with the `openid` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -35,6 +42,7 @@ impl TokenResponse {
             token_type: "Bearer",
             expires_in: issued.expires_in,
             scope: (!scope.is_empty()).then(|| scope.to_string()),
+            id_token: None,
         }
     }
 }
@@ -55,6 +63,8 @@ pub struct TokenEndpoint {
     pub clients: Arc<ClientRegistry>,
     pub client_secrets: Digester,
     pub tokens: Arc<TokenIssuer>,
+    pub codes: Arc<Codes>,
+    pub store: Arc<dyn Store>,
 }
 
 impl TokenEndpoint {
@@ -81,7 +91,16 @@ impl TokenEndpoint {
             GrantType::ClientCredentials => {
                 grants::client_credentials::exchange(&self.tokens, &client, params).await
             }
-            GrantType::AuthorizationCode | GrantType::RefreshToken => Err(unsupported_grant()),
+            GrantType::AuthorizationCode => {
+                grants::authorization_code::CodeGrant {
+                    tokens: &self.tokens,
+                    codes: &self.codes,
+                    store: self.store.as_ref(),
+                }
+                .exchange(&client, params)
+                .await
+            }
+            GrantType::RefreshToken => Err(unsupported_grant()),
         }
     }
 }

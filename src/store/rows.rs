@@ -40,7 +40,9 @@ fn uri_list(uris: &[RedirectUri]) -> String {
 
 fn parse_uri_list(json: &str) -> Option<Vec<RedirectUri>> {
     let uris: Vec<String> = serde_json::from_str(json).ok()?;
-    uris.iter().map(|uri| RedirectUri::parse(uri).ok()).collect()
+    uris.iter()
+        .map(|uri| RedirectUri::parse(uri).ok())
+        .collect()
 }
 
 impl ClientRow {

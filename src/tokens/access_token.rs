@@ -227,6 +227,10 @@ impl TokenIssuer {
         Ok(self.signer.sign(key, signing_input).await?)
     }
 
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
     }

@@ -52,11 +52,9 @@ pub fn verify_access_token(
     }
     // RFC 9068 §4: reject anything not typed as an access token (ID tokens
     // carry `typ: JWT`).
-    if !header
-        .typ
-        .as_deref()
-        .is_some_and(|typ| typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt"))
-    {
+    if !header.typ.as_deref().is_some_and(|typ| {
+        typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
+    }) {
         return Err(VerifyError::Type);
     }
     let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
@@ -68,6 +66,41 @@ pub fn verify_access_token(
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
     jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
+}
+
+/// What authd reads from an `id_token_hint` (OIDC RP-Initiated Logout §2).
+#[derive(Debug, Deserialize)]
+pub struct IdTokenHint {
+    pub sub: String,
+    pub aud: String,
+}
+
+/// Verifies an ID token authd issued, for use as a logout hint. An expired
+/// token is still a good hint (RP-Initiated Logout §2: "the OP need not
+/// check the exp"); signature, `typ: JWT` and `iss` must hold.
+pub fn verify_id_token_hint(
+    keys: &Keys,
+    issuer: &str,
+    token: &str,
+) -> Result<IdTokenHint, VerifyError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(VerifyError::Algorithm);
+    }
+    if header.typ.as_deref() != Some("JWT") {
+        return Err(VerifyError::Type);
+    }
+    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
+    let ring = keys.current();
+    let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    jsonwebtoken::decode::<IdTokenHint>(token, key, &validation)
         .map(|data| data.claims)
         .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
 }

@@ -48,6 +48,8 @@ fn client(kind: ClientKind) -> Client {
         grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
         scope: "b a".parse().unwrap(),
         audiences: vec!["https://api.example".into()],
+        post_logout_redirect_uris: vec![RedirectUri::parse("https://a.example/bye").unwrap()],
+        skip_consent: kind == ClientKind::Confidential,
         created_at: now(),
         updated_at: now(),
     }
@@ -132,6 +134,9 @@ async fn users_round_trip(backend: Backend) {
         id: UserId(uuid::Uuid::new_v4()),
         username: Username::parse("alice").unwrap(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        name: Some("Alice Example".into()),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
         disabled: false,
         created_at: now(),
     };

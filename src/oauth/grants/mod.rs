@@ -1,2 +1,3 @@
-//! One file per grant type, each a list of named steps.
+//! A module per grant type, each a list of named steps.
+pub mod authorization_code;
 pub mod client_credentials;

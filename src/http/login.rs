@@ -1,0 +1,51 @@
+//! `GET /login` (the login page of a pending request) and `POST /login`
+//! (its form).
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+use tracing_actix_web::RequestId;
+
+use super::AppState;
+use super::form::read_page_form;
+
+const BODY_LIMIT: usize = 8 * 1024;
+
+#[derive(serde::Deserialize)]
+pub struct PageQuery {
+    pub request: Option<String>,
+}
+
+pub async fn login_page(
+    request: HttpRequest,
+    query: web::Query<PageQuery>,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let cookie = super::session_cookie(&request, &state.pages);
+    match state
+        .flow
+        .login_page(cookie, query.request.as_deref())
+        .await
+    {
+        Ok(step) => state.pages.answer(step.into(), request_id),
+        Err(error) => state.pages.internal_error(&error, request_id),
+    }
+}
+
+pub async fn login(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let mut form = match read_page_form(&request, body, BODY_LIMIT).await {
+        Ok(form) => form,
+        Err(response) => return state.pages.answer(response.into(), request_id),
+    };
+    let password = SecretString::from(form.take("password").unwrap_or_default());
+    let cookie = super::session_cookie(&request, &state.pages);
+    let ip = request.peer_addr().map(|address| address.ip());
+    match state.flow.login(cookie, &form, password, ip).await {
+        Ok(answer) => state.pages.answer(answer, request_id),
+        Err(error) => state.pages.internal_error(&error, request_id),
+    }
+}

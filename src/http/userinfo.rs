@@ -1,0 +1,165 @@
+//! `GET`/`POST /userinfo` (OIDC Core §5.3) with RFC 6750 bearer tokens:
+//! from the `Authorization` header (§2.1) or a form body (§2.2), never
+//! both; errors in `WWW-Authenticate` (§3).
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use tracing_actix_web::RequestId;
+
+use super::AppState;
+use super::error::json_error;
+use super::form::read_form;
+use crate::oauth::Error;
+
+const BODY_LIMIT: usize = 16 * 1024;
+
+pub async fn userinfo_get(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let token = bearer_from_header(&request).and_then(|header| {
+        if query_has_token(&request) {
+            Err(two_methods())
+        } else {
+            Ok(header)
+        }
+    });
+    respond(&state, token, request_id).await
+}
+
+pub async fn userinfo_post(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let from_header = match bearer_from_header(&request) {
+        Ok(token) => token,
+        Err(error) => return challenge(&error, request_id),
+    };
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(b"application/x-www-form-urlencoded")
+        });
+    let from_body = if has_body {
+        match read_form(&request, body, BODY_LIMIT).await {
+            Ok(mut form) => form.take("access_token"),
+            Err(error) => return challenge(&error, request_id),
+        }
+    } else {
+        None
+    };
+    let token = match (from_header, from_body) {
+        (Some(_), Some(_)) => Err(two_methods()),
+        (header, body) if query_has_token(&request) && (header.is_some() || body.is_some()) => {
+            Err(two_methods())
+        }
+        (header, body) => Ok(header.or(body)),
+    };
+    respond(&state, token, request_id).await
+}
+
+fn two_methods() -> Error {
+    // RFC 6750 §2: "Clients MUST NOT use more than one method".
+    Error::InvalidRequest("send the access token one way only".into())
+}
+
+/// A token in the URL leaks into logs and history (RFC 6750 §2.3 says
+/// SHOULD NOT); authd does not accept it.
+fn query_has_token(request: &HttpRequest) -> bool {
+    form_urlencoded::parse(request.query_string().as_bytes())
+        .any(|(name, _)| name == "access_token")
+}
+
+/// The token of `Authorization: Bearer …` (scheme case-insensitive), if any.
+fn bearer_from_header(request: &HttpRequest) -> Result<Option<String>, Error> {
+    let mut values = request.headers().get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::InvalidRequest(
+            "more than one Authorization header".into(),
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Error::InvalidRequest("malformed Authorization header".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(Error::InvalidRequest(
+            "the Authorization header must be Bearer with a token".into(),
+        )),
+    }
+}
+
+async fn respond(
+    state: &AppState,
+    token: Result<Option<String>, Error>,
+    request_id: RequestId,
+) -> HttpResponse {
+    let token = match token {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            // RFC 6750 §3.1: no credentials → a bare challenge, no error code.
+            let mut response = HttpResponse::Unauthorized()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(r#"Bearer realm="authd""#),
+            );
+            return response;
+        }
+        Err(error) => return challenge(&error, request_id),
+    };
+    match state.userinfo.claims(&token).await {
+        Ok(claims) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(claims),
+        Err(error) => challenge(&error, request_id),
+    }
+}
+
+/// RFC 6750 §3: the error in `WWW-Authenticate` and in a JSON body.
+fn challenge(error: &Error, request_id: RequestId) -> HttpResponse {
+    let status = match error {
+        Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+        Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
+        Error::Internal(cause) => {
+            tracing::error!(%request_id, cause, "userinfo failed");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server could not complete the request; quote the request_id when reporting it",
+                request_id,
+            );
+        }
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let description = error.to_string();
+    let mut value = format!(
+        r#"Bearer realm="authd", error="{}", error_description="{}""#,
+        error.code(),
+        description.replace(['"', '\\'], "")
+    );
+    if matches!(error, Error::InsufficientScope(_)) {
+        value.push_str(r#", scope="openid""#);
+    }
+    let mut response = json_error(status, error.code(), &description, request_id);
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

@@ -1,0 +1,150 @@
+//! RFC 6749 §4.1.3: the authorization code grant, with PKCE (RFC 7636 §4.5)
+//! and OpenID Connect ID tokens (OIDC Core §3.1.3).
+//!
+//! Parameters: `grant_type` (checked by the endpoint), `code`,
+//! `redirect_uri` (required when the authorization request had one),
+//! `code_verifier`; client authentication as for every grant (a public
+//! client sends only `client_id`).
+use chrono::Duration;
+
+use super::super::codes::{Codes, Grant, Redemption};
+use crate::domain::{Client, CodeVerifier, GrantType, Scope, User};
+use crate::oauth::token::TokenResponse;
+use crate::oauth::{Error, Params};
+use crate::store::Store;
+use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
+use crate::tokens::{AccessTokenRequest, IdTokenRequest, TokenIssuer};
+
+/// What the grant needs besides the issuer.
+pub struct CodeGrant<'a> {
+    pub tokens: &'a TokenIssuer,
+    pub codes: &'a Codes,
+    pub store: &'a dyn Store,
+}
+
+fn invalid_code() -> Error {
+    // One description whatever the cause: unknown, expired, used, or
+    // issued to another client (§5.2).
+    Error::InvalidGrant(
+        "the authorization code is invalid, expired, already used, or was issued to another client"
+            .into(),
+    )
+}
+
+impl CodeGrant<'_> {
+    pub async fn exchange(&self, client: &Client, params: &Params) -> Result<TokenResponse, Error> {
+        ensure_grant_allowed(client)?;
+        let code = params
+            .get("code")
+            .ok_or_else(|| Error::InvalidRequest("code is missing".into()))?;
+        let grant = self.redeem(client, code).await?;
+        check_redirect_uri(&grant, params.get("redirect_uri"))?;
+        check_pkce(&grant, params.get("code_verifier"))?;
+        let user = self.user(&grant).await?;
+        self.issue(client, &grant, &user).await
+    }
+
+    /// Step 1: the code, redeemed once; the access token's `jti` is recorded
+    /// with it so that a replay can revoke the token (§4.1.2).
+    async fn redeem(&self, client: &Client, code: &str) -> Result<(Grant, String), Error> {
+        let jti = uuid::Uuid::new_v4().to_string();
+        let expires_at = self.tokens.now() + Duration::seconds(ACCESS_TOKEN_TTL_SECONDS);
+        match self
+            .codes
+            .redeem(code, &client.id, &jti, expires_at)
+            .await?
+        {
+            Redemption::Won(redeemed) => Ok((redeemed.grant, jti)),
+            Redemption::Refused { .. } => Err(invalid_code()),
+        }
+    }
+
+    async fn user(&self, (grant, _): &(Grant, String)) -> Result<User, Error> {
+        self.store
+            .find_user(grant.user_id())
+            .await
+            .map_err(Error::internal)?
+            .filter(|user| !user.disabled)
+            .ok_or_else(|| Error::InvalidGrant("the user can no longer sign in".into()))
+    }
+
+    async fn issue(
+        &self,
+        client: &Client,
+        (grant, jti): &(Grant, String),
+        user: &User,
+    ) -> Result<TokenResponse, Error> {
+        let scope: Scope = grant.scope.parse().unwrap_or_default();
+        let subject = user.id.to_string();
+        let issued = self
+            .tokens
+            .issue_access_token(AccessTokenRequest {
+                subject: &subject,
+                client,
+                scope: &scope,
+                jti: Some(jti.clone()),
+            })
+            .await?;
+        let id_token = if scope.contains("openid") {
+            Some(
+                self.tokens
+                    .issue_id_token(IdTokenRequest {
+                        user,
+                        client,
+                        scope: &scope,
+                        auth_time: grant.auth_time,
+                        nonce: grant.nonce.as_deref(),
+                        access_token: &issued.token,
+                    })
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let mut response = TokenResponse::bearer(issued, &scope);
+        response.id_token = id_token;
+        Ok(response)
+    }
+}
+
+fn ensure_grant_allowed(client: &Client) -> Result<(), Error> {
+    if client.allows_grant(GrantType::AuthorizationCode) {
+        Ok(())
+    } else {
+        Err(Error::UnauthorizedClient(
+            "this client may not use the authorization_code grant".into(),
+        ))
+    }
+}
+
+/// §4.1.3: `redirect_uri` is required if the authorization request had
+/// one, and then must be identical.
+fn check_redirect_uri((grant, _): &(Grant, String), presented: Option<&str>) -> Result<(), Error> {
+    let matches = match presented {
+        Some(uri) => uri == grant.redirect.uri,
+        None => !grant.redirect.explicit,
+    };
+    if matches {
+        Ok(())
+    } else {
+        Err(Error::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        ))
+    }
+}
+
+/// RFC 7636 §4.6: the verifier must hash to the stored challenge. Every
+/// code carries a challenge (PKCE is required at `/authorize`), so a
+/// missing or malformed verifier fails here too.
+fn check_pkce((grant, _): &(Grant, String), verifier: Option<&str>) -> Result<(), Error> {
+    let verified = verifier
+        .and_then(CodeVerifier::parse)
+        .is_some_and(|verifier| grant.code_challenge.is_satisfied_by(&verifier));
+    if verified {
+        Ok(())
+    } else {
+        Err(Error::InvalidGrant(
+            "code_verifier is missing or does not match the code_challenge (RFC 7636 §4.6)".into(),
+        ))
+    }
+}

@@ -1,0 +1,234 @@
+//! Checking a username and password, and throttling failures.
+//!
+//! argon2id runs on tokio's blocking pool, never on an HTTP worker. An
+//! unknown username is checked against a decoy hash made at start, so it
+//! costs the same time as a wrong password, and every failure gets the
+//! same message: no way to learn which usernames exist.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use chrono::{DateTime, Duration, Utc};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::Error;
+use crate::clock::Clock;
+use crate::crypto::password;
+use crate::domain::{User, Username};
+use crate::store::Store;
+
+/// Why a login did not succeed.
+#[derive(Debug)]
+pub enum LoginFailure {
+    /// Unknown user, wrong password or disabled user: one answer for all.
+    InvalidCredentials,
+    /// Too many failures: try again after this many seconds.
+    Throttled {
+        retry_after: u64,
+    },
+    Internal(Error),
+}
+
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    decoy_hash: Arc<str>,
+    throttle: LoginThrottle,
+    clock: Arc<dyn Clock>,
+}
+
+impl Authenticator {
+    /// Hashes a random decoy password once (a few tens of milliseconds).
+    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let decoy = SecretString::from(crate::crypto::random::secret_token());
+        let decoy_hash = tokio::task::spawn_blocking(move || password::hash(&decoy))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+        Ok(Self {
+            store,
+            decoy_hash: decoy_hash.into(),
+            throttle: LoginThrottle::default(),
+            clock,
+        })
+    }
+
+    /// Checks the credentials of a login form post from `ip`.
+    #[tracing::instrument(level = "debug", name = "oauth.login", skip_all)]
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: SecretString,
+        ip: Option<IpAddr>,
+    ) -> Result<Arc<User>, LoginFailure> {
+        let now = self.clock.now();
+        let keys = throttle_keys(username, ip);
+        if let Some(retry_after) = self.throttle.blocked(&keys, now) {
+            return Err(LoginFailure::Throttled { retry_after });
+        }
+        let user = match Username::parse(username) {
+            Some(username) => self
+                .store
+                .find_user_by_username(&username)
+                .await
+                .map_err(|e| LoginFailure::Internal(Error::internal(e)))?,
+            None => None,
+        };
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.decoy_hash.to_string(), |u| u.password_hash.clone());
+        let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .map_err(|e| LoginFailure::Internal(Error::internal(e)))?;
+        match user {
+            Some(user) if verified && !user.disabled => {
+                self.throttle.succeeded(&keys[0]);
+                Ok(Arc::new(user))
+            }
+            _ => {
+                self.throttle.failed(&keys, now);
+                Err(LoginFailure::InvalidCredentials)
+            }
+        }
+    }
+}
+
+fn verify_password(password: &SecretString, phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    if password.expose_secret().len() > password::MAX_LEN * 4 {
+        return false;
+    }
+    argon2::Argon2::default()
+        .verify_password(password.expose_secret().as_bytes(), &hash)
+        .is_ok()
+}
+
+/// The throttle keys of an attempt: the username, then the client IP.
+fn throttle_keys(username: &str, ip: Option<IpAddr>) -> [ThrottleKey; 2] {
+    [
+        ThrottleKey::Username(username.chars().take(64).collect()),
+        ThrottleKey::Ip(ip),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ThrottleKey {
+    Username(String),
+    Ip(Option<IpAddr>),
+}
+
+impl ThrottleKey {
+    /// Failures allowed before delays start: a person mistypes a few times;
+    /// many people share an IP (offices, carrier NAT).
+    fn free_failures(&self) -> u32 {
+        match self {
+            ThrottleKey::Username(_) => 5,
+            ThrottleKey::Ip(_) => 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: DateTime<Utc>,
+    blocked_until: DateTime<Utc>,
+}
+
+/// Failed logins per username and per IP, in this process's memory: after
+/// the free failures each further one doubles the wait (1 s, 2 s, 4 s … up
+/// to 15 min). A key is forgotten 15 minutes after its last failure.
+/// authd's own logic: the rate limiter crate (issue 7) counts requests, not
+/// failures that a success resets.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<ThrottleKey, Failures>>,
+}
+
+const FORGET_AFTER: Duration = Duration::minutes(15);
+const MAX_DELAY_SECONDS: i64 = 15 * 60;
+/// Bound on remembered keys, so a flood of usernames cannot exhaust memory.
+const MAX_KEYS: usize = 100_000;
+
+impl LoginThrottle {
+    fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|key| failures.get(key))
+            .filter(|f| f.blocked_until > now)
+            .map(|f| ((f.blocked_until - now).num_milliseconds() + 999) / 1000)
+            .map(|seconds| seconds.max(1) as u64)
+            .max()
+    }
+
+    fn failed(&self, keys: &[ThrottleKey], now: DateTime<Utc>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= MAX_KEYS {
+            failures.retain(|_, f| now - f.last < FORGET_AFTER);
+        }
+        for key in keys {
+            let entry = failures.entry(key.clone()).or_insert(Failures {
+                count: 0,
+                last: now,
+                blocked_until: now,
+            });
+            if now - entry.last >= FORGET_AFTER {
+                entry.count = 0;
+            }
+            entry.count += 1;
+            entry.last = now;
+            if let Some(over) = entry.count.checked_sub(key.free_failures()) {
+                let delay = 1i64
+                    .checked_shl(over.min(20))
+                    .unwrap_or(MAX_DELAY_SECONDS)
+                    .min(MAX_DELAY_SECONDS);
+                entry.blocked_until = now + Duration::seconds(delay);
+            }
+        }
+    }
+
+    fn succeeded(&self, username: &ThrottleKey) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(username);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_start_after_the_free_failures_and_grow() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("alice", None);
+        let start = Utc::now();
+        for _ in 0..4 {
+            throttle.failed(&keys, start);
+            assert_eq!(throttle.blocked(&keys, start), None);
+        }
+        throttle.failed(&keys, start);
+        assert_eq!(throttle.blocked(&keys, start), Some(1));
+        throttle.failed(&keys, start);
+        assert_eq!(throttle.blocked(&keys, start), Some(2));
+        assert_eq!(throttle.blocked(&keys, start + Duration::seconds(3)), None);
+        throttle.succeeded(&keys[0]);
+        assert_eq!(throttle.blocked(&keys, start), None);
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_a_quiet_period() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("bob", None);
+        let start = Utc::now();
+        for _ in 0..5 {
+            throttle.failed(&keys, start);
+        }
+        let later = start + FORGET_AFTER;
+        throttle.failed(&keys, later);
+        assert_eq!(throttle.blocked(&keys, later), None);
+    }
+}
