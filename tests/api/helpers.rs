@@ -255,3 +255,283 @@ pub fn assert_no_store(response: &reqwest::Response) {
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(response.headers()["pragma"], "no-cache");
 }
+
+/// A client that signs users in (authorization_code), as registered.
+#[derive(Debug, Clone)]
+pub struct WebClient {
+    pub id: String,
+    /// `None` for a public client.
+    pub secret: Option<String>,
+    pub redirect_uri: String,
+}
+
+/// A PKCE pair (RFC 7636 §4.1, §4.2 S256).
+#[derive(Debug, Clone)]
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+pub fn pkce() -> Pkce {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::Digest;
+    let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    /// Registers a client that signs users in: confidential with
+    /// `https://app.example/cb`, or public (an SPA) with `https://spa.example/cb`.
+    /// OIDC scopes need no registration; `scopes` are the API scopes.
+    pub async fn web_client(&self, public: bool, scopes: &[&str]) -> WebClient {
+        self.web_client_with(NewClient {
+            name: if public { "Test SPA" } else { "Test web app" }.into(),
+            public,
+            redirect_uris: vec![
+                if public {
+                    "https://spa.example/cb"
+                } else {
+                    "https://app.example/cb"
+                }
+                .into(),
+            ],
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            post_logout_redirect_uris: vec!["https://app.example/bye".into()],
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Registers `new` (its first redirect URI is the one used).
+    pub async fn web_client_with(&self, new: NewClient) -> WebClient {
+        let redirect_uri = new.redirect_uris[0].clone();
+        let (id, secret) = self.register(new).await;
+        WebClient {
+            id,
+            secret,
+            redirect_uri,
+        }
+    }
+
+    /// Creates a user with password [`PASSWORD`] through the store, as the
+    /// CLI does; returns the user id.
+    pub async fn user(&self, username: &str) -> String {
+        let runtime = Runtime::open(&self.config, false, &SystemClock)
+            .await
+            .expect("open database");
+        let password_hash = authd::crypto::password::hash(&PASSWORD.to_owned().into()).unwrap();
+        let user = authd::domain::User {
+            id: authd::domain::UserId(uuid::Uuid::new_v4()),
+            username: authd::domain::Username::parse(username).unwrap(),
+            password_hash,
+            name: Some(format!("{username} Example")),
+            email: Some(format!("{username}@example.com")),
+            email_verified: true,
+            disabled: false,
+            created_at: chrono::Utc::now(),
+        };
+        runtime.store.insert_user(&user).await.expect("insert user");
+        runtime.store.close().await;
+        user.id.to_string()
+    }
+
+    /// A browser without JavaScript: a cookie jar over HTTP, redirects
+    /// not followed.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: self.url(""),
+        }
+    }
+}
+
+/// The query of an authorization request for `client` with `pkce`, the
+/// scope `openid profile email`, state `st4te` and nonce `n0nce`; `extra`
+/// replaces or adds parameters (an empty value removes one).
+pub fn authorize_query(client: &WebClient, pkce: &Pkce, extra: &[(&str, &str)]) -> String {
+    let mut params: Vec<(String, String)> = [
+        ("response_type", "code"),
+        ("client_id", client.id.as_str()),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("scope", "openid profile email"),
+        ("state", "st4te"),
+        ("nonce", "n0nce"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (name, value) in extra {
+        params.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            params.push((name.to_string(), value.to_string()));
+        }
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &params {
+        query.append_pair(k, v);
+    }
+    query.finish()
+}
+
+/// The value of a hidden form field `name` in a page.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+/// A query parameter of a URL (decoded).
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The `Location` header of a response.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+pub struct Browser {
+    pub http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn absolute(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        }
+    }
+
+    pub async fn get(&self, path_or_url: &str) -> reqwest::Response {
+        self.http
+            .get(self.absolute(path_or_url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.absolute(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /authorize?query`.
+    pub async fn authorize(&self, query: &str) -> reqwest::Response {
+        self.get(&format!("/authorize?{query}")).await
+    }
+
+    /// Opens the login page at `login_location` and posts the form.
+    pub async fn log_in(
+        &self,
+        login_location: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = self.get(login_location).await;
+        assert_eq!(page.status(), 200, "login page");
+        let html = page.text().await.unwrap();
+        let csrf = form_value(&html, "csrf").expect("csrf field");
+        let request = form_value(&html, "request").expect("request field");
+        self.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Opens the consent page at `consent_location` and answers it.
+    pub async fn decide(&self, consent_location: &str, decision: &str) -> reqwest::Response {
+        let page = self.get(consent_location).await;
+        assert_eq!(page.status(), 200, "consent page");
+        let html = page.text().await.unwrap();
+        let csrf = form_value(&html, "csrf").expect("csrf field");
+        let request = form_value(&html, "request").expect("request field");
+        self.post_form(
+            "/consent",
+            &[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+
+    /// Runs `/authorize?query` to the end as `username`, logging in and
+    /// allowing consent when asked; returns the final redirect to the client.
+    pub async fn sign_in(&self, query: &str, username: &str) -> String {
+        let mut response = self.authorize(query).await;
+        for _ in 0..4 {
+            assert_eq!(response.status(), 303, "every step answers 303");
+            let next = location(&response);
+            response = if next.starts_with("/login") {
+                self.log_in(&next, username, PASSWORD).await
+            } else if next.starts_with("/consent") {
+                self.decide(&next, "allow").await
+            } else {
+                return next;
+            };
+        }
+        panic!("sign-in did not finish");
+    }
+}
+
+/// Exchanges `code` at `/token` with a raw HTTP request (client_secret_basic
+/// for a confidential client, client_id in the body for a public one).
+pub async fn exchange_code(
+    app: &TestApp,
+    client: &WebClient,
+    code: &str,
+    verifier: &str,
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", client.redirect_uri.as_str()),
+        ("code_verifier", verifier),
+    ];
+    let request = app.http.post(app.url("/token"));
+    let request = match &client.secret {
+        Some(secret) => request.basic_auth(&client.id, Some(secret)),
+        None => {
+            form.push(("client_id", client.id.as_str()));
+            request
+        }
+    };
+    request.form(&form).send().await.unwrap()
+}

@@ -1,9 +1,14 @@
 //! Integration tests: a real authd per test on a random port, over real
 //! HTTP, on SQLite and on PostgreSQL (the same body runs on both).
+mod authorization_code;
+mod authorize;
+mod browser;
 mod cli;
 mod client_credentials;
 mod helpers;
+mod logout;
 mod logs;
 mod startup;
 mod store_contract;
+mod userinfo;
 mod well_known;
