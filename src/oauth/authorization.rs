@@ -397,15 +397,7 @@ impl AuthorizationFlow {
             request_id: pending.id.clone(),
             client_name: pending.client.name.as_str().to_owned(),
             username: user.username.as_str().to_owned(),
-            scopes: pending
-                .request
-                .scope()
-                .iter()
-                .map(|name| ScopeView {
-                    name: name.to_owned(),
-                    description: describe_scope(name),
-                })
-                .collect(),
+            scopes: scope_views(&pending.request.scope()),
             csrf: self.sessions.csrf_token(session),
             redirect_origin: origin_of(&pending.request.redirect.uri),
         })
@@ -557,6 +549,26 @@ fn origin_of(uri: &str) -> String {
     url::Url::parse(uri)
         .map(|url| url.origin().ascii_serialization())
         .unwrap_or_default()
+}
+
+/// The requested scopes as the consent page lists them: who you are
+/// first (openid, profile, email), then the APIs in alphabetical order.
+fn scope_views(scope: &Scope) -> Vec<ScopeView> {
+    let rank = |name: &str| {
+        super::authorize::OIDC_SCOPES
+            .iter()
+            .position(|oidc| *oidc == name)
+            .unwrap_or(usize::MAX)
+    };
+    let mut names: Vec<&str> = scope.iter().collect();
+    names.sort_by_key(|name| (rank(name), name.to_owned()));
+    names
+        .into_iter()
+        .map(|name| ScopeView {
+            name: name.to_owned(),
+            description: describe_scope(name),
+        })
+        .collect()
 }
 
 /// What a scope lets the application do, in the user's words.
