@@ -189,7 +189,7 @@ where
 }
 
 /// RFC 8414 §2: the issuer is an https (here also http, for development)
-/// URL with no query or fragment. It is kept byte for byte.
+/// URL with no query or fragment (and here no path). It is kept byte for byte.
 fn parse_issuer(value: &str) -> Result<String, ConfigError> {
     let invalid = |why: &str| {
         ConfigError::new(
@@ -208,6 +208,13 @@ fn parse_issuer(value: &str) -> Result<String, ConfigError> {
     let url = url::Url::parse(value).map_err(|_| invalid("not an absolute URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid("scheme must be http or https"));
+    }
+    // authd serves its endpoints, pages and assets at the root of its
+    // origin; an issuer with a path would advertise URLs nobody answers.
+    if url.path() != "/" {
+        return Err(invalid(
+            "has a path; authd serves its endpoints at the root of its origin, so give it its own host name",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -295,6 +302,7 @@ mod tests {
             ("AUTHD_ISSUER", "https://id.example.com/#f"),
             ("AUTHD_ISSUER", "id.example.com"),
             ("AUTHD_ISSUER", "ftp://id.example.com"),
+            ("AUTHD_ISSUER", "https://id.example.com/tenant"),
             ("AUTHD_LOG_FORMAT", "xml"),
             ("AUTHD_SIGNING_KEY_BITS", "1024"),
             ("AUTHD_WORKERS", "0"),
@@ -310,11 +318,8 @@ mod tests {
 
     #[test]
     fn issuer_is_kept_byte_for_byte() {
-        let config = config(&[("AUTHD_ISSUER", "https://ID.example.com/tenant")]).unwrap();
-        assert_eq!(
-            config.issuer.as_deref(),
-            Some("https://ID.example.com/tenant")
-        );
+        let config = config(&[("AUTHD_ISSUER", "https://ID.example.com:8443")]).unwrap();
+        assert_eq!(config.issuer.as_deref(), Some("https://ID.example.com:8443"));
     }
 
     #[test]

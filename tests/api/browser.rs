@@ -516,11 +516,13 @@ async fn pages_render_on_a_phone_and_errors_show_the_request_id(backend: Backend
         return;
     };
     app.user("alice").await;
-    let callback = Callback::start().await;
+    let mut callback = Callback::start().await;
     let client = register(&app, &callback, false).await;
     let browser = chromium(&driver, true).await;
     let shots = (backend == Backend::Sqlite).then_some("phone");
     sign_in(&browser, &app, &client, &pkce(), shots).await;
+    // Let the navigation back to the application finish first.
+    callback.next().await;
 
     let query = authorize_query(
         &client,

@@ -64,18 +64,58 @@ async fn discovery_documents_describe_what_is_implemented(backend: Backend) {
         format!("{}/.well-known/jwks.json", app.issuer)
     );
     assert_eq!(document["token_endpoint"], format!("{}/token", app.issuer));
+    for (name, path) in [
+        ("authorization_endpoint", "/authorize"),
+        ("userinfo_endpoint", "/userinfo"),
+        ("end_session_endpoint", "/logout"),
+    ] {
+        assert_eq!(document[name], format!("{}{path}", app.issuer), "{name}");
+    }
     assert_eq!(
         document["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!(["authorization_code", "client_credentials"])
     );
     assert_eq!(
         document["token_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
     );
     assert_eq!(
         document["scopes_supported"],
-        serde_json::json!(["orders:read", "orders:write"])
+        serde_json::json!(["email", "openid", "orders:read", "orders:write", "profile"])
     );
+    assert_eq!(
+        document["response_types_supported"],
+        serde_json::json!(["code"])
+    );
+    assert_eq!(
+        document["response_modes_supported"],
+        serde_json::json!(["query"])
+    );
+    assert_eq!(
+        document["subject_types_supported"],
+        serde_json::json!(["public"])
+    );
+    assert_eq!(
+        document["prompt_values_supported"],
+        serde_json::json!(["none", "login", "consent"])
+    );
+    assert_eq!(
+        document["authorization_response_iss_parameter_supported"],
+        true
+    );
+    assert_eq!(document["request_parameter_supported"], false);
+    assert_eq!(document["request_uri_parameter_supported"], false);
+    let claims = document["claims_supported"].as_array().unwrap();
+    for claim in [
+        "sub",
+        "auth_time",
+        "nonce",
+        "name",
+        "email",
+        "email_verified",
+    ] {
+        assert!(claims.iter().any(|c| c == claim), "{claim}");
+    }
     assert_eq!(
         document["id_token_signing_alg_values_supported"],
         serde_json::json!(["RS256"])
@@ -84,17 +124,13 @@ async fn discovery_documents_describe_what_is_implemented(backend: Backend) {
         document["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
-    assert!(
-        document.get("authorization_endpoint").is_none(),
-        "not implemented yet"
-    );
 }
 
 async fn configured_issuer_is_returned_byte_for_byte(backend: Backend) {
     let Some(database) = test_database(backend).await else {
         return;
     };
-    let issuer = "https://Auth.Example.com/tenant-a";
+    let issuer = "https://Auth.Example.com:8443";
     let app = spawn_app_on(
         database.into(),
         authd::crypto::MasterKey::generate(),
@@ -110,7 +146,7 @@ async fn configured_issuer_is_returned_byte_for_byte(backend: Backend) {
     assert_eq!(document["issuer"], issuer);
     assert_eq!(
         document["token_endpoint"],
-        "https://Auth.Example.com/tenant-a/token"
+        "https://Auth.Example.com:8443/token"
     );
 }
 
