@@ -236,13 +236,14 @@ impl MasterKeySource {
 
 fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
     let fail = |what: String| ConfigError::new("AUTHD_MASTER_KEY_FILE", what);
-    match std::fs::read_to_string(path) {
-        Ok(text) => MasterKey::from_base64(&text)
-            .map_err(|e| fail(format!("{}: content {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = MasterKey::generate();
-            write_new_key_file(path, &key)
-                .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
+    match read_key_file(path) {
+        Ok(key) => return key.map_err(|e| fail(format!("{}: content {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
+    let key = MasterKey::generate();
+    match write_new_key_file(path, &key) {
+        Ok(()) => {
             tracing::warn!(
                 path = %path.display(),
                 "created a new master key: fine for development; in production set \
@@ -250,23 +251,55 @@ fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
             );
             Ok(key)
         }
-        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path)
+            .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?
+            .map_err(|e| fail(format!("{}: content {e}", path.display()))),
+        Err(e) => Err(fail(format!("cannot create {}: {e}", path.display()))),
     }
 }
 
+/// Reads a key file, warning when others than its owner may read it.
+fn read_key_file(
+    path: &Path,
+) -> std::io::Result<Result<MasterKey, crate::crypto::MasterKeyError>> {
+    use std::os::unix::fs::PermissionsExt;
+    let text = std::fs::read_to_string(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the master key file is readable by others than its owner; chmod 600 it"
+        );
+    }
+    Ok(MasterKey::from_base64(&text))
+}
+
+/// Writes the key to a private temporary file, syncs it, then links it into
+/// place: the key file appears complete or not at all, and of two processes
+/// creating it at once exactly one wins (`AlreadyExists` for the other).
 fn write_new_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    writeln!(file, "{}", key.to_base64())?;
-    file.sync_all()
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!(".master.key.{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        writeln!(file, "{}", key.to_base64())?;
+        file.sync_all()?;
+        std::fs::hard_link(&temporary, path)
+    })();
+    let _ = std::fs::remove_file(&temporary);
+    written
 }
 
 #[cfg(test)]
@@ -332,6 +365,27 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(source.load().unwrap().fingerprint(), first.fingerprint());
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, ["master.key"], "no temporary file is left");
+    }
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let fingerprints: Vec<Vec<u8>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    scope.spawn(move || MasterKeySource::File(path).load().unwrap().fingerprint())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(fingerprints.windows(2).all(|w| w[0] == w[1]));
     }
 
     #[test]

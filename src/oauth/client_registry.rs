@@ -7,8 +7,8 @@
 //! bumps `cache_epochs.clients`, which each replica polls (every second by
 //! default) and answers by reloading the table. So a deleted client or a
 //! rotated secret stops working everywhere within one poll interval.
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
@@ -27,7 +27,16 @@ pub struct ClientRegistry {
     /// client deleted between that read and the reload could be put back
     /// and outlive its deletion.
     generation: AtomicU64,
+    /// Ids looked up in the database and not found, until the next reload.
+    /// Client ids are random UUIDs minted at registration, so an id cannot
+    /// be asked for before it exists: remembering a miss until the next
+    /// reload never hides a new client, and a flood of made-up ids costs
+    /// one query each instead of one per request.
+    misses: Mutex<HashSet<ClientId>>,
 }
+
+/// Bound on remembered misses (then the set starts over).
+const MAX_MISSES: usize = 10_000;
 
 impl ClientRegistry {
     pub async fn load(store: Arc<dyn Store>) -> Result<Self, store::Error> {
@@ -35,6 +44,7 @@ impl ClientRegistry {
             store,
             clients: ArcSwap::from_pointee(ClientMap::new()),
             generation: AtomicU64::new(0),
+            misses: Mutex::new(HashSet::new()),
         };
         registry.reload().await?;
         Ok(registry)
@@ -52,6 +62,7 @@ impl ClientRegistry {
             .collect();
         tracing::debug!(clients = clients.len(), "client cache loaded");
         self.clients.store(Arc::new(clients));
+        self.misses.lock().unwrap_or_else(|p| p.into_inner()).clear();
         Ok(())
     }
 
@@ -61,8 +72,23 @@ impl ClientRegistry {
         if let Some(client) = self.clients.load().get(id) {
             return Ok(Some(client.clone()));
         }
+        if self
+            .misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+        {
+            return Ok(None);
+        }
         let generation = self.generation.load(Ordering::SeqCst);
         let Some(client) = self.store.find_client(id).await.map_err(Error::internal)? else {
+            let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+            if misses.len() >= MAX_MISSES {
+                misses.clear();
+            }
+            if self.generation.load(Ordering::SeqCst) == generation {
+                misses.insert(id.clone());
+            }
             return Ok(None);
         };
         let client = Arc::new(client);
