@@ -261,7 +261,12 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             })?;
             let name = name.map(|n| profile_value("--name", n)).transpose()?;
             let email = email.map(|e| profile_value("--email", e)).transpose()?;
-            if email.as_deref().is_some_and(|e| !e.contains('@')) {
+            let plausible = |e: &str| {
+                e.split_once('@').is_some_and(|(local, domain)| {
+                    !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)
+                })
+            };
+            if email.as_deref().is_some_and(|e| !plausible(e)) {
                 return Err(CliError::Invalid("--email must be an email address".into()));
             }
             let password_hash = hash_password(read_password_from_stdin()?).await?;

@@ -94,18 +94,22 @@ async fn start_driver() -> Option<Driver> {
         return None;
     };
     let port = free_port();
-    let process = Command::new(path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
+    // Owned by `Driver` at once, so it is killed and reaped on every path.
+    let driver = Driver {
+        process: Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+        port,
+    };
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return Some(Driver { process, port });
+            return Some(driver);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

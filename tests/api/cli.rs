@@ -3,10 +3,16 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use authd::clock::SystemClock;
+use authd::domain::{ClientId, UserId};
+use authd::startup::Runtime;
 use serde_json::Value;
 
 use crate::client_credentials::verify_access_token;
-use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, WebClient, authorize_query, location, on_both_backends, pkce,
+    spawn_app,
+};
 
 fn authd(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
@@ -23,7 +29,11 @@ fn authd(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
         .expect("authd binary runs");
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
+        // A command refused before it reads stdin (a bad argument) closes
+        // the pipe first.
+        if let Err(error) = input.write_all(text.as_bytes()) {
+            assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
+        }
     }
     drop(input);
     child.wait_with_output().unwrap()
@@ -241,6 +251,371 @@ async fn cli_users_and_keys(backend: Backend) {
     panic!("the server did not switch to the rotated key");
 }
 
+/// The OIDC profile of a user (OpenID Connect Core §5.1: `name`, `email`,
+/// `email_verified`) is set at creation and shown by `users list`.
+async fn cli_users_create_with_a_profile(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let created = json_ok(&authd(
+        &app,
+        &[
+            "users",
+            "create",
+            "--username",
+            "u",
+            "--password-stdin",
+            "--name",
+            "U Example",
+            "--email",
+            "u@example.com",
+            "--email-verified",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    ));
+    let id = created["id"].as_str().unwrap().to_owned();
+    // Without a profile: no name, no email, not verified.
+    let bare = json_ok(&authd(
+        &app,
+        &["users", "create", "--username", "v", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    ));
+    let users = json_ok(&authd(&app, &["users", "list"], None));
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 2);
+    let u = users.iter().find(|u| u["id"] == id.as_str()).unwrap();
+    assert_eq!(u["username"], "u");
+    assert_eq!(u["name"], "U Example");
+    assert_eq!(u["email"], "u@example.com");
+    assert_eq!(u["email_verified"], true);
+    assert_eq!(u["disabled"], false);
+    let v = users.iter().find(|u| u["id"] == bare["id"]).unwrap();
+    assert_eq!(v["username"], "v");
+    assert_eq!(v["name"], Value::Null);
+    assert_eq!(v["email"], Value::Null);
+    assert_eq!(v["email_verified"], false);
+}
+
+async fn cli_users_create_rejects_a_bad_profile(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let cases: [(&[&str], &str); 4] = [
+        // clap `requires`: a verified flag needs an address to verify.
+        (&["--email-verified"], "--email <EMAIL>"),
+        (
+            &["--email", "notanemail"],
+            "--email must be an email address",
+        ),
+        (&["--email", ""], "--email must be 1 to 200 characters"),
+        (
+            &["--name", "U\u{7}Example"],
+            "--name must be 1 to 200 characters",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["users", "create", "--username", "u", "--password-stdin"];
+        args.extend_from_slice(extra);
+        let output = authd(&app, &args, Some(&format!("{PASSWORD}\n")));
+        fails_with(&output, message);
+    }
+    assert_eq!(
+        json_ok(&authd(&app, &["users", "list"], None)),
+        serde_json::json!([]),
+        "no user was created"
+    );
+}
+
+/// Signs in as `username` with `password` through the running server's
+/// login page; returns whether the login was accepted (303 onwards).
+async fn password_accepted(
+    app: &TestApp,
+    client: &WebClient,
+    username: &str,
+    password: &str,
+) -> bool {
+    let browser = app.browser();
+    let response = browser
+        .authorize(&authorize_query(client, &pkce(), &[]))
+        .await;
+    assert_eq!(response.status(), 303);
+    let login = location(&response);
+    assert!(login.starts_with("/login?request="), "{login}");
+    let response = browser.log_in(&login, username, password).await;
+    match response.status().as_u16() {
+        303 => true,
+        200 => {
+            let html = response.text().await.unwrap();
+            assert!(html.contains("The username or password is not correct."));
+            false
+        }
+        status => panic!("login answered {status}"),
+    }
+}
+
+async fn cli_users_set_password(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    let id = json_ok(&authd(
+        &app,
+        &["users", "create", "--username", "u", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changed = json_ok(&authd(
+        &app,
+        &["users", "set-password", &id, "--password-stdin"],
+        Some("a brand new passphrase\n"),
+    ));
+    assert_eq!(changed["password_changed"], id.as_str());
+    // The running server checks the new password, not the old one.
+    assert!(!password_accepted(&app, &client, "u", PASSWORD).await);
+    assert!(password_accepted(&app, &client, "u", "a brand new passphrase").await);
+
+    // NIST SP 800-63B §5.1.1.2: at least 8 characters; the old one stays.
+    fails_with(
+        &authd(
+            &app,
+            &["users", "set-password", &id, "--password-stdin"],
+            Some("short\n"),
+        ),
+        "password must be 8 to 1024 characters long",
+    );
+    assert!(password_accepted(&app, &client, "u", "a brand new passphrase").await);
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    for id in [unknown.as_str(), "not-a-uuid"] {
+        fails_with(
+            &authd(
+                &app,
+                &["users", "set-password", id, "--password-stdin"],
+                Some("a brand new passphrase\n"),
+            ),
+            &format!("no user with id {id}"),
+        );
+    }
+    // `--password-stdin` is required: no password on the command line.
+    let output = authd(&app, &["users", "set-password", &id], None);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--password-stdin"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn cli_users_consents_are_listed_and_revoked(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let user_id = json_ok(&authd(
+        &app,
+        &["users", "create", "--username", "u", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    ))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        json_ok(&authd(&app, &["users", "consents", &user_id], None)),
+        serde_json::json!([])
+    );
+    let client_id = json_ok(&authd(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://a.example/cb",
+        ],
+        None,
+    ))["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let runtime = Runtime::open(&app.config, false, &SystemClock)
+        .await
+        .unwrap();
+    let user = UserId(user_id.parse().unwrap());
+    let client = ClientId::parse(&client_id).unwrap();
+    runtime
+        .store
+        .save_consent(user, &client, "openid profile", chrono::Utc::now())
+        .await
+        .unwrap();
+
+    let consents = json_ok(&authd(&app, &["users", "consents", &user_id], None));
+    let consents = consents.as_array().unwrap();
+    assert_eq!(consents.len(), 1);
+    assert_eq!(consents[0]["client_id"], client_id.as_str());
+    assert_eq!(consents[0]["scope"], "openid profile");
+    assert!(consents[0]["granted_at"].is_string());
+    assert!(consents[0]["updated_at"].is_string());
+
+    let revoked = authd(
+        &app,
+        &["users", "consents", &user_id, "--revoke", &client_id],
+        None,
+    );
+    assert_eq!(json_ok(&revoked), serde_json::json!([]));
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("Consent revoked"));
+    assert_eq!(
+        runtime.store.find_consent(user, &client).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        json_ok(&authd(&app, &["users", "consents", &user_id], None)),
+        serde_json::json!([])
+    );
+
+    // Nothing to revoke: a failure, not a silent success.
+    for missing in [client_id.as_str(), "no-such-client"] {
+        fails_with(
+            &authd(
+                &app,
+                &["users", "consents", &user_id, "--revoke", missing],
+                None,
+            ),
+            &format!("no consent for client {missing}"),
+        );
+    }
+    let unknown = uuid::Uuid::new_v4().to_string();
+    fails_with(
+        &authd(&app, &["users", "consents", &unknown], None),
+        &format!("no user with id {unknown}"),
+    );
+    runtime.store.close().await;
+}
+
+/// OpenID Connect RP-Initiated Logout 1.0 §2 (post_logout_redirect_uris) and
+/// a pre-consented first-party client.
+async fn cli_clients_with_logout_uris_and_skip_consent(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let created = json_ok(&authd(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "https://a.example/cb",
+            "--post-logout-redirect-uri",
+            "https://a.example/bye",
+            "--skip-consent",
+        ],
+        None,
+    ));
+    let id = created["client_id"].as_str().unwrap();
+    assert!(created["client_secret"].is_string(), "confidential");
+    let shown = json_ok(&authd(&app, &["clients", "show", id], None));
+    assert_eq!(shown["type"], "confidential");
+    assert_eq!(
+        shown["grant_types"],
+        serde_json::json!(["authorization_code"])
+    );
+    assert_eq!(
+        shown["redirect_uris"],
+        serde_json::json!(["https://a.example/cb"])
+    );
+    assert_eq!(
+        shown["post_logout_redirect_uris"],
+        serde_json::json!(["https://a.example/bye"])
+    );
+    assert_eq!(shown["skip_consent"], true);
+
+    // Without the flags: none, and consent is asked.
+    let plain = json_ok(&authd(
+        &app,
+        &[
+            "clients",
+            "create",
+            "--name",
+            "y",
+            "--redirect-uri",
+            "https://a.example/cb",
+        ],
+        None,
+    ));
+    let shown = json_ok(&authd(
+        &app,
+        &["clients", "show", plain["client_id"].as_str().unwrap()],
+        None,
+    ));
+    assert_eq!(shown["post_logout_redirect_uris"], serde_json::json!([]));
+    assert_eq!(shown["skip_consent"], false);
+}
+
+async fn cli_rejects_bad_logout_uris_and_skip_consent(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let cases: [(&[&str], &str); 6] = [
+        // RFC 8252 §8.6: a public client's identity cannot be verified.
+        (
+            &[
+                "--public",
+                "--redirect-uri",
+                "https://a.example/cb",
+                "--skip-consent",
+            ],
+            "RFC 8252 §8.6",
+        ),
+        // A machine client signs nobody in: nobody to skip consent for.
+        (&["--skip-consent"], "--skip-consent is only for"),
+        (
+            &["--post-logout-redirect-uri", "https://a.example/bye"],
+            "--post-logout-redirect-uri is only used by clients that sign users in",
+        ),
+        (
+            &[
+                "--redirect-uri",
+                "https://a.example/cb",
+                "--post-logout-redirect-uri",
+                "http://example.com",
+            ],
+            "--post-logout-redirect-uri http://example.com: must use https",
+        ),
+        (
+            &[
+                "--redirect-uri",
+                "https://a.example/cb",
+                "--post-logout-redirect-uri",
+                "https://a.example/bye#x",
+            ],
+            "--post-logout-redirect-uri https://a.example/bye#x: must not contain a fragment",
+        ),
+        (
+            &[
+                "--redirect-uri",
+                "https://a.example/cb",
+                "--post-logout-redirect-uri",
+                "/bye",
+            ],
+            "--post-logout-redirect-uri /bye: is not an absolute URI",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["clients", "create", "--name", "x"];
+        args.extend_from_slice(extra);
+        fails_with(&authd(&app, &args, None), message);
+    }
+    assert_eq!(
+        json_ok(&authd(&app, &["clients", "list"], None)),
+        serde_json::json!([]),
+        "nothing was registered"
+    );
+}
+
 async fn bad_configuration_exits_with_one_line(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -290,4 +665,10 @@ on_both_backends!(
     cli_rejects_bad_registrations,
     cli_users_and_keys,
     bad_configuration_exits_with_one_line,
+    cli_users_create_with_a_profile,
+    cli_users_create_rejects_a_bad_profile,
+    cli_users_set_password,
+    cli_users_consents_are_listed_and_revoked,
+    cli_clients_with_logout_uris_and_skip_consent,
+    cli_rejects_bad_logout_uris_and_skip_consent,
 );

@@ -6,7 +6,9 @@ use authd::domain::{
     Client, ClientId, ClientKind, ClientName, GrantType, KeyState, Kid, RedirectUri, Scope,
     SecretDigest, User, UserId, Username,
 };
-use authd::store::{self, CacheEpochs, PoolSettings, SigningKeyRecord, Store};
+use authd::store::{
+    self, CacheEpochs, CodeRecord, PendingRequestRecord, PoolSettings, SigningKeyRecord, Store,
+};
 use chrono::{DurationRound, TimeDelta, Utc};
 
 use crate::helpers::{Backend, TestDatabase, on_both_backends, test_database};
@@ -26,6 +28,21 @@ async fn open(backend: Backend) -> Option<(Arc<dyn Store>, TestDatabase)> {
     // Migrations are idempotent.
     store.migrate().await.unwrap();
     Some((store, database))
+}
+
+/// A second store on the same database with a connection per concurrent
+/// caller (more than the server's default of 10), so that contention is
+/// decided by the database, not by waiting for the pool.
+async fn wide_pool(database: &TestDatabase) -> Arc<dyn Store> {
+    store::connect(
+        &database.url,
+        PoolSettings {
+            max_connections: 20,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn now() -> chrono::DateTime<Utc> {
@@ -78,7 +95,20 @@ async fn clients_round_trip(backend: Backend) {
     assert_eq!(found.grant_types, confidential.grant_types);
     assert_eq!(found.scope, Scope::from_tokens(["a", "b"]).unwrap());
     assert_eq!(found.audiences, confidential.audiences);
+    assert_eq!(
+        found.post_logout_redirect_uris,
+        confidential.post_logout_redirect_uris
+    );
+    assert!(found.skip_consent);
     assert_eq!(found.created_at, confidential.created_at);
+    let found_public = store.find_client(&public.id).await.unwrap().unwrap();
+    assert_eq!(found_public.kind, ClientKind::Public);
+    assert_eq!(found_public.secret, None);
+    assert_eq!(
+        found_public.post_logout_redirect_uris,
+        public.post_logout_redirect_uris
+    );
+    assert!(!found_public.skip_consent);
     assert!(
         store
             .find_client(&ClientId::generate())
@@ -254,6 +284,802 @@ on_both_backends!(
     users_round_trip,
     signing_keys_keep_one_active,
     master_key_fingerprint_is_claimed_once,
+);
+
+fn user(username: &str) -> User {
+    User {
+        id: UserId(uuid::Uuid::new_v4()),
+        username: Username::parse(username).unwrap(),
+        password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${username}"),
+        name: Some(format!("{username} Example")),
+        email: Some(format!("{username}@example.com")),
+        email_verified: true,
+        disabled: false,
+        created_at: now(),
+    }
+}
+
+fn assert_same_user(found: &User, expected: &User) {
+    assert_eq!(found.id, expected.id);
+    assert_eq!(found.username, expected.username);
+    assert_eq!(found.password_hash, expected.password_hash);
+    assert_eq!(found.name, expected.name);
+    assert_eq!(found.email, expected.email);
+    assert_eq!(found.email_verified, expected.email_verified);
+    assert_eq!(found.disabled, expected.disabled);
+    assert_eq!(found.created_at, expected.created_at);
+}
+
+async fn users_are_found_by_id_and_by_username(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = user("alice");
+    // A user without a profile: the optional claims stay absent.
+    let bob = User {
+        name: None,
+        email: None,
+        email_verified: false,
+        ..user("bob")
+    };
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    for expected in [&alice, &bob] {
+        let by_id = store.find_user(expected.id).await.unwrap().unwrap();
+        assert_same_user(&by_id, expected);
+        let by_name = store
+            .find_user_by_username(&expected.username)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_same_user(&by_name, expected);
+    }
+    let listed = store.list_users().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let listed_alice = listed.iter().find(|u| u.id == alice.id).unwrap();
+    assert_same_user(listed_alice, &alice);
+
+    assert!(
+        store
+            .find_user(UserId(uuid::Uuid::new_v4()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Usernames compare exactly (case-sensitive).
+    for unknown in ["carol", "Alice", "alice "] {
+        let Some(username) = Username::parse(unknown) else {
+            continue;
+        };
+        assert!(
+            store
+                .find_user_by_username(&username)
+                .await
+                .unwrap()
+                .is_none(),
+            "{unknown:?}"
+        );
+    }
+}
+
+async fn set_password_replaces_the_hash_of_a_known_user_only(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
+    assert!(store.set_password(alice.id, new_hash).await.unwrap());
+    let found = store.find_user(alice.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, new_hash);
+    // Nothing else changes, and no other user.
+    assert_same_user(
+        &found,
+        &User {
+            password_hash: new_hash.into(),
+            ..alice.clone()
+        },
+    );
+    assert_same_user(&store.find_user(bob.id).await.unwrap().unwrap(), &bob);
+    assert!(
+        !store
+            .set_password(UserId(uuid::Uuid::new_v4()), new_hash)
+            .await
+            .unwrap()
+    );
+}
+
+/// A disabled user is signed out everywhere: their browser sessions are
+/// deleted with the same call; other users' sessions stay.
+async fn disable_user_ends_that_users_sessions(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let t = now();
+    let expires = t + TimeDelta::hours(1);
+    for (id, digest, owner) in [
+        ("s-alice-1", [1u8; 32], alice.id),
+        ("s-alice-2", [2u8; 32], alice.id),
+        ("s-bob", [3u8; 32], bob.id),
+    ] {
+        store
+            .insert_session(id, &[0xee, digest[0]], t, expires)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .sign_in_session(id, &digest, owner, t, expires)
+                .await
+                .unwrap()
+        );
+    }
+    // An anonymous session is nobody's.
+    store
+        .insert_session("s-anonymous", &[4u8; 32], t, expires)
+        .await
+        .unwrap();
+
+    assert!(store.disable_user(alice.id).await.unwrap());
+    assert!(store.find_user(alice.id).await.unwrap().unwrap().disabled);
+    assert!(store.find_session(&[1u8; 32], t).await.unwrap().is_none());
+    assert!(store.find_session(&[2u8; 32], t).await.unwrap().is_none());
+    let bobs = store.find_session(&[3u8; 32], t).await.unwrap().unwrap();
+    assert_eq!(bobs.user_id, Some(bob.id));
+    assert!(store.find_session(&[4u8; 32], t).await.unwrap().is_some());
+    assert!(!store.find_user(bob.id).await.unwrap().unwrap().disabled);
+}
+
+async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let created = now();
+    // A whole second: SQLite stores it without a fraction, which must still
+    // compare correctly against instants with one.
+    let expires_at = created.duration_trunc(TimeDelta::seconds(1)).unwrap() + TimeDelta::hours(1);
+    let digest = [0x5a; 32];
+    store
+        .insert_session("session-1", &digest, created, expires_at)
+        .await
+        .unwrap();
+
+    let found = store.find_session(&digest, created).await.unwrap().unwrap();
+    assert_eq!(found.id, "session-1");
+    assert_eq!(found.user_id, None);
+    assert_eq!(found.auth_time, None);
+    assert_eq!(found.expires_at, expires_at);
+    for (at, alive) in [
+        (expires_at - TimeDelta::microseconds(1), true),
+        (expires_at - TimeDelta::milliseconds(500), true),
+        (expires_at, false),
+        (expires_at + TimeDelta::microseconds(1), false),
+        (expires_at + TimeDelta::milliseconds(500), false),
+        (expires_at + TimeDelta::hours(1), false),
+    ] {
+        assert_eq!(
+            store.find_session(&digest, at).await.unwrap().is_some(),
+            alive,
+            "at {at}"
+        );
+    }
+    assert!(
+        store
+            .find_session(&[0x5b; 32], created)
+            .await
+            .unwrap()
+            .is_none(),
+        "another digest"
+    );
+    // The cookie digest is unique.
+    assert!(
+        store
+            .insert_session("session-2", &digest, created, expires_at)
+            .await
+            .is_err()
+    );
+
+    // Login: a new cookie (no fixation), the user and auth_time.
+    let new_digest = [0xa5; 32];
+    let auth_time = now();
+    let new_expiry = auth_time + TimeDelta::hours(8);
+    assert!(
+        store
+            .sign_in_session("session-1", &new_digest, alice.id, auth_time, new_expiry)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .find_session(&digest, auth_time)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old cookie no longer opens the session"
+    );
+    let signed_in = store
+        .find_session(&new_digest, auth_time)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(signed_in.id, "session-1");
+    assert_eq!(signed_in.user_id, Some(alice.id));
+    assert_eq!(signed_in.auth_time, Some(auth_time));
+    assert_eq!(signed_in.expires_at, new_expiry);
+    // The new expiry applies (later than the first one).
+    assert!(
+        store
+            .find_session(&new_digest, expires_at + TimeDelta::minutes(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        !store
+            .sign_in_session(
+                "no-such-session",
+                &[0x77; 32],
+                alice.id,
+                auth_time,
+                new_expiry
+            )
+            .await
+            .unwrap()
+    );
+
+    store.delete_session("session-1").await.unwrap();
+    assert!(
+        store
+            .find_session(&new_digest, auth_time)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Deleting what is not there is not an error.
+    store.delete_session("session-1").await.unwrap();
+}
+
+fn pending_request(id: &str, session_id: &str, client_id: &ClientId) -> PendingRequestRecord {
+    let created_at = now();
+    PendingRequestRecord {
+        id: id.into(),
+        session_id: session_id.into(),
+        client_id: client_id.clone(),
+        request: r#"{"scope":"openid"}"#.into(),
+        logged_in_at: None,
+        created_at,
+        expires_at: created_at + TimeDelta::minutes(10),
+    }
+}
+
+async fn pending_requests_are_bound_to_their_session(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let client = client(ClientKind::Confidential);
+    store.insert_client(&client).await.unwrap();
+    let t = now();
+    for (id, digest) in [("session-a", [1u8; 32]), ("session-b", [2u8; 32])] {
+        store
+            .insert_session(id, &digest, t, t + TimeDelta::hours(1))
+            .await
+            .unwrap();
+    }
+    let record = pending_request("request-1", "session-a", &client.id);
+    store.insert_pending_request(&record).await.unwrap();
+
+    let found = store
+        .find_pending_request("request-1", "session-a", t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, record.id);
+    assert_eq!(found.session_id, record.session_id);
+    assert_eq!(found.client_id, client.id);
+    assert_eq!(found.request, record.request);
+    assert_eq!(found.logged_in_at, None);
+    assert_eq!(found.created_at, record.created_at);
+    assert_eq!(found.expires_at, record.expires_at);
+    assert!(
+        store
+            .find_pending_request("request-1", "session-b", t)
+            .await
+            .unwrap()
+            .is_none(),
+        "another browser's session"
+    );
+    assert!(
+        store
+            .find_pending_request("request-2", "session-a", t)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    for (at, alive) in [
+        (record.expires_at - TimeDelta::microseconds(1), true),
+        (record.expires_at, false),
+        (record.expires_at + TimeDelta::seconds(1), false),
+    ] {
+        assert_eq!(
+            store
+                .find_pending_request("request-1", "session-a", at)
+                .await
+                .unwrap()
+                .is_some(),
+            alive,
+            "at {at}"
+        );
+    }
+
+    let logged_in_at = now();
+    store
+        .mark_pending_request_logged_in("request-1", logged_in_at)
+        .await
+        .unwrap();
+    let found = store
+        .find_pending_request("request-1", "session-a", logged_in_at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.logged_in_at, Some(logged_in_at));
+
+    // Only the session that made it can take it, and only once.
+    assert!(
+        !store
+            .take_pending_request("request-1", "session-b")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_pending_request("request-1", "session-a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_pending_request("request-1", "session-a")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .find_pending_request("request-1", "session-a", logged_in_at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Ending the session drops its pending requests.
+    store
+        .insert_pending_request(&pending_request("request-3", "session-b", &client.id))
+        .await
+        .unwrap();
+    store.delete_session("session-b").await.unwrap();
+    assert!(
+        !store
+            .take_pending_request("request-3", "session-b")
+            .await
+            .unwrap()
+    );
+}
+
+/// A consent form submitted many times at once finishes once: of 10
+/// concurrent takes exactly one wins.
+async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend) {
+    let Some((store, db)) = open(backend).await else {
+        return;
+    };
+    let client = client(ClientKind::Confidential);
+    store.insert_client(&client).await.unwrap();
+    let t = now();
+    store
+        .insert_session("session-a", &[1u8; 32], t, t + TimeDelta::hours(1))
+        .await
+        .unwrap();
+    store
+        .insert_pending_request(&pending_request("request-1", "session-a", &client.id))
+        .await
+        .unwrap();
+    let contended = wide_pool(&db).await;
+    let start = Arc::new(tokio::sync::Barrier::new(10));
+    let takes: Vec<_> = (0..10)
+        .map(|_| {
+            let store = contended.clone();
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                store.take_pending_request("request-1", "session-a").await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for take in takes {
+        match take.await.unwrap() {
+            Ok(true) => wins += 1,
+            Ok(false) => {}
+            Err(error) => panic!("take_pending_request failed under contention: {error}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    contended.close().await;
+}
+
+async fn consents_are_saved_replaced_listed_and_revoked(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let first = client(ClientKind::Confidential);
+    let second = client(ClientKind::Public);
+    store.insert_client(&first).await.unwrap();
+    store.insert_client(&second).await.unwrap();
+
+    assert_eq!(store.find_consent(alice.id, &first.id).await.unwrap(), None);
+    assert!(store.list_consents(alice.id).await.unwrap().is_empty());
+
+    let granted_at = now();
+    store
+        .save_consent(alice.id, &first.id, "openid profile", granted_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_consent(alice.id, &first.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("openid profile")
+    );
+    assert_eq!(store.find_consent(bob.id, &first.id).await.unwrap(), None);
+    assert_eq!(
+        store.find_consent(alice.id, &second.id).await.unwrap(),
+        None
+    );
+
+    // Saving again replaces the scope and keeps the time of the first grant.
+    let updated_at = granted_at + TimeDelta::minutes(5);
+    store
+        .save_consent(alice.id, &first.id, "email openid profile", updated_at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_consent(alice.id, &first.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("email openid profile")
+    );
+    let later = granted_at + TimeDelta::minutes(1);
+    store
+        .save_consent(alice.id, &second.id, "openid", later)
+        .await
+        .unwrap();
+
+    // Ordered by the time of the first grant.
+    let listed = store.list_consents(alice.id).await.unwrap();
+    let rows: Vec<_> = listed
+        .iter()
+        .map(|c| {
+            (
+                c.client_id.clone(),
+                c.scope.as_str(),
+                c.granted_at,
+                c.updated_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                first.id.clone(),
+                "email openid profile",
+                granted_at,
+                updated_at
+            ),
+            (second.id.clone(), "openid", later, later),
+        ]
+    );
+    assert!(store.list_consents(bob.id).await.unwrap().is_empty());
+
+    assert!(store.revoke_consent(alice.id, &first.id).await.unwrap());
+    assert!(!store.revoke_consent(alice.id, &first.id).await.unwrap());
+    assert_eq!(store.find_consent(alice.id, &first.id).await.unwrap(), None);
+    assert_eq!(store.list_consents(alice.id).await.unwrap().len(), 1);
+    assert!(!store.revoke_consent(bob.id, &second.id).await.unwrap());
+
+    // A consent needs an existing user and client (foreign keys hold on
+    // both backends).
+    assert!(
+        store
+            .save_consent(alice.id, &ClientId::generate(), "openid", now())
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .save_consent(UserId(uuid::Uuid::new_v4()), &first.id, "openid", now())
+            .await
+            .is_err()
+    );
+    // Deleting the client removes the consents given to it.
+    assert!(store.delete_client(&second.id).await.unwrap());
+    assert!(store.list_consents(alice.id).await.unwrap().is_empty());
+}
+
+fn code_record(client_id: &ClientId, digest: &[u8], ttl: TimeDelta) -> CodeRecord {
+    let created_at = now();
+    CodeRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        code_digest: digest.to_vec(),
+        key_version: 1,
+        client_id: client_id.clone(),
+        grant_sealed: [digest, b"sealed grant"].concat(),
+        created_at,
+        expires_at: created_at + ttl,
+    }
+}
+
+/// RFC 6749 §4.1.2 and §4.1.3: an authorization code is used once, by the
+/// client it was issued to, before it expires; a code used more than once
+/// revokes the tokens already issued from it (§4.1.2, §10.5).
+async fn codes_are_redeemed_once_by_their_client(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    let other = client(ClientKind::Public);
+    store.insert_client(&mine).await.unwrap();
+    store.insert_client(&other).await.unwrap();
+    let record = code_record(&mine.id, &[0x11; 32], TimeDelta::minutes(1));
+    store.insert_code(&record).await.unwrap();
+    let t = now();
+    let token_expires_at = t + TimeDelta::minutes(15);
+
+    // Unredeemed: nothing to revoke.
+    assert!(
+        !store
+            .revoke_replayed_code(&record.code_digest, &mine.id, t)
+            .await
+            .unwrap()
+    );
+    // Another client cannot redeem it, and records no token.
+    assert!(
+        store
+            .redeem_code(
+                &record.code_digest,
+                &other.id,
+                t,
+                "jti-other",
+                token_expires_at
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_access_token("jti-other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An unknown code.
+    assert!(
+        store
+            .redeem_code(&[0x99; 32], &mine.id, t, "jti-unknown", token_expires_at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let redeemed = store
+        .redeem_code(&record.code_digest, &mine.id, t, "jti-1", token_expires_at)
+        .await
+        .unwrap()
+        .expect("the right client redeems the code");
+    assert_eq!(redeemed.id, record.id);
+    assert_eq!(redeemed.grant_sealed, record.grant_sealed);
+    let token = store.find_access_token("jti-1").await.unwrap().unwrap();
+    assert_eq!(token.jti, "jti-1");
+    assert_eq!(token.client_id, mine.id.as_str());
+    assert_eq!(token.expires_at, token_expires_at);
+    assert!(!token.revoked);
+
+    // Single use.
+    assert!(
+        store
+            .redeem_code(
+                &record.code_digest,
+                &mine.id,
+                now(),
+                "jti-2",
+                token_expires_at
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.find_access_token("jti-2").await.unwrap().is_none());
+
+    // The replay revokes the token issued from the code.
+    assert!(
+        !store
+            .revoke_replayed_code(&record.code_digest, &other.id, now())
+            .await
+            .unwrap(),
+        "another client's replay does not reach this code"
+    );
+    assert!(
+        !store
+            .find_access_token("jti-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    assert!(
+        store
+            .revoke_replayed_code(&record.code_digest, &mine.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .find_access_token("jti-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    // Still reported as redeemed when presented yet again.
+    assert!(
+        store
+            .revoke_replayed_code(&record.code_digest, &mine.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_replayed_code(&[0x98; 32], &mine.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(store.find_access_token("jti-none").await.unwrap().is_none());
+}
+
+async fn codes_cannot_be_redeemed_after_they_expire(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let record = code_record(&mine.id, &[0x22; 32], TimeDelta::seconds(60));
+    store.insert_code(&record).await.unwrap();
+    let token_expires_at = record.expires_at + TimeDelta::minutes(15);
+    for at in [
+        record.expires_at,
+        record.expires_at + TimeDelta::microseconds(1),
+        record.expires_at + TimeDelta::minutes(5),
+    ] {
+        assert!(
+            store
+                .redeem_code(
+                    &record.code_digest,
+                    &mine.id,
+                    at,
+                    "jti-late",
+                    token_expires_at
+                )
+                .await
+                .unwrap()
+                .is_none(),
+            "at {at}"
+        );
+    }
+    assert!(store.find_access_token("jti-late").await.unwrap().is_none());
+    // An expired code that was never redeemed is not a replay.
+    assert!(
+        !store
+            .revoke_replayed_code(&record.code_digest, &mine.id, now())
+            .await
+            .unwrap()
+    );
+    // One microsecond before expiry it still works.
+    assert!(
+        store
+            .redeem_code(
+                &record.code_digest,
+                &mine.id,
+                record.expires_at - TimeDelta::microseconds(1),
+                "jti-in-time",
+                token_expires_at,
+            )
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// DESIGN "single use": of 20 concurrent redemptions of one code exactly
+/// one wins, and only the winner's access token is recorded. No caller may
+/// fail with a database error ("database is locked" on SQLite).
+async fn concurrent_redemptions_of_a_code_have_one_winner(backend: Backend) {
+    let Some((store, db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let record = code_record(&mine.id, &[0x33; 32], TimeDelta::minutes(1));
+    store.insert_code(&record).await.unwrap();
+    let contended = wide_pool(&db).await;
+    let start = Arc::new(tokio::sync::Barrier::new(20));
+    let redemptions: Vec<_> = (0..20)
+        .map(|i| {
+            let store = contended.clone();
+            let start = start.clone();
+            let digest = record.code_digest.clone();
+            let client_id = mine.id.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let t = now();
+                let jti = format!("jti-{i}");
+                let result = store
+                    .redeem_code(&digest, &client_id, t, &jti, t + TimeDelta::minutes(15))
+                    .await;
+                (jti, result)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut errors = Vec::new();
+    for redemption in redemptions {
+        let (jti, result) = redemption.await.unwrap();
+        match result {
+            Ok(Some(redeemed)) => {
+                assert_eq!(redeemed.grant_sealed, record.grant_sealed);
+                winners.push(jti);
+            }
+            Ok(None) => {}
+            Err(error) => errors.push(format!("{jti}: {error}")),
+        }
+    }
+    assert!(errors.is_empty(), "redeem_code failed: {errors:#?}");
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    for i in 0..20 {
+        let jti = format!("jti-{i}");
+        assert_eq!(
+            store.find_access_token(&jti).await.unwrap().is_some(),
+            winners.contains(&jti),
+            "{jti}"
+        );
+    }
+    contended.close().await;
+}
+
+on_both_backends!(
+    users_are_found_by_id_and_by_username,
+    set_password_replaces_the_hash_of_a_known_user_only,
+    disable_user_ends_that_users_sessions,
+    sessions_are_found_by_cookie_digest_until_they_expire,
+    pending_requests_are_bound_to_their_session,
+    concurrent_takes_of_a_pending_request_have_one_winner,
+    consents_are_saved_replaced_listed_and_revoked,
+    codes_are_redeemed_once_by_their_client,
+    codes_cannot_be_redeemed_after_they_expire,
+    concurrent_redemptions_of_a_code_have_one_winner,
 );
 
 /// DESIGN "Secrets at rest": a copy of the database alone yields neither a
