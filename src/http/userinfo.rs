@@ -20,7 +20,7 @@ pub async fn userinfo_get(
 ) -> HttpResponse {
     let token = bearer_from_header(&request).and_then(|header| {
         if query_has_token(&request) {
-            Err(two_methods())
+            Err(in_query())
         } else {
             Ok(header)
         }
@@ -55,9 +55,7 @@ pub async fn userinfo_post(
     };
     let token = match (from_header, from_body) {
         (Some(_), Some(_)) => Err(two_methods()),
-        (header, body) if query_has_token(&request) && (header.is_some() || body.is_some()) => {
-            Err(two_methods())
-        }
+        _ if query_has_token(&request) => Err(in_query()),
         (header, body) => Ok(header.or(body)),
     };
     respond(&state, token, request_id).await
@@ -68,6 +66,10 @@ fn two_methods() -> Error {
     Error::InvalidRequest("send the access token one way only".into())
 }
 
+fn in_query() -> Error {
+    Error::InvalidRequest("send the access token in the Authorization header, not the URL".into())
+}
+
 /// A token in the URL leaks into logs and history (RFC 6750 §2.3 says
 /// SHOULD NOT); authd does not accept it.
 fn query_has_token(request: &HttpRequest) -> bool {
@@ -75,7 +77,9 @@ fn query_has_token(request: &HttpRequest) -> bool {
         .any(|(name, _)| name == "access_token")
 }
 
-/// The token of `Authorization: Bearer …` (scheme case-insensitive), if any.
+/// The token of `Authorization: Bearer …` (scheme case-insensitive), if
+/// any. Another scheme is no bearer token: RFC 6750 §3.1 answers it with a
+/// bare challenge, without an error code.
 fn bearer_from_header(request: &HttpRequest) -> Result<Option<String>, Error> {
     let mut values = request.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
@@ -89,15 +93,15 @@ fn bearer_from_header(request: &HttpRequest) -> Result<Option<String>, Error> {
     let value = value
         .to_str()
         .map_err(|_| Error::InvalidRequest("malformed Authorization header".into()))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim().to_owned()))
-        }
-        _ => Err(Error::InvalidRequest(
-            "the Authorization header must be Bearer with a token".into(),
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    match token.trim() {
+        "" => Err(Error::InvalidRequest(
+            "the Bearer scheme needs a token".into(),
         )),
+        token => Ok(Some(token.to_owned())),
     }
 }
 

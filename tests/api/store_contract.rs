@@ -1082,16 +1082,56 @@ on_both_backends!(
     concurrent_redemptions_of_a_code_have_one_winner,
 );
 
-/// DESIGN "Secrets at rest": a copy of the database alone yields neither a
-/// client secret nor a signing key. The whole SQLite file (and its WAL), or
-/// every row of PostgreSQL's tables as text, is searched for the secret and
-/// for the signing key's private DER.
+/// DESIGN "Secrets at rest": a copy of the database alone yields no client
+/// secret, signing key, password, authorization code or session cookie. The
+/// whole SQLite file (and its WAL), or every row of every PostgreSQL table
+/// as text, is searched for each secret value used, raw and as hex.
 async fn database_dump_holds_no_usable_secret(backend: Backend) {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PrivateKeyParts;
     use secrecy::ExposeSecret;
     let Some(app) = crate::helpers::spawn_app(backend).await else {
         return;
     };
     let (_, secret) = app.machine_client(&["a"]).await;
+    // A complete sign-in, plus a code that is never redeemed.
+    let client = app.web_client(false, &[]).await;
+    app.user("alice").await;
+    let browser = app.browser();
+    let pkce = crate::helpers::pkce();
+    let query = crate::helpers::authorize_query(&client, &pkce, &[]);
+    let first = browser.authorize(&query).await;
+    let login = browser
+        .log_in(
+            &crate::helpers::location(&first),
+            "alice",
+            crate::helpers::PASSWORD,
+        )
+        .await;
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie_value = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value.to_owned())
+        .unwrap();
+    let consent = browser
+        .decide(&crate::helpers::location(&login), "allow")
+        .await;
+    let redeemed_code =
+        crate::helpers::query_param(&crate::helpers::location(&consent), "code").unwrap();
+    let exchanged =
+        crate::helpers::exchange_code(&app, &client, &redeemed_code, &pkce.verifier).await;
+    assert_eq!(exchanged.status(), 200);
+    let pkce2 = crate::helpers::pkce();
+    let back = browser
+        .sign_in(
+            &crate::helpers::authorize_query(&client, &pkce2, &[]),
+            "alice",
+        )
+        .await;
+    let unredeemed_code = crate::helpers::query_param(&back, "code").unwrap();
+
     let runtime = authd::startup::Runtime::open(&app.config, false, &authd::clock::SystemClock)
         .await
         .unwrap();
@@ -1100,8 +1140,29 @@ async fn database_dump_holds_no_usable_secret(backend: Backend) {
         .signing_key_sealer()
         .open(&key.kid.0, &key.private_key_sealed)
         .unwrap();
-    // A 32-byte run of the private key: any plaintext copy would contain it.
-    let private_run = &der.expose_secret()[40..72];
+    let private = rsa::RsaPrivateKey::from_pkcs8_der(der.expose_secret()).unwrap();
+    // Runs from the middle of the private exponent and of each prime: any
+    // plaintext copy of the key contains them.
+    let mut secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("client secret", secret.clone().into_bytes()),
+        ("password", crate::helpers::PASSWORD.as_bytes().to_vec()),
+        ("redeemed code", redeemed_code.into_bytes()),
+        ("unredeemed code", unredeemed_code.into_bytes()),
+        ("session cookie", cookie_value.into_bytes()),
+        ("PKCE verifier", pkce.verifier.into_bytes()),
+    ];
+    let d = private.d().to_bytes_be();
+    secrets.push((
+        "private exponent",
+        d[d.len() / 2..d.len() / 2 + 24].to_vec(),
+    ));
+    for (index, prime) in private.primes().iter().enumerate() {
+        let p = prime.to_bytes_be();
+        secrets.push((
+            if index == 0 { "prime p" } else { "prime q" },
+            p[p.len() / 2..p.len() / 2 + 24].to_vec(),
+        ));
+    }
     let dump: Vec<u8> = match backend {
         Backend::Sqlite => {
             let path = app.database.url.trim_start_matches("sqlite://").to_owned();
@@ -1114,24 +1175,23 @@ async fn database_dump_holds_no_usable_secret(backend: Backend) {
             let mut connection = sqlx::PgConnection::connect(&app.database.url)
                 .await
                 .unwrap();
+            let tables: Vec<(String,)> = sqlx::query_as(
+                "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_all(&mut connection)
+            .await
+            .unwrap();
+            assert!(tables.len() >= 10, "every table: {tables:?}");
             let mut text = String::new();
-            for table in [
-                "clients",
-                "signing_keys",
-                "master_key_fingerprints",
-                "users",
-            ] {
+            for (table,) in tables {
                 let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT row_to_json(t)::text FROM {table} t"
+                    r#"SELECT row_to_json(t)::text FROM "{table}" t"#
                 )))
                 .fetch_all(&mut connection)
                 .await
                 .unwrap();
                 text.extend(rows.into_iter().map(|(row,)| row));
             }
-            // bytea appears as hex in JSON; search for the hex of the run too.
-            let hex: String = private_run.iter().map(|b| format!("{b:02x}")).collect();
-            assert!(!text.contains(&hex), "private key in plaintext");
             text.into_bytes()
         }
     };
@@ -1140,14 +1200,17 @@ async fn database_dump_holds_no_usable_secret(backend: Backend) {
         dump.windows(4).any(|w| w == b"RS25"),
         "signing key rows are in the dump"
     );
-    assert!(
-        !dump.windows(secret.len()).any(|w| w == secret.as_bytes()),
-        "client secret in the dump"
-    );
-    assert!(
-        !dump.windows(private_run.len()).any(|w| w == private_run),
-        "private key in plaintext"
-    );
+    for (what, value) in &secrets {
+        let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !dump.windows(value.len()).any(|w| w == value.as_slice()),
+            "{what} is in the dump"
+        );
+        assert!(
+            !dump.windows(hex.len()).any(|w| w == hex.as_bytes()),
+            "{what} is in the dump as hex"
+        );
+    }
     runtime.store.close().await;
 }
 
