@@ -260,9 +260,7 @@ fn load_or_create_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
 }
 
 /// Reads a key file, warning when others than its owner may read it.
-fn read_key_file(
-    path: &Path,
-) -> std::io::Result<Result<MasterKey, crate::crypto::MasterKeyError>> {
+fn read_key_file(path: &Path) -> std::io::Result<Result<MasterKey, crate::crypto::MasterKeyError>> {
     use std::os::unix::fs::PermissionsExt;
     let text = std::fs::read_to_string(path)?;
     let mode = std::fs::metadata(path)?.permissions().mode();
@@ -352,7 +350,10 @@ mod tests {
     #[test]
     fn issuer_is_kept_byte_for_byte() {
         let config = config(&[("AUTHD_ISSUER", "https://ID.example.com:8443")]).unwrap();
-        assert_eq!(config.issuer.as_deref(), Some("https://ID.example.com:8443"));
+        assert_eq!(
+            config.issuer.as_deref(),
+            Some("https://ID.example.com:8443")
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //! default) and answers by reloading the table. So a deleted client or a
 //! rotated secret stops working everywhere within one poll interval.
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
@@ -62,7 +62,10 @@ impl ClientRegistry {
             .collect();
         tracing::debug!(clients = clients.len(), "client cache loaded");
         self.clients.store(Arc::new(clients));
-        self.misses.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
     }
 
