@@ -115,7 +115,7 @@ const HOME_HTML: &str = r#"{% extends "base.html" %}{% block body %}
 <p><a href="/login" style="padding: .5rem 1rem; background: #1d4ed8; color: white; border-radius: .3rem; text-decoration: none">Sign in with authd</a></p>
 {% endblock %}"#;
 const SIGNED_IN_HTML: &str = r#"{% extends "base.html" %}{% block body %}
-<p>Signed in as <strong>{{ subject }}</strong>. Granted scope: <code>{{ scope }}</code></p>
+<p>Signed in as <strong>{{ name }}</strong> (<code>sub</code> {{ subject }}). Granted scope: <code>{{ scope }}</code></p>
 <h2 style="font-size: 1.1rem">ID token claims (verified)</h2>
 <pre style="background: #f3f4f6; padding: 1rem; overflow-x: auto">{{ claims }}</pre>
 <h2 style="font-size: 1.1rem">UserInfo</h2>
@@ -297,8 +297,10 @@ async fn finish_sign_in(app: &AppState, params: CallbackParams) -> Result<Value,
         .append_pair("client_id", &app.client_id)
         .append_pair("state", &random_token());
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    // A name to greet with: the profile claims when granted, else the subject.
+    let name = userinfo["preferred_username"].as_str().unwrap_or(subject);
     Ok(context! {
-        subject, scope,
+        subject, scope, name,
         logout_url => logout_url.as_str(),
         claims => pretty(&claims),
         userinfo => pretty(&userinfo),
