@@ -77,6 +77,9 @@ pub enum ClientsCommand {
         /// Pre-consent a first-party confidential client: users are not asked.
         #[arg(long)]
         skip_consent: bool,
+        /// A resource server: may introspect any token at /introspect.
+        #[arg(long)]
+        introspect: bool,
     },
     List,
     Show {
@@ -195,6 +198,7 @@ async fn clients(
             audiences,
             post_logout_redirect_uris,
             skip_consent,
+            introspect,
         } => {
             let new = NewClient {
                 name,
@@ -205,6 +209,7 @@ async fn clients(
                 audiences,
                 post_logout_redirect_uris,
                 skip_consent,
+                can_introspect: introspect,
             };
             let credentials =
                 registration::register(store, &runtime.client_secret_digester(), clock, new)
@@ -307,7 +312,14 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                 if !store.revoke_consent(user_id, &client_id).await? {
                     return Err(CliError::Invalid(format!("no consent for client {client}")));
                 }
-                eprintln!("Consent revoked: the user will be asked again on the next sign-in.");
+                // The refresh tokens granted under that consent end with it.
+                store
+                    .revoke_families_of(user_id, &client_id, clock.now())
+                    .await?;
+                eprintln!(
+                    "Consent revoked: the user will be asked again on the next sign-in, and the \
+                     client's refresh tokens for this user no longer work."
+                );
             }
             let consents: Vec<_> = store
                 .list_consents(user_id)

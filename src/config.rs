@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::crypto::MasterKey;
 use crate::oauth::codes::{DEFAULT_CODE_TTL_SECONDS, MAX_CODE_TTL_SECONDS};
+use crate::oauth::refresh::{
+    DEFAULT_FAMILY_TTL_SECONDS, DEFAULT_REFRESH_TOKEN_TTL_SECONDS, MAX_REUSE_GRACE_SECONDS,
+};
 use crate::tokens::keyring::ALLOWED_BITS;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,14 @@ pub struct Config {
     pub templates_dir: Option<PathBuf>,
     /// `AUTHD_AUTHORIZATION_CODE_TTL`: seconds an authorization code lives.
     pub authorization_code_ttl: u64,
+    /// `AUTHD_REFRESH_TOKEN_TTL`: seconds a refresh token lives.
+    pub refresh_token_ttl: u64,
+    /// `AUTHD_REFRESH_FAMILY_TTL`: seconds a refresh token family lives,
+    /// however often it is rotated.
+    pub refresh_family_ttl: u64,
+    /// `AUTHD_REFRESH_REUSE_GRACE`: seconds during which a retry of the
+    /// just-consumed refresh token counts as a lost response (0 = off).
+    pub refresh_reuse_grace: u64,
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -143,6 +154,26 @@ impl Config {
                 ),
             ));
         }
+        let refresh_token_ttl = positive(
+            &get,
+            "AUTHD_REFRESH_TOKEN_TTL",
+            DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
+        )?;
+        let refresh_family_ttl =
+            positive(&get, "AUTHD_REFRESH_FAMILY_TTL", DEFAULT_FAMILY_TTL_SECONDS)?;
+        if refresh_family_ttl < refresh_token_ttl {
+            return Err(ConfigError::new(
+                "AUTHD_REFRESH_FAMILY_TTL",
+                format!("must be at least AUTHD_REFRESH_TOKEN_TTL ({refresh_token_ttl} s)"),
+            ));
+        }
+        let refresh_reuse_grace: u64 = number(&get, "AUTHD_REFRESH_REUSE_GRACE", 0)?;
+        if refresh_reuse_grace > MAX_REUSE_GRACE_SECONDS {
+            return Err(ConfigError::new(
+                "AUTHD_REFRESH_REUSE_GRACE",
+                format!("at most {MAX_REUSE_GRACE_SECONDS} seconds, got {refresh_reuse_grace}"),
+            ));
+        }
         Ok(Self {
             bind,
             issuer,
@@ -155,6 +186,9 @@ impl Config {
             cache_refresh: Duration::from_millis(positive(&get, "AUTHD_CACHE_REFRESH_MS", 1000)?),
             templates_dir: get("AUTHD_TEMPLATES_DIR").map(|dir| PathBuf::from(dir.trim())),
             authorization_code_ttl,
+            refresh_token_ttl,
+            refresh_family_ttl,
+            refresh_reuse_grace,
         })
     }
 }
@@ -339,6 +373,9 @@ mod tests {
             ("AUTHD_WORKERS", "0"),
             ("AUTHD_AUTHORIZATION_CODE_TTL", "601"),
             ("AUTHD_AUTHORIZATION_CODE_TTL", "0"),
+            ("AUTHD_REFRESH_REUSE_GRACE", "61"),
+            ("AUTHD_REFRESH_TOKEN_TTL", "0"),
+            ("AUTHD_REFRESH_FAMILY_TTL", "60"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

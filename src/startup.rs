@@ -19,6 +19,7 @@ use crate::oauth::authorization::AuthorizationFlow;
 use crate::oauth::codes::Codes;
 use crate::oauth::login::Authenticator;
 use crate::oauth::metadata::ServerMetadata;
+use crate::oauth::refresh::{RefreshSettings, RefreshTokens};
 use crate::oauth::session::Sessions;
 use crate::oauth::token::TokenEndpoint;
 use crate::oauth::userinfo::UserInfo;
@@ -172,6 +173,17 @@ impl Application {
             config.authorization_code_ttl,
             clock.clone(),
         ));
+        let refresh = Arc::new(RefreshTokens::new(
+            store.clone(),
+            runtime.digester(Purpose::RefreshTokenDigest),
+            Sealer::new(&runtime.master_key, Purpose::RefreshTokenSealing),
+            RefreshSettings {
+                token_ttl: chrono::Duration::seconds(config.refresh_token_ttl as i64),
+                family_ttl: chrono::Duration::seconds(config.refresh_family_ttl as i64),
+                reuse_grace: chrono::Duration::seconds(config.refresh_reuse_grace as i64),
+            },
+            clock.clone(),
+        ));
         let flow = AuthorizationFlow {
             clients: clients.clone(),
             sessions: Sessions::new(
@@ -194,6 +206,7 @@ impl Application {
                 client_secrets: runtime.client_secret_digester(),
                 tokens,
                 codes,
+                refresh,
                 store: store.clone(),
             },
             userinfo: UserInfo {

@@ -25,6 +25,10 @@ pub enum Purpose {
     AuthorizationCodeDigest,
     /// Sealing the grant an authorization code carries.
     GrantSealing,
+    /// Keyed digests of refresh tokens.
+    RefreshTokenDigest,
+    /// Sealing the grant a refresh token carries.
+    RefreshTokenSealing,
 }
 
 impl Purpose {
@@ -38,6 +42,8 @@ impl Purpose {
             Purpose::CsrfToken => b"authd/v1/mac/csrf",
             Purpose::AuthorizationCodeDigest => b"authd/v1/digest/authorization-code",
             Purpose::GrantSealing => b"authd/v1/seal/grant",
+            Purpose::RefreshTokenDigest => b"authd/v1/digest/refresh-token",
+            Purpose::RefreshTokenSealing => b"authd/v1/seal/refresh-token",
         }
     }
 }

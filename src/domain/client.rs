@@ -154,6 +154,9 @@ pub struct Client {
     /// A first-party confidential client the operator pre-consented:
     /// users are not asked (never for a public client, RFC 8252 §8.6).
     pub skip_consent: bool,
+    /// A resource server allowed to introspect any token (RFC 7662 §2.1);
+    /// other clients only learn about their own tokens.
+    pub can_introspect: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

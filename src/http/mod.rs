@@ -11,6 +11,7 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod pages;
+pub mod revocation;
 pub mod token;
 pub mod userinfo;
 
@@ -74,6 +75,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(discovery::metadata))
                 .route(web::head().to(discovery::metadata))
                 .default_service(web::to(error::method_not_allowed_get)),
+        )
+        .service(
+            web::resource("/revoke")
+                .route(web::post().to(revocation::revoke))
+                .default_service(web::to(error::method_not_allowed_post)),
+        )
+        .service(
+            web::resource("/introspect")
+                .route(web::post().to(revocation::introspect))
+                .default_service(web::to(error::method_not_allowed_post)),
         )
         .service(
             web::resource("/authorize")

@@ -35,7 +35,7 @@ pub async fn token(
 }
 
 /// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI".
-fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
+pub(super) fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
     // Every pair, repeats included: a repeated name must not slip past.
     let in_query = form_urlencoded::parse(request.query_string().as_bytes())
         .any(|(name, _)| name == "client_secret" || name == "client_id");
@@ -47,7 +47,7 @@ fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
     Ok(())
 }
 
-fn single_authorization(request: &HttpRequest) -> Result<Option<&[u8]>, Error> {
+pub(super) fn single_authorization(request: &HttpRequest) -> Result<Option<&[u8]>, Error> {
     let mut values = request.headers().get_all(header::AUTHORIZATION);
     let first = values.next();
     if values.next().is_some() {

@@ -230,9 +230,13 @@ fn requested_scope(client: &Client, scope: Option<&str>) -> Result<Scope, Error>
         .ok_or_else(|| Error::InvalidScope("scope is required".into()))?
         .parse()
         .map_err(|_| Error::InvalidScope("scope is malformed (RFC 6749 §3.3)".into()))?;
-    let allowed = client
+    let mut allowed = client
         .scope
         .union(&Scope::from_tokens(OIDC_SCOPES).expect("OIDC scopes are scope tokens"));
+    // OIDC Core §11: offline access, for clients allowed refresh tokens.
+    if client.allows_grant(GrantType::RefreshToken) {
+        allowed = allowed.union(&Scope::from_tokens(["offline_access"]).expect("a scope token"));
+    }
     if scope.is_subset(&allowed) {
         Ok(scope)
     } else {

@@ -16,9 +16,15 @@ pub struct ServerMetadata {
     pub token_endpoint: String,
     pub userinfo_endpoint: String,
     pub end_session_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
     pub jwks_uri: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// RFC 8414 §2: a public client may revoke its own tokens with its id.
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Introspection needs a client secret (RFC 7662 §2.1).
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     /// The OIDC scopes and every scope some registered client may request.
     pub scopes_supported: Vec<String>,
     pub response_types_supported: Vec<&'static str>,
@@ -49,12 +55,20 @@ impl ServerMetadata {
             token_endpoint: endpoint(issuer, "/token"),
             userinfo_endpoint: endpoint(issuer, "/userinfo"),
             end_session_endpoint: endpoint(issuer, "/logout"),
+            revocation_endpoint: endpoint(issuer, "/revoke"),
+            introspection_endpoint: endpoint(issuer, "/introspect"),
             jwks_uri: endpoint(issuer, "/.well-known/jwks.json"),
             grant_types_supported: SUPPORTED_GRANTS.iter().map(|g| g.as_str()).collect(),
             token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+            revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+            introspection_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+            ],
             scopes_supported: scopes
                 .into_iter()
                 .chain(OIDC_SCOPES.map(str::to_owned))
+                .chain(["offline_access".to_owned()])
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect(),

@@ -24,6 +24,8 @@ pub struct NewClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// A first-party confidential client: users are not asked for consent.
     pub skip_consent: bool,
+    /// A resource server that may introspect any token.
+    pub can_introspect: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,10 @@ pub enum RegistrationError {
          client's identity cannot be verified, so its users are always asked (RFC 8252 §8.6)"
     )]
     SkipConsentNotAllowed,
+    #[error(
+        "--introspect is for confidential clients (resource servers): introspection needs client authentication"
+    )]
+    IntrospectNeedsSecret,
     #[error("no client with id {0}")]
     NotFound(String),
     #[error("client {0} is public and has no secret")]
@@ -107,6 +113,7 @@ pub struct ClientView {
     pub audiences: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub skip_consent: bool,
+    pub can_introspect: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -131,6 +138,7 @@ impl From<&Client> for ClientView {
                 .map(ToString::to_string)
                 .collect(),
             skip_consent: client.skip_consent,
+            can_introspect: client.can_introspect,
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -199,6 +207,9 @@ fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, Registra
     let signs_users_in = grants.contains(&GrantType::AuthorizationCode);
     if new.skip_consent && (new.public || !signs_users_in) {
         return Err(RegistrationError::SkipConsentNotAllowed);
+    }
+    if new.can_introspect && new.public {
+        return Err(RegistrationError::IntrospectNeedsSecret);
     }
     if !new.post_logout_redirect_uris.is_empty() && !signs_users_in {
         return Err(RegistrationError::UnusedPostLogoutRedirectUri);
@@ -290,6 +301,7 @@ pub async fn register(
         audiences,
         post_logout_redirect_uris,
         skip_consent: new.skip_consent,
+        can_introspect: new.can_introspect,
         created_at: now,
         updated_at: now,
     };

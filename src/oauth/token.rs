@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::client_auth::{self, ClientCredentials};
 use super::codes::Codes;
 use super::grants;
+use super::refresh::RefreshTokens;
 use super::{ClientRegistry, Error, Params};
 use crate::crypto::Digester;
 use crate::domain::{GrantType, Scope};
@@ -14,9 +15,12 @@ use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
 
 /// The grant types `/token` implements now; discovery advertises exactly
-/// these. The refresh-token issue adds refresh_token.
-pub const SUPPORTED_GRANTS: [GrantType; 2] =
-    [GrantType::AuthorizationCode, GrantType::ClientCredentials];
+/// these.
+pub const SUPPORTED_GRANTS: [GrantType; 3] = [
+    GrantType::AuthorizationCode,
+    GrantType::ClientCredentials,
+    GrantType::RefreshToken,
+];
 
 /// The client authentication methods `/token` accepts (RFC 8414 §2;
 /// `none` is a public client sending only its `client_id`).
@@ -33,6 +37,9 @@ pub struct TokenResponse {
     /// OIDC Core §3.1.3.3: with the `openid` scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 6749 §5.1: with `offline_access`, and on every refresh (rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 impl TokenResponse {
@@ -43,6 +50,7 @@ impl TokenResponse {
             expires_in: issued.expires_in,
             scope: (!scope.is_empty()).then(|| scope.to_string()),
             id_token: None,
+            refresh_token: None,
         }
     }
 }
@@ -64,6 +72,7 @@ pub struct TokenEndpoint {
     pub client_secrets: Digester,
     pub tokens: Arc<TokenIssuer>,
     pub codes: Arc<Codes>,
+    pub refresh: Arc<RefreshTokens>,
     pub store: Arc<dyn Store>,
 }
 
@@ -95,12 +104,21 @@ impl TokenEndpoint {
                 grants::authorization_code::CodeGrant {
                     tokens: &self.tokens,
                     codes: &self.codes,
+                    refresh: &self.refresh,
                     store: self.store.as_ref(),
                 }
                 .exchange(&client, params)
                 .await
             }
-            GrantType::RefreshToken => Err(unsupported_grant()),
+            GrantType::RefreshToken => {
+                grants::refresh_token::RefreshGrantType {
+                    tokens: &self.tokens,
+                    refresh: &self.refresh,
+                    store: self.store.as_ref(),
+                }
+                .exchange(&client, params)
+                .await
+            }
         }
     }
 }

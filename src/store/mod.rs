@@ -31,6 +31,9 @@ pub enum Error {
         id: String,
         problem: String,
     },
+    /// A check made inside a transaction refused the row; nothing changed.
+    #[error("refused: {0}")]
+    Refused(&'static str),
     #[error("must start with postgres://, postgresql:// or sqlite:")]
     UnsupportedUrl,
     #[error("cannot create the SQLite directory {path}: {source}")]
@@ -266,6 +269,121 @@ pub trait CodeRepository {
     async fn find_access_token(&self, jti: &str) -> Result<Option<AccessTokenRecord>>;
 }
 
+/// A refresh token family: everything issued from one authorization.
+#[derive(Debug, Clone)]
+pub struct FamilyRecord {
+    pub id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    /// The family's absolute end.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new refresh token: its digest and sealed grant.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub token_digest: Vec<u8>,
+    pub key_version: u32,
+    pub family_id: String,
+    pub parent_id: Option<String>,
+    pub client_id: ClientId,
+    pub grant_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A successor token and the access token issued with it.
+#[derive(Debug, Clone)]
+pub struct Successor {
+    pub token: RefreshTokenRecord,
+    pub jti: String,
+    pub access_expires_at: DateTime<Utc>,
+}
+
+/// The token a rotation consumed (or the parent a grace retry re-uses).
+#[derive(Debug, Clone)]
+pub struct ConsumedRefresh {
+    pub id: String,
+    pub family_id: String,
+    pub grant_sealed: Vec<u8>,
+}
+
+/// Builds the successor of a consumed token inside the rotation's
+/// transaction (opening and sealing grants is above the store).
+pub type BuildSuccessor<'a> = &'a (dyn Fn(&ConsumedRefresh) -> Result<Successor> + Send + Sync);
+
+/// A refresh token found by digest, whatever its state.
+#[derive(Debug, Clone)]
+pub struct StoredRefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub grant_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub family_expires_at: DateTime<Utc>,
+    pub family_revoked: bool,
+}
+
+#[async_trait]
+pub trait RefreshTokenRepository {
+    /// Creates a family with its first token, and tags the access token
+    /// issued with it (`jti`, already recorded by the code redemption).
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        token: &RefreshTokenRecord,
+        jti: &str,
+    ) -> Result<()>;
+    /// One locked transaction: consumes the token with this digest if it is
+    /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
+    /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
+    /// one gets a row), then inserts the successor `build` makes and records
+    /// its access token. `None` when nothing was consumed.
+    async fn rotate_refresh_token(
+        &self,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>>;
+    /// The grace path: if `parent_id` was consumed after `consumed_since`
+    /// and its successor is still unused, revokes that successor (and its
+    /// access token) and inserts a new one from `build`, in one transaction.
+    async fn replace_unused_successor(
+        &self,
+        parent_id: &str,
+        consumed_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>>;
+    async fn find_refresh_token(&self, token_digest: &[u8]) -> Result<Option<StoredRefreshToken>>;
+    /// Revokes the family, every refresh token in it and every access token
+    /// issued from it. Returns whether the family was alive.
+    async fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Revokes the families of a user with a client (consent withdrawn).
+    async fn revoke_families_of(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<u64>;
+    /// RFC 7009: denies an access token until it expires, recording its
+    /// `jti` when it was not recorded.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     ClientRepository
@@ -275,6 +393,7 @@ pub trait Store:
     + PendingRequestRepository
     + ConsentRepository
     + CodeRepository
+    + RefreshTokenRepository
     + Send
     + Sync
 {

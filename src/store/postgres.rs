@@ -25,4 +25,8 @@ impl PgStore {
     }
 }
 
+impl super::sql::HasDb for PgStore {
+    type Db = sqlx::Postgres;
+}
+
 super::sql::impl_repositories!(PgStore);

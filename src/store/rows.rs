@@ -29,6 +29,7 @@ pub(super) struct ClientRow {
     pub audiences: String,
     pub post_logout_redirect_uris: String,
     pub skip_consent: bool,
+    pub can_introspect: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -60,6 +61,7 @@ impl ClientRow {
             audiences: serde_json::to_string(&client.audiences).expect("strings serialise"),
             post_logout_redirect_uris: uri_list(&client.post_logout_redirect_uris),
             skip_consent: client.skip_consent,
+            can_introspect: client.can_introspect,
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -90,6 +92,7 @@ impl TryFrom<ClientRow> for Client {
             post_logout_redirect_uris: parse_uri_list(&row.post_logout_redirect_uris)
                 .ok_or_else(|| bad("post_logout_redirect_uris"))?,
             skip_consent: row.skip_consent,
+            can_introspect: row.can_introspect,
             grant_types: row
                 .grant_types
                 .split_whitespace()

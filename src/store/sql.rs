@@ -7,6 +7,11 @@
 //! instead. Statements that must differ (locking, later) are written in the
 //! backend's own module.
 
+/// The sqlx database type behind a store (for helpers that take a transaction).
+pub(super) trait HasDb {
+    type Db: sqlx::Database;
+}
+
 pub(super) const BUMP_EPOCH: &str = "UPDATE cache_epochs SET epoch = epoch + 1 WHERE name = $1";
 
 macro_rules! impl_repositories {
@@ -17,7 +22,7 @@ macro_rules! impl_repositories {
             async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
                 let row = $crate::store::rows::ClientRow::from_client(client);
                 let mut tx = self.pool.begin().await?;
-                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
                 let inserted = sqlx::query(sql)
                     .bind(&row.id)
                     .bind(&row.name)
@@ -30,6 +35,7 @@ macro_rules! impl_repositories {
                     .bind(&row.audiences)
                     .bind(&row.post_logout_redirect_uris)
                     .bind(row.skip_consent)
+                    .bind(row.can_introspect)
                     .bind(row.created_at)
                     .bind(row.updated_at)
                     .execute(&mut *tx)
@@ -53,7 +59,7 @@ macro_rules! impl_repositories {
                 &self,
                 id: &$crate::domain::ClientId,
             ) -> $crate::store::Result<Option<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at FROM clients WHERE id = $1";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at FROM clients WHERE id = $1";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
@@ -64,7 +70,7 @@ macro_rules! impl_repositories {
 
             #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
             async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, created_at, updated_at FROM clients ORDER BY created_at, id";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at FROM clients ORDER BY created_at, id";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .fetch_all(&self.pool)
                     .await?
@@ -215,6 +221,7 @@ macro_rules! impl_repositories {
         }
 
         $crate::store::sql::impl_sign_in_repositories!($store);
+        $crate::store::sql::impl_refresh_repository!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::SigningKeyRepository for $store {
@@ -705,5 +712,306 @@ macro_rules! impl_sign_in_repositories {
     };
 }
 
+/// Refresh token families and their rotation.
+macro_rules! impl_refresh_repository {
+    ($store:ty) => {
+        impl $store {
+            /// Inserts a successor and its access-token record, if the family
+            /// is still alive. The no-op `UPDATE` takes the family's row lock
+            /// first, so a concurrent revocation either sees these rows or
+            /// makes this insert fail.
+            async fn insert_successor(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::sql::HasDb>::Db>,
+                successor: &$crate::store::Successor,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let alive = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
+                     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(&successor.token.family_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !alive {
+                    return Ok(false);
+                }
+                let token = &successor.token;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+                )
+                .bind(&token.id)
+                .bind(&token.token_digest)
+                .bind(token.key_version as i32)
+                .bind(&token.family_id)
+                .bind(&token.parent_id)
+                .bind(token.client_id.as_str())
+                .bind(&token.grant_sealed)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at, family_id, refresh_token_id) \
+                     VALUES ($1, NULL, $2, $3, NULL, $4, $5)",
+                )
+                .bind(&successor.jti)
+                .bind(token.client_id.as_str())
+                .bind(successor.access_expires_at)
+                .bind(&token.family_id)
+                .bind(&token.id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(true)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::RefreshTokenRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.refresh.create_family", skip_all, fields(client_id = %family.client_id))]
+            async fn create_family(
+                &self,
+                family: &$crate::store::FamilyRecord,
+                token: &$crate::store::RefreshTokenRecord,
+                jti: &str,
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO refresh_token_families (id, client_id, user_id, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                )
+                .bind(&family.id)
+                .bind(family.client_id.as_str())
+                .bind(family.user_id.to_string())
+                .bind(family.created_at)
+                .bind(family.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, NULL, NULL)",
+                )
+                .bind(&token.id)
+                .bind(&token.token_digest)
+                .bind(token.key_version as i32)
+                .bind(&token.family_id)
+                .bind(token.client_id.as_str())
+                .bind(&token.grant_sealed)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE access_tokens SET family_id = $1 WHERE jti = $2")
+                    .bind(&family.id)
+                    .bind(jti)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.rotate", skip_all, fields(client_id = %client))]
+            async fn rotate_refresh_token(
+                &self,
+                token_digest: &[u8],
+                client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+                build: $crate::store::BuildSuccessor<'_>,
+            ) -> $crate::store::Result<Option<$crate::store::Successor>> {
+                let mut tx = self.pool.begin().await?;
+                // The single statement that decides which use wins.
+                let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET consumed_at = $1 \
+                     WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
+                     AND revoked_at IS NULL AND expires_at > $1 \
+                     AND family_id IN (SELECT id FROM refresh_token_families WHERE revoked_at IS NULL AND expires_at > $1) \
+                     RETURNING id, family_id, grant_sealed",
+                )
+                .bind(now)
+                .bind(token_digest)
+                .bind(client.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((id, family_id, grant_sealed)) = consumed else {
+                    return Ok(None);
+                };
+                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed })?;
+                if !Self::insert_successor(&mut tx, &successor, now).await? {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(successor))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.replace_successor", skip_all)]
+            async fn replace_unused_successor(
+                &self,
+                parent_id: &str,
+                consumed_since: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+                build: $crate::store::BuildSuccessor<'_>,
+            ) -> $crate::store::Result<Option<$crate::store::Successor>> {
+                let mut tx = self.pool.begin().await?;
+                let replaced: Option<(String,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET revoked_at = $1 \
+                     WHERE parent_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL \
+                     AND EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.id = $2 AND p.consumed_at > $3) \
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(parent_id)
+                .bind(consumed_since)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((successor_id,)) = replaced else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE refresh_token_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&successor_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let parent: (String, String, Vec<u8>) = sqlx::query_as(
+                    "SELECT id, family_id, grant_sealed FROM refresh_tokens WHERE id = $1",
+                )
+                .bind(parent_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let successor = build(&$crate::store::ConsumedRefresh {
+                    id: parent.0,
+                    family_id: parent.1,
+                    grant_sealed: parent.2,
+                })?;
+                if !Self::insert_successor(&mut tx, &successor, now).await? {
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(successor))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.find", skip_all)]
+            async fn find_refresh_token(
+                &self,
+                token_digest: &[u8],
+            ) -> $crate::store::Result<Option<$crate::store::StoredRefreshToken>> {
+                type Row = (
+                    String,
+                    String,
+                    String,
+                    String,
+                    Vec<u8>,
+                    chrono::DateTime<chrono::Utc>,
+                    chrono::DateTime<chrono::Utc>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    chrono::DateTime<chrono::Utc>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                );
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT t.id, t.family_id, t.client_id, f.user_id, t.grant_sealed, t.created_at, t.expires_at, \
+                     t.consumed_at, t.revoked_at, f.expires_at, f.revoked_at \
+                     FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id \
+                     WHERE t.token_digest = $1",
+                )
+                .bind(token_digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| $crate::store::StoredRefreshToken {
+                    id: r.0,
+                    family_id: r.1,
+                    client_id: r.2,
+                    user_id: r.3,
+                    grant_sealed: r.4,
+                    created_at: r.5,
+                    expires_at: r.6,
+                    consumed_at: r.7,
+                    revoked_at: r.8,
+                    family_expires_at: r.9,
+                    family_revoked: r.10.is_some(),
+                }))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.revoke_family", skip_all)]
+            async fn revoke_family(
+                &self,
+                family_id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let revoked = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(family_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(revoked)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.revoke_families_of", skip_all)]
+            async fn revoke_families_of(
+                &self,
+                user: $crate::domain::UserId,
+                client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<u64> {
+                let families: Vec<(String,)> = sqlx::query_as(
+                    "SELECT id FROM refresh_token_families WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(user.to_string())
+                .bind(client.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut revoked = 0;
+                for (family,) in families {
+                    if $crate::store::RefreshTokenRepository::revoke_family(self, &family, now).await? {
+                        revoked += 1;
+                    }
+                }
+                Ok(revoked)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.access_token.revoke", skip_all)]
+            async fn revoke_access_token(
+                &self,
+                jti: &str,
+                client: &$crate::domain::ClientId,
+                expires_at: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at, family_id, refresh_token_id) \
+                     VALUES ($1, NULL, $2, $3, $4, NULL, NULL) \
+                     ON CONFLICT (jti) DO UPDATE SET revoked_at = COALESCE(access_tokens.revoked_at, excluded.revoked_at)",
+                )
+                .bind(jti)
+                .bind(client.as_str())
+                .bind(expires_at)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(super) use impl_refresh_repository;
 pub(super) use impl_repositories;
 pub(super) use impl_sign_in_repositories;

@@ -42,4 +42,8 @@ impl SqliteStore {
     }
 }
 
+impl super::sql::HasDb for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
 super::sql::impl_repositories!(SqliteStore);

@@ -21,6 +21,9 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     #[serde(default)]
     pub scope: Option<String>,
+    /// A string or an array (RFC 9068 §2.2), passed through as is.
+    #[serde(default)]
+    pub aud: serde_json::Value,
 }
 
 /// Why a token was refused; the caller says only `invalid_token`, the

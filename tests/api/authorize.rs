@@ -582,6 +582,7 @@ async fn client_without_authorization_code_grant_is_unauthorized_client(backend:
             audiences: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
+            can_introspect: false,
             created_at: now,
             updated_at: now,
         })

@@ -67,6 +67,7 @@ fn client(kind: ClientKind) -> Client {
         audiences: vec!["https://api.example".into()],
         post_logout_redirect_uris: vec![RedirectUri::parse("https://a.example/bye").unwrap()],
         skip_consent: kind == ClientKind::Confidential,
+        can_introspect: kind == ClientKind::Confidential,
         created_at: now(),
         updated_at: now(),
     }

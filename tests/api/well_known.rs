@@ -68,12 +68,14 @@ async fn discovery_documents_describe_what_is_implemented(backend: Backend) {
         ("authorization_endpoint", "/authorize"),
         ("userinfo_endpoint", "/userinfo"),
         ("end_session_endpoint", "/logout"),
+        ("revocation_endpoint", "/revoke"),
+        ("introspection_endpoint", "/introspect"),
     ] {
         assert_eq!(document[name], format!("{}{path}", app.issuer), "{name}");
     }
     assert_eq!(
         document["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials"])
+        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
     );
     assert_eq!(
         document["token_endpoint_auth_methods_supported"],
@@ -81,7 +83,22 @@ async fn discovery_documents_describe_what_is_implemented(backend: Backend) {
     );
     assert_eq!(
         document["scopes_supported"],
-        serde_json::json!(["email", "openid", "orders:read", "orders:write", "profile"])
+        serde_json::json!([
+            "email",
+            "offline_access",
+            "openid",
+            "orders:read",
+            "orders:write",
+            "profile"
+        ])
+    );
+    assert_eq!(
+        document["revocation_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        document["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
     );
     assert_eq!(
         document["response_types_supported"],

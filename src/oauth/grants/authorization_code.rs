@@ -9,6 +9,7 @@ use chrono::Duration;
 
 use super::super::codes::{Codes, Grant, Redemption};
 use crate::domain::{Client, CodeVerifier, GrantType, Scope, User};
+use crate::oauth::refresh::RefreshTokens;
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
@@ -19,6 +20,7 @@ use crate::tokens::{AccessTokenRequest, IdTokenRequest, TokenIssuer};
 pub struct CodeGrant<'a> {
     pub tokens: &'a TokenIssuer,
     pub codes: &'a Codes,
+    pub refresh: &'a RefreshTokens,
     pub store: &'a dyn Store,
 }
 
@@ -103,6 +105,16 @@ impl CodeGrant<'_> {
         };
         let mut response = TokenResponse::bearer(issued, &scope);
         response.id_token = id_token;
+        // OIDC Core §11: a refresh token only for a client allowed the grant
+        // and only when `offline_access` was requested and consented (the
+        // code's scope is what the user allowed).
+        if client.allows_grant(GrantType::RefreshToken) && scope.contains("offline_access") {
+            response.refresh_token = Some(
+                self.refresh
+                    .start_family(client, user.id, &grant.scope, grant.auth_time, jti)
+                    .await?,
+            );
+        }
         Ok(response)
     }
 }

@@ -1,0 +1,57 @@
+//! `POST /revoke` (RFC 7009 §2) and `POST /introspect` (RFC 7662 §2):
+//! form bodies with client authentication, as at `/token`.
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use tracing_actix_web::RequestId;
+
+use super::AppState;
+use super::error::{ApiError, InRequest};
+use super::form::read_form;
+use super::token::{reject_credentials_in_query, single_authorization};
+
+const BODY_LIMIT: usize = 16 * 1024;
+
+/// RFC 7009 §2.2: 200 whether or not the token was valid or known.
+pub async fn revoke(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    reject_credentials_in_query(&request).in_request(request_id)?;
+    let authorization = single_authorization(&request).in_request(request_id)?;
+    let params = read_form(&request, body, BODY_LIMIT)
+        .await
+        .in_request(request_id)?;
+    state
+        .token_endpoint
+        .revoke(authorization, &params)
+        .await
+        .in_request(request_id)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// RFC 7662 §2.2: the token's state as JSON; never cached.
+pub async fn introspect(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    reject_credentials_in_query(&request).in_request(request_id)?;
+    let authorization = single_authorization(&request).in_request(request_id)?;
+    let params = read_form(&request, body, BODY_LIMIT)
+        .await
+        .in_request(request_id)?;
+    let answer = state
+        .token_endpoint
+        .introspect(authorization, &params)
+        .await
+        .in_request(request_id)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(answer))
+}

@@ -1,0 +1,66 @@
+//! Token revocation (RFC 7009): a client revokes a refresh token (its whole
+//! family goes) or an access token (its `jti` is denied until it expires).
+//! Unknown, invalid or another client's tokens get the same 200 (§2.2), and
+//! another client's token keeps working.
+use super::token::TokenEndpoint;
+use super::{Error, Params, client_auth};
+use crate::tokens::verify;
+
+impl TokenEndpoint {
+    /// `POST /revoke` after the form is read.
+    #[tracing::instrument(level = "debug", name = "oauth.revoke", skip_all, fields(client_id))]
+    pub async fn revoke(&self, authorization: Option<&[u8]>, params: &Params) -> Result<(), Error> {
+        let client = self.authenticate(authorization, params).await?;
+        tracing::Span::current().record("client_id", client.id.as_str());
+        let token = params
+            .get("token")
+            .ok_or_else(|| Error::InvalidRequest("token is missing".into()))?;
+        // §2.1: the hint only orders the lookups; an unknown hint is ignored.
+        let access_first = params.get("token_type_hint") == Some("access_token");
+        if access_first && self.revoke_access_token(token, &client.id).await? {
+            return Ok(());
+        }
+        if self.refresh.revoke(token, &client.id).await? {
+            return Ok(());
+        }
+        if !access_first {
+            self.revoke_access_token(token, &client.id).await?;
+        }
+        Ok(())
+    }
+
+    /// Denies an access token of this client until it expires; returns
+    /// whether `token` was one.
+    async fn revoke_access_token(
+        &self,
+        token: &str,
+        client: &crate::domain::ClientId,
+    ) -> Result<bool, Error> {
+        let Ok(claims) =
+            verify::verify_access_token(self.tokens.keys(), self.tokens.issuer(), token)
+        else {
+            return Ok(false);
+        };
+        if claims.client_id != client.as_str() {
+            return Ok(false);
+        }
+        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
+            .ok_or_else(|| Error::internal("token exp out of range"))?;
+        self.store
+            .revoke_access_token(&claims.jti, client, expires_at, self.tokens.now())
+            .await
+            .map_err(Error::internal)?;
+        tracing::info!(client_id = %client, jti = %claims.jti, "access token revoked");
+        Ok(true)
+    }
+
+    /// Client authentication as at `/token` (RFC 7009 §2.1, RFC 7662 §2.1).
+    pub(super) async fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        params: &Params,
+    ) -> Result<std::sync::Arc<crate::domain::Client>, Error> {
+        let credentials = client_auth::ClientCredentials::from_request(authorization, params)?;
+        client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await
+    }
+}
