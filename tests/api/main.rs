@@ -8,6 +8,8 @@ mod client_credentials;
 mod helpers;
 mod logout;
 mod logs;
+mod refresh;
+mod revocation;
 mod startup;
 mod store_contract;
 mod userinfo;
