@@ -110,6 +110,7 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     refresher: tokio::task::JoinHandle<()>,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -197,7 +198,7 @@ impl Application {
                 .map_err(StartupError::SignIn)?,
             codes: codes.clone(),
             store: store.clone(),
-            clock,
+            clock: clock.clone(),
             issuer: issuer.clone(),
         };
         let state = web::Data::new(AppState {
@@ -220,6 +221,7 @@ impl Application {
             flow,
             pages,
         });
+        let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(store.clone(), clock));
         let refresher = tokio::spawn(refresh_caches(
             state.clone(),
             issuer.clone(),
@@ -239,6 +241,7 @@ impl Application {
             server,
             state,
             refresher,
+            housekeeping,
         })
     }
 
@@ -254,6 +257,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.refresher.abort();
+        self.housekeeping.abort();
         self.state.store.close().await;
         result
     }

@@ -8,6 +8,7 @@ pub mod client_registry;
 pub mod codes;
 pub mod error;
 pub mod grants;
+pub mod housekeeping;
 pub mod introspection;
 pub mod login;
 pub mod logout;

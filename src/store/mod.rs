@@ -411,6 +411,67 @@ pub trait Store:
         now: DateTime<Utc>,
     ) -> Result<Vec<u8>>;
     async fn close(&self);
+    /// Deletes up to `batch` rows of one kind of expired state (see
+    /// [`PRUNABLE`]); returns how many went. Safe to run from several
+    /// replicas at once: each batch is one `DELETE`.
+    async fn prune_expired(&self, what: Prunable, before: DateTime<Utc>, batch: u32) -> Result<u64>;
+}
+
+/// Expired state the housekeeping task removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prunable {
+    BrowserSessions,
+    AuthorizationRequests,
+    AuthorizationCodes,
+    AccessTokens,
+    RefreshTokens,
+    RefreshTokenFamilies,
+}
+
+pub const PRUNABLE: [Prunable; 6] = [
+    Prunable::AuthorizationRequests,
+    Prunable::BrowserSessions,
+    Prunable::AuthorizationCodes,
+    Prunable::AccessTokens,
+    Prunable::RefreshTokens,
+    Prunable::RefreshTokenFamilies,
+];
+
+impl Prunable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prunable::BrowserSessions => "browser_sessions",
+            Prunable::AuthorizationRequests => "authorization_requests",
+            Prunable::AuthorizationCodes => "authorization_codes",
+            Prunable::AccessTokens => "access_tokens",
+            Prunable::RefreshTokens => "refresh_tokens",
+            Prunable::RefreshTokenFamilies => "refresh_token_families",
+        }
+    }
+
+    /// One batch: the statement names only fixed tables and columns.
+    pub(crate) fn delete_statement(self) -> &'static str {
+        match self {
+            Prunable::BrowserSessions => {
+                "DELETE FROM browser_sessions WHERE id IN (SELECT id FROM browser_sessions WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::AuthorizationRequests => {
+                "DELETE FROM authorization_requests WHERE id IN (SELECT id FROM authorization_requests WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::AuthorizationCodes => {
+                "DELETE FROM authorization_codes WHERE id IN (SELECT id FROM authorization_codes WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::AccessTokens => {
+                "DELETE FROM access_tokens WHERE jti IN (SELECT jti FROM access_tokens WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::RefreshTokens => {
+                "DELETE FROM refresh_tokens WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::RefreshTokenFamilies => {
+                "DELETE FROM refresh_token_families WHERE id IN (SELECT id FROM refresh_token_families WHERE expires_at < $1 LIMIT $2)"
+            }
+        }
+    }
 }
 
 /// Connection settings that do not come from the URL.

@@ -359,6 +359,21 @@ macro_rules! impl_repositories {
             async fn close(&self) {
                 self.pool.close().await;
             }
+
+            #[tracing::instrument(level = "debug", name = "store.prune", skip_all, fields(table = what.as_str()))]
+            async fn prune_expired(
+                &self,
+                what: $crate::store::Prunable,
+                before: chrono::DateTime<chrono::Utc>,
+                batch: u32,
+            ) -> $crate::store::Result<u64> {
+                Ok(sqlx::query(what.delete_statement())
+                    .bind(before)
+                    .bind(i64::from(batch))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+            }
         }
     };
 }

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod client_credentials;
 mod helpers;
+mod housekeeping;
 mod logout;
 mod logs;
 mod refresh;
