@@ -414,7 +414,8 @@ pub trait Store:
     /// Deletes up to `batch` rows of one kind of expired state (see
     /// [`PRUNABLE`]); returns how many went. Safe to run from several
     /// replicas at once: each batch is one `DELETE`.
-    async fn prune_expired(&self, what: Prunable, before: DateTime<Utc>, batch: u32) -> Result<u64>;
+    async fn prune_expired(&self, what: Prunable, before: DateTime<Utc>, batch: u32)
+    -> Result<u64>;
 }
 
 /// Expired state the housekeeping task removes.

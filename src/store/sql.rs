@@ -731,28 +731,14 @@ macro_rules! impl_sign_in_repositories {
 macro_rules! impl_refresh_repository {
     ($store:ty) => {
         impl $store {
-            /// Inserts a successor and its access-token record, if the family
-            /// is still alive. The no-op `UPDATE` takes the family's row lock
-            /// first, so a concurrent revocation either sees these rows or
-            /// makes this insert fail.
+            /// Inserts a successor and its access-token record. Callers hold
+            /// the family's row lock (taken first in their transaction, after
+            /// checking the family is alive), so a concurrent revocation waits
+            /// for this transaction and then revokes these rows too.
             async fn insert_successor(
                 tx: &mut sqlx::Transaction<'_, <Self as $crate::store::sql::HasDb>::Db>,
                 successor: &$crate::store::Successor,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::store::Result<bool> {
-                let alive = sqlx::query(
-                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
-                     WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
-                )
-                .bind(&successor.token.family_id)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !alive {
-                    return Ok(false);
-                }
+            ) -> $crate::store::Result<()> {
                 let token = &successor.token;
                 sqlx::query(
                     "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
@@ -780,7 +766,7 @@ macro_rules! impl_refresh_repository {
                 .bind(&token.id)
                 .execute(&mut **tx)
                 .await?;
-                Ok(true)
+                Ok(())
             }
         }
 
@@ -837,6 +823,25 @@ macro_rules! impl_refresh_repository {
                 build: $crate::store::BuildSuccessor<'_>,
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
+                // Lock order, everywhere: the family row first, then its
+                // tokens (revoke_family does the same), so a rotation and a
+                // revocation of one family never deadlock. This no-op update
+                // takes the family's lock and checks it is alive.
+                let family_alive = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
+                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
+                     AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_digest)
+                .bind(client.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !family_alive {
+                    return Ok(None);
+                }
                 // The single statement that decides which use wins.
                 let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET consumed_at = $1 \
@@ -854,9 +859,7 @@ macro_rules! impl_refresh_repository {
                     return Ok(None);
                 };
                 let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed })?;
-                if !Self::insert_successor(&mut tx, &successor, now).await? {
-                    return Ok(None);
-                }
+                Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
             }
@@ -870,6 +873,21 @@ macro_rules! impl_refresh_repository {
                 build: $crate::store::BuildSuccessor<'_>,
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
+                // The family's lock first, as in every other transaction on it.
+                let family_alive = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
+                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE id = $1) \
+                     AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(parent_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !family_alive {
+                    return Ok(None);
+                }
                 let replaced: Option<(String,)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET revoked_at = $1 \
                      WHERE parent_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL \
@@ -900,9 +918,7 @@ macro_rules! impl_refresh_repository {
                     family_id: parent.1,
                     grant_sealed: parent.2,
                 })?;
-                if !Self::insert_successor(&mut tx, &successor, now).await? {
-                    return Ok(None);
-                }
+                Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
             }

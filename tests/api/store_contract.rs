@@ -1217,3 +1217,738 @@ async fn database_dump_holds_no_usable_secret(backend: Backend) {
 }
 
 on_both_backends!(database_dump_holds_no_usable_secret);
+
+// Refresh token families (RefreshTokenRepository). The store sees digests
+// and sealed grants only; the `build` callbacks here stand in for the
+// sealing done above the store.
+
+fn family_record(client: &ClientId, user: UserId, ttl: TimeDelta) -> store::FamilyRecord {
+    let created_at = now();
+    store::FamilyRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: client.clone(),
+        user_id: user,
+        created_at,
+        expires_at: created_at + ttl,
+    }
+}
+
+fn refresh_record(
+    family: &store::FamilyRecord,
+    parent_id: Option<&str>,
+    digest: &[u8],
+    created_at: chrono::DateTime<Utc>,
+    ttl: TimeDelta,
+) -> store::RefreshTokenRecord {
+    store::RefreshTokenRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        token_digest: digest.to_vec(),
+        key_version: 1,
+        family_id: family.id.clone(),
+        parent_id: parent_id.map(str::to_owned),
+        client_id: family.client_id.clone(),
+        grant_sealed: [digest, b"sealed refresh grant"].concat(),
+        created_at,
+        expires_at: created_at + ttl,
+    }
+}
+
+/// The successor a rotation at `at` inserts: digest `digest`, access token
+/// `jti`, in the consumed token's family.
+fn successor(
+    consumed: &store::ConsumedRefresh,
+    client: &ClientId,
+    digest: &[u8],
+    jti: &str,
+    at: chrono::DateTime<Utc>,
+) -> store::Successor {
+    store::Successor {
+        token: store::RefreshTokenRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            token_digest: digest.to_vec(),
+            key_version: 1,
+            family_id: consumed.family_id.clone(),
+            parent_id: Some(consumed.id.clone()),
+            client_id: client.clone(),
+            grant_sealed: [digest, b"sealed refresh grant"].concat(),
+            created_at: at,
+            expires_at: at + TimeDelta::hours(1),
+        },
+        jti: jti.to_owned(),
+        access_expires_at: at + TimeDelta::minutes(15),
+    }
+}
+
+/// Records access token `jti` for `client` as a code redemption does.
+async fn recorded_access_token(store: &dyn Store, client: &ClientId, jti: &str) {
+    let record = code_record(client, jti.as_bytes(), TimeDelta::minutes(1));
+    store.insert_code(&record).await.unwrap();
+    let t = now();
+    store
+        .redeem_code(
+            &record.code_digest,
+            client,
+            t,
+            jti,
+            t + TimeDelta::minutes(15),
+        )
+        .await
+        .unwrap()
+        .expect("the code is redeemed");
+}
+
+/// Starts a family for `user` at `client` whose first token has `digest`
+/// and whose first access token is `jti` (recorded first, as the code
+/// redemption does).
+async fn started_family(
+    store: &dyn Store,
+    client: &ClientId,
+    user: UserId,
+    digest: &[u8],
+    jti: &str,
+) -> (store::FamilyRecord, store::RefreshTokenRecord) {
+    recorded_access_token(store, client, jti).await;
+    let family = family_record(client, user, TimeDelta::days(30));
+    let token = refresh_record(&family, None, digest, now(), TimeDelta::hours(24));
+    store.create_family(&family, &token, jti).await.unwrap();
+    (family, token)
+}
+
+async fn found_token(store: &dyn Store, digest: &[u8]) -> store::StoredRefreshToken {
+    store
+        .find_refresh_token(digest)
+        .await
+        .unwrap()
+        .expect("the refresh token is found")
+}
+
+async fn access_token_revoked(store: &dyn Store, jti: &str) -> bool {
+    store
+        .find_access_token(jti)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{jti} is on record"))
+        .revoked
+}
+
+/// A family starts with one token, found by digest with every field; the
+/// access token issued with it is tagged with the family, so revoking the
+/// family revokes it (once: the second revocation reports nothing alive).
+async fn refresh_families_are_created_found_and_revoked(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (family, token) =
+        started_family(store.as_ref(), &mine.id, alice.id, &[0x40; 32], "jti-0").await;
+
+    let found = found_token(store.as_ref(), &token.token_digest).await;
+    assert_eq!(found.id, token.id);
+    assert_eq!(found.family_id, family.id);
+    assert_eq!(found.client_id, mine.id.as_str());
+    assert_eq!(found.user_id, alice.id.to_string());
+    assert_eq!(found.grant_sealed, token.grant_sealed);
+    assert_eq!(found.created_at, token.created_at);
+    assert_eq!(found.expires_at, token.expires_at);
+    assert_eq!(found.consumed_at, None);
+    assert_eq!(found.revoked_at, None);
+    assert_eq!(found.family_expires_at, family.expires_at);
+    assert!(!found.family_revoked);
+    assert!(
+        store
+            .find_refresh_token(&[0x4f; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!access_token_revoked(store.as_ref(), "jti-0").await);
+
+    let t = now();
+    assert!(store.revoke_family(&family.id, t).await.unwrap());
+    let revoked = found_token(store.as_ref(), &token.token_digest).await;
+    assert_eq!(revoked.revoked_at, Some(t));
+    assert!(revoked.family_revoked);
+    assert!(
+        access_token_revoked(store.as_ref(), "jti-0").await,
+        "the access token issued with the family is revoked with it"
+    );
+    assert!(!store.revoke_family(&family.id, now()).await.unwrap());
+    assert!(!store.revoke_family("no-such-family", now()).await.unwrap());
+    // A revoked family's token does not rotate.
+    let build = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &[0x41; 32], "jti-1", t));
+    assert!(
+        store
+            .rotate_refresh_token(&token.token_digest, &mine.id, now(), &build)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.find_access_token("jti-1").await.unwrap().is_none());
+}
+
+/// RFC 6749 §6 with rotation (RFC 9700 §4.14.2): a refresh token is
+/// consumed once, by its own client; a `build` that refuses (a wider scope)
+/// leaves it unconsumed; the successor and its access token join the family.
+async fn refresh_tokens_rotate_once_by_their_client(backend: Backend) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    let other = client(ClientKind::Public);
+    store.insert_client(&mine).await.unwrap();
+    store.insert_client(&other).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (family, r0) =
+        started_family(store.as_ref(), &mine.id, alice.id, &[0x50; 32], "jti-0").await;
+    let builds = AtomicUsize::new(0);
+    let t1 = now();
+    let build = |c: &store::ConsumedRefresh| {
+        builds.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(c.family_id, family.id);
+        Ok(successor(c, &mine.id, &[0x51; 32], "jti-1", t1))
+    };
+
+    // Another client's digest: nothing consumed, nothing built.
+    assert!(
+        store
+            .rotate_refresh_token(&r0.token_digest, &other.id, t1, &build)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .rotate_refresh_token(&[0x5f; 32], &mine.id, t1, &build)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(builds.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        found_token(store.as_ref(), &r0.token_digest)
+            .await
+            .consumed_at,
+        None
+    );
+
+    // A refusing build: the error comes back and nothing changed.
+    let refuse = |c: &store::ConsumedRefresh| {
+        assert_eq!(c.id, r0.id);
+        assert_eq!(c.grant_sealed, r0.grant_sealed);
+        Err(store::Error::Refused("scope"))
+    };
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&r0.token_digest, &mine.id, t1, &refuse)
+            .await,
+        Err(store::Error::Refused("scope"))
+    ));
+    assert_eq!(
+        found_token(store.as_ref(), &r0.token_digest)
+            .await
+            .consumed_at,
+        None
+    );
+
+    let rotated = store
+        .rotate_refresh_token(&r0.token_digest, &mine.id, t1, &build)
+        .await
+        .unwrap()
+        .expect("the owner rotates its token");
+    assert_eq!(builds.load(Ordering::SeqCst), 1);
+    assert_eq!(rotated.jti, "jti-1");
+    assert_eq!(rotated.token.parent_id.as_deref(), Some(r0.id.as_str()));
+    assert_eq!(
+        found_token(store.as_ref(), &r0.token_digest)
+            .await
+            .consumed_at,
+        Some(t1)
+    );
+    let s1 = found_token(store.as_ref(), &[0x51; 32]).await;
+    assert_eq!(s1.id, rotated.token.id);
+    assert_eq!(s1.family_id, family.id);
+    assert_eq!(s1.client_id, mine.id.as_str());
+    assert_eq!(s1.user_id, alice.id.to_string());
+    assert_eq!(s1.created_at, t1);
+    assert_eq!(s1.expires_at, t1 + TimeDelta::hours(1));
+    assert_eq!((s1.consumed_at, s1.revoked_at), (None, None));
+    let access = store.find_access_token("jti-1").await.unwrap().unwrap();
+    assert_eq!(access.client_id, mine.id.as_str());
+    assert_eq!(access.expires_at, t1 + TimeDelta::minutes(15));
+    assert!(!access.revoked);
+
+    // Consumed: a second rotation gets nothing and builds nothing.
+    assert!(
+        store
+            .rotate_refresh_token(&r0.token_digest, &mine.id, now(), &build)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(builds.load(Ordering::SeqCst), 1);
+
+    // The chain goes on, and revoking the family reaches every link.
+    let t2 = now();
+    let next = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &[0x52; 32], "jti-2", t2));
+    assert!(
+        store
+            .rotate_refresh_token(&[0x51; 32], &mine.id, t2, &next)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.revoke_family(&family.id, now()).await.unwrap());
+    for digest in [&r0.token_digest[..], &[0x51; 32], &[0x52; 32]] {
+        let token = found_token(store.as_ref(), digest).await;
+        assert!(token.revoked_at.is_some() && token.family_revoked);
+    }
+    for jti in ["jti-0", "jti-1", "jti-2"] {
+        assert!(access_token_revoked(store.as_ref(), jti).await, "{jti}");
+    }
+}
+
+/// A token rotates strictly before its own `expires_at` and its family's.
+async fn expired_refresh_tokens_and_families_do_not_rotate(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+
+    // The token expires first.
+    let family = family_record(&mine.id, alice.id, TimeDelta::hours(1));
+    let token = refresh_record(&family, None, &[0x60; 32], now(), TimeDelta::minutes(1));
+    store
+        .create_family(&family, &token, "jti-none")
+        .await
+        .unwrap();
+    // The family expires first.
+    let short = family_record(&mine.id, alice.id, TimeDelta::minutes(1));
+    let long_lived = refresh_record(&short, None, &[0x61; 32], now(), TimeDelta::hours(1));
+    store
+        .create_family(&short, &long_lived, "jti-none")
+        .await
+        .unwrap();
+
+    for (digest, end, case) in [
+        (&token.token_digest, token.expires_at, "token expiry"),
+        (&long_lived.token_digest, short.expires_at, "family expiry"),
+    ] {
+        for at in [
+            end,
+            end + TimeDelta::microseconds(1),
+            end + TimeDelta::hours(2),
+        ] {
+            let build = |c: &store::ConsumedRefresh| {
+                Ok(successor(c, &mine.id, &[0x6f; 32], "jti-late", at))
+            };
+            assert!(
+                store
+                    .rotate_refresh_token(digest, &mine.id, at, &build)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{case} at {at}"
+            );
+        }
+        assert_eq!(
+            found_token(store.as_ref(), digest).await.consumed_at,
+            None,
+            "{case}"
+        );
+        let at = end - TimeDelta::microseconds(1);
+        let fresh = [digest[0] + 8; 32];
+        let jti = format!("jti-in-time-{}", digest[0]);
+        let build = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &fresh, &jti, at));
+        assert!(
+            store
+                .rotate_refresh_token(digest, &mine.id, at, &build)
+                .await
+                .unwrap()
+                .is_some(),
+            "{case}: a microsecond before"
+        );
+    }
+    assert!(store.find_access_token("jti-late").await.unwrap().is_none());
+}
+
+/// The grace path: a retry of a token consumed after `consumed_since`,
+/// while its successor is unused, revokes that successor (and its access
+/// token) and inserts a new one; otherwise nothing changes.
+async fn unused_successor_is_replaced_within_the_grace_window(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (family, r0) =
+        started_family(store.as_ref(), &mine.id, alice.id, &[0x70; 32], "jti-0").await;
+    let t1 = now();
+    let build = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &[0x71; 32], "jti-1", t1));
+    store
+        .rotate_refresh_token(&r0.token_digest, &mine.id, t1, &build)
+        .await
+        .unwrap()
+        .expect("rotated");
+    let t2 = now();
+    let replace = |c: &store::ConsumedRefresh| {
+        assert_eq!(c.id, r0.id);
+        assert_eq!(c.family_id, family.id);
+        assert_eq!(c.grant_sealed, r0.grant_sealed);
+        Ok(successor(c, &mine.id, &[0x72; 32], "jti-1b", t2))
+    };
+
+    // Consumed at t1, not after t1: outside the window.
+    assert!(
+        store
+            .replace_unused_successor(&r0.id, t1, t2, &replace)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A refusing build changes nothing.
+    let refuse = |_: &store::ConsumedRefresh| Err(store::Error::Refused("scope"));
+    assert!(matches!(
+        store
+            .replace_unused_successor(&r0.id, t1 - TimeDelta::seconds(2), t2, &refuse)
+            .await,
+        Err(store::Error::Refused("scope"))
+    ));
+    assert_eq!(
+        found_token(store.as_ref(), &[0x71; 32]).await.revoked_at,
+        None
+    );
+    assert!(!access_token_revoked(store.as_ref(), "jti-1").await);
+
+    let replaced = store
+        .replace_unused_successor(&r0.id, t1 - TimeDelta::seconds(2), t2, &replace)
+        .await
+        .unwrap()
+        .expect("the unused successor is replaced within the window");
+    assert_eq!(replaced.jti, "jti-1b");
+    assert_eq!(replaced.token.parent_id.as_deref(), Some(r0.id.as_str()));
+    let old = found_token(store.as_ref(), &[0x71; 32]).await;
+    assert_eq!(old.revoked_at, Some(t2));
+    assert!(!old.family_revoked, "the family lives on");
+    assert!(access_token_revoked(store.as_ref(), "jti-1").await);
+    let new = found_token(store.as_ref(), &[0x72; 32]).await;
+    assert_eq!((new.consumed_at, new.revoked_at), (None, None));
+    assert_eq!(new.family_id, family.id);
+    assert!(!access_token_revoked(store.as_ref(), "jti-1b").await);
+    assert!(!access_token_revoked(store.as_ref(), "jti-0").await);
+    assert_eq!(
+        found_token(store.as_ref(), &r0.token_digest)
+            .await
+            .consumed_at,
+        Some(t1)
+    );
+    // The revoked successor no longer rotates.
+    assert!(
+        store
+            .rotate_refresh_token(&[0x71; 32], &mine.id, now(), &build)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Once the successor is used, a retry is not replaced.
+    let t3 = now();
+    let next = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &[0x73; 32], "jti-2", t3));
+    store
+        .rotate_refresh_token(&[0x72; 32], &mine.id, t3, &next)
+        .await
+        .unwrap()
+        .expect("the new successor rotates");
+    let again = |c: &store::ConsumedRefresh| Ok(successor(c, &mine.id, &[0x74; 32], "jti-x", t3));
+    assert!(
+        store
+            .replace_unused_successor(&r0.id, t1 - TimeDelta::seconds(2), now(), &again)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        found_token(store.as_ref(), &[0x73; 32]).await.revoked_at,
+        None
+    );
+    // An unconsumed parent, an unknown parent: nothing.
+    let latest = found_token(store.as_ref(), &[0x73; 32]).await;
+    for parent in [latest.id.as_str(), "no-such-token"] {
+        assert!(
+            store
+                .replace_unused_successor(parent, t1 - TimeDelta::days(1), now(), &again)
+                .await
+                .unwrap()
+                .is_none(),
+            "{parent}"
+        );
+    }
+    assert!(
+        store
+            .find_refresh_token(&[0x74; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.find_access_token("jti-x").await.unwrap().is_none());
+}
+
+/// A withdrawn consent: every live family of that user with that client,
+/// and no other.
+async fn families_of_a_user_with_a_client_are_revoked_together(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let a = client(ClientKind::Confidential);
+    let b = client(ClientKind::Public);
+    store.insert_client(&a).await.unwrap();
+    store.insert_client(&b).await.unwrap();
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let families = [
+        (&a.id, alice.id, 0x80u8, "jti-a1", true),
+        (&a.id, alice.id, 0x81, "jti-a2", true),
+        (&b.id, alice.id, 0x82, "jti-b", false),
+        (&a.id, bob.id, 0x83, "jti-bob", false),
+    ];
+    for (client_id, user_id, digest, jti, _) in families {
+        started_family(store.as_ref(), client_id, user_id, &[digest; 32], jti).await;
+    }
+
+    assert_eq!(
+        store
+            .revoke_families_of(alice.id, &a.id, now())
+            .await
+            .unwrap(),
+        2
+    );
+    for (_, _, digest, jti, revoked) in families {
+        assert_eq!(
+            found_token(store.as_ref(), &[digest; 32])
+                .await
+                .family_revoked,
+            revoked,
+            "{jti}"
+        );
+        assert_eq!(
+            access_token_revoked(store.as_ref(), jti).await,
+            revoked,
+            "{jti}"
+        );
+    }
+    assert_eq!(
+        store
+            .revoke_families_of(alice.id, &a.id, now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_families_of(bob.id, &b.id, now())
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+/// RFC 7009 §2.2: a revoked access token is denied until it expires — one
+/// never recorded (a JWT is self-contained) is recorded revoked, a recorded
+/// one is marked, and revoking twice is fine.
+async fn revoke_access_token_records_unknown_and_marks_known(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let t = now();
+    let exp = t + TimeDelta::minutes(15);
+
+    store
+        .revoke_access_token("jti-unknown", &mine.id, exp, t)
+        .await
+        .unwrap();
+    let record = store
+        .find_access_token("jti-unknown")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.client_id, mine.id.as_str());
+    assert_eq!(record.expires_at, exp);
+    assert!(record.revoked);
+
+    recorded_access_token(store.as_ref(), &mine.id, "jti-known").await;
+    let recorded = store.find_access_token("jti-known").await.unwrap().unwrap();
+    assert!(!recorded.revoked);
+    for _ in 0..2 {
+        store
+            .revoke_access_token("jti-known", &mine.id, exp + TimeDelta::hours(1), now())
+            .await
+            .unwrap();
+        let record = store.find_access_token("jti-known").await.unwrap().unwrap();
+        assert!(record.revoked);
+        assert_eq!(
+            record.expires_at, recorded.expires_at,
+            "the record keeps its expiry"
+        );
+    }
+}
+
+/// DESIGN "one rotation wins": of 20 concurrent rotations of one token
+/// exactly one gets its successor inserted; none fails with a database
+/// error ("database is locked" on SQLite, a serialization failure).
+async fn concurrent_rotations_of_a_refresh_token_have_one_winner(backend: Backend) {
+    let Some((store, db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (_, r0) = started_family(store.as_ref(), &mine.id, alice.id, &[0x90; 32], "jti-0").await;
+    let contended = wide_pool(&db).await;
+    let start = Arc::new(tokio::sync::Barrier::new(20));
+    let rotations: Vec<_> = (0..20u8)
+        .map(|i| {
+            let store = contended.clone();
+            let start = start.clone();
+            let digest = r0.token_digest.clone();
+            let client_id = mine.id.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                let t = now();
+                let jti = format!("race-{i}");
+                let build = |c: &store::ConsumedRefresh| {
+                    Ok(successor(c, &client_id, &[0xa0 + i; 32], &jti, t))
+                };
+                let result = store
+                    .rotate_refresh_token(&digest, &client_id, t, &build)
+                    .await;
+                (i, result)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut errors = Vec::new();
+    for rotation in rotations {
+        let (i, result) = rotation.await.unwrap();
+        match result {
+            Ok(Some(successor)) => {
+                assert_eq!(successor.jti, format!("race-{i}"));
+                winners.push(i);
+            }
+            Ok(None) => {}
+            Err(error) => errors.push(format!("rotation {i}: {error:?}")),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "rotate_refresh_token failed: {errors:#?}"
+    );
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    for i in 0..20u8 {
+        let won = winners.contains(&i);
+        assert_eq!(
+            store
+                .find_refresh_token(&[0xa0 + i; 32])
+                .await
+                .unwrap()
+                .is_some(),
+            won,
+            "successor {i}"
+        );
+        assert_eq!(
+            store
+                .find_access_token(&format!("race-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+            won,
+            "race-{i}"
+        );
+    }
+    contended.close().await;
+}
+
+/// A rotation and a revocation of the same family at the same time (a
+/// client refreshing while its stolen copy is detected, or while the user
+/// withdraws consent): neither may fail, and the family ends revoked with
+/// everything in it — `insert_successor` promises that "a concurrent
+/// revocation either sees these rows or makes this insert fail". The
+/// rotation's `build` (which runs between consuming the token and locking
+/// the family) is held for 300 ms so that the revocation starts inside it.
+async fn rotation_racing_a_family_revocation_fails_neither(backend: Backend) {
+    let Some((store, db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (family, r0) =
+        started_family(store.as_ref(), &mine.id, alice.id, &[0xb0; 32], "jti-0").await;
+    let contended = wide_pool(&db).await;
+    let consumed = Arc::new(tokio::sync::Notify::new());
+
+    // The rotation runs on a blocking thread: its held `build` must not
+    // stall the runtime's workers that drive the revocation.
+    let rotation = {
+        let store = contended.clone();
+        let consumed = consumed.clone();
+        let client_id = mine.id.clone();
+        let digest = r0.token_digest.clone();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let t = now();
+            let build = |c: &store::ConsumedRefresh| {
+                consumed.notify_one();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(successor(c, &client_id, &[0xb1; 32], "jti-1", t))
+            };
+            handle.block_on(store.rotate_refresh_token(&digest, &client_id, t, &build))
+        })
+    };
+    consumed.notified().await;
+    let revoked = contended.revoke_family(&family.id, now()).await;
+    let rotated = rotation.await.unwrap();
+    let rotated = rotated.map(|s| s.is_some());
+    let revoked_alive = revoked.as_ref().map(|alive| *alive);
+    assert!(
+        matches!((&rotated, &revoked_alive), (Ok(_), Ok(true))),
+        "rotate_refresh_token: {rotated:?}; revoke_family: {revoked_alive:?}"
+    );
+    // Whatever the order, nothing in the family is left alive.
+    assert!(
+        found_token(store.as_ref(), &r0.token_digest)
+            .await
+            .family_revoked
+    );
+    if let Some(successor) = store.find_refresh_token(&[0xb1; 32]).await.unwrap() {
+        assert!(successor.revoked_at.is_some(), "the successor is revoked");
+        assert!(access_token_revoked(store.as_ref(), "jti-1").await);
+    }
+    assert!(access_token_revoked(store.as_ref(), "jti-0").await);
+    contended.close().await;
+}
+
+on_both_backends!(
+    refresh_families_are_created_found_and_revoked,
+    refresh_tokens_rotate_once_by_their_client,
+    expired_refresh_tokens_and_families_do_not_rotate,
+    unused_successor_is_replaced_within_the_grace_window,
+    families_of_a_user_with_a_client_are_revoked_together,
+    revoke_access_token_records_unknown_and_marks_known,
+    concurrent_rotations_of_a_refresh_token_have_one_winner,
+    rotation_racing_a_family_revocation_fails_neither,
+);
