@@ -84,6 +84,27 @@ pub struct Config {
     /// `AUTHD_REFRESH_REUSE_GRACE`: seconds during which a retry of the
     /// just-consumed refresh token counts as a lost response (0 = off).
     pub refresh_reuse_grace: u64,
+    /// `AUTHD_KEY_ROTATION_PERIOD`: how long a signing key signs.
+    pub key_rotation_period: Duration,
+    /// `AUTHD_KEY_PREPUBLISH`: the least time a next key is published
+    /// before it signs.
+    pub key_prepublish: Duration,
+    /// `AUTHD_KEY_CHECK_INTERVAL`: how often each replica runs the rotation
+    /// schedule.
+    pub key_check_interval: Duration,
+}
+
+impl Config {
+    /// The signing-key schedule these settings describe.
+    pub fn key_schedule(&self) -> crate::store::KeySchedule {
+        let to_chrono =
+            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        crate::store::KeySchedule {
+            rotation_period: to_chrono(self.key_rotation_period),
+            prepublish: to_chrono(self.key_prepublish),
+            retention: crate::tokens::keyring::retention(),
+        }
+    }
 }
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -174,6 +195,14 @@ impl Config {
                 format!("at most {MAX_REUSE_GRACE_SECONDS} seconds, got {refresh_reuse_grace}"),
             ));
         }
+        let key_rotation_period = duration(&get, "AUTHD_KEY_ROTATION_PERIOD", "30days")?;
+        let key_prepublish = duration(&get, "AUTHD_KEY_PREPUBLISH", "24h")?;
+        if key_prepublish >= key_rotation_period {
+            return Err(ConfigError::new(
+                "AUTHD_KEY_PREPUBLISH",
+                "must be shorter than AUTHD_KEY_ROTATION_PERIOD",
+            ));
+        }
         Ok(Self {
             bind,
             issuer,
@@ -189,6 +218,9 @@ impl Config {
             refresh_token_ttl,
             refresh_family_ttl,
             refresh_reuse_grace,
+            key_rotation_period,
+            key_prepublish,
+            key_check_interval: duration(&get, "AUTHD_KEY_CHECK_INTERVAL", "60s")?,
         })
     }
 }
@@ -203,6 +235,22 @@ fn number<T: std::str::FromStr>(
         Some(text) => text.trim().parse().map_err(|_| {
             ConfigError::new(variable, format!("expected a whole number, got {text:?}"))
         }),
+    }
+}
+
+/// A duration such as `30days`, `24h`, `90s` (humantime), greater than zero.
+fn duration(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = get(variable).unwrap_or_else(|| default.to_owned());
+    match humantime::parse_duration(text.trim()) {
+        Ok(value) if !value.is_zero() => Ok(value),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("expected a duration such as 30days, 24h or 90s, got {text:?}"),
+        )),
     }
 }
 
@@ -354,6 +402,10 @@ mod tests {
         assert_eq!(config.issuer, None);
         assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(config.signing_key_bits, 2048);
+        let schedule = config.key_schedule();
+        assert_eq!(schedule.rotation_period, chrono::Duration::days(30));
+        assert_eq!(schedule.prepublish, chrono::Duration::hours(24));
+        assert_eq!(schedule.retention, chrono::Duration::seconds(960));
         assert!(
             matches!(config.master_key, MasterKeySource::File(ref p) if p == Path::new(DEFAULT_MASTER_KEY_FILE))
         );
@@ -376,6 +428,10 @@ mod tests {
             ("AUTHD_REFRESH_REUSE_GRACE", "61"),
             ("AUTHD_REFRESH_TOKEN_TTL", "0"),
             ("AUTHD_REFRESH_FAMILY_TTL", "60"),
+            ("AUTHD_KEY_ROTATION_PERIOD", "soon"),
+            ("AUTHD_KEY_ROTATION_PERIOD", "0s"),
+            ("AUTHD_KEY_PREPUBLISH", "31days"),
+            ("AUTHD_KEY_CHECK_INTERVAL", "-1"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

@@ -111,6 +111,7 @@ pub struct Application {
     state: web::Data<AppState>,
     refresher: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
+    key_schedule: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -152,6 +153,7 @@ impl Application {
                 runtime.signing_key_sealer(),
                 clock.as_ref(),
                 config.signing_key_bits,
+                config.key_schedule(),
             )
             .await?,
         );
@@ -214,6 +216,7 @@ impl Application {
                 store: store.clone(),
                 keys: keys.clone(),
                 issuer: issuer.clone(),
+                clock: clock.clone(),
             },
             keys,
             store: store.clone(),
@@ -221,7 +224,15 @@ impl Application {
             flow,
             pages,
         });
-        let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(store.clone(), clock));
+        let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(
+            store.clone(),
+            clock.clone(),
+        ));
+        let key_schedule = tokio::spawn(run_key_schedule(
+            state.keys.clone(),
+            clock,
+            config.key_check_interval,
+        ));
         let refresher = tokio::spawn(refresh_caches(
             state.clone(),
             issuer.clone(),
@@ -242,6 +253,7 @@ impl Application {
             state,
             refresher,
             housekeeping,
+            key_schedule,
         })
     }
 
@@ -258,6 +270,7 @@ impl Application {
         let result = self.server.await;
         self.refresher.abort();
         self.housekeeping.abort();
+        self.key_schedule.abort();
         self.state.store.close().await;
         result
     }
@@ -309,6 +322,20 @@ fn serve(
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Every replica runs the key schedule on a timer; the database's lock
+/// makes each transition happen once across replicas.
+async fn run_key_schedule(keys: Arc<Keys>, clock: Arc<dyn Clock>, every: std::time::Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        if let Err(error) = keys.run_schedule(clock.as_ref()).await {
+            tracing::error!(%error, "signing key schedule failed; retrying at the next check");
+        }
+    }
 }
 
 /// Polls the change counters and reloads what changed: how a CLI change or

@@ -98,8 +98,13 @@ impl TokenEndpoint {
         caller: &Client,
         token: &str,
     ) -> Result<Option<Introspection>, Error> {
-        let Ok(claims) =
-            verify::verify_access_token(self.tokens.keys(), self.tokens.issuer(), token)
+        let Ok(claims) = verify::verify_access_token_reloading(
+            self.tokens.keys(),
+            self.tokens.issuer(),
+            token,
+            self.tokens.clock(),
+        )
+        .await
         else {
             return Ok(None);
         };

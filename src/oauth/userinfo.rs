@@ -45,6 +45,7 @@ pub struct UserInfo {
     pub store: Arc<dyn Store>,
     pub keys: Arc<Keys>,
     pub issuer: String,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 fn invalid_token() -> Error {
@@ -55,12 +56,17 @@ fn invalid_token() -> Error {
 impl UserInfo {
     #[tracing::instrument(level = "debug", name = "oauth.userinfo", skip_all)]
     pub async fn claims(&self, token: &str) -> Result<UserInfoClaims, Error> {
-        let claims = verify::verify_access_token(&self.keys, &self.issuer, token).map_err(
-            |reason: VerifyError| {
-                tracing::info!(%reason, "userinfo: token refused");
-                invalid_token()
-            },
-        )?;
+        let claims = verify::verify_access_token_reloading(
+            &self.keys,
+            &self.issuer,
+            token,
+            self.clock.as_ref(),
+        )
+        .await
+        .map_err(|reason: VerifyError| {
+            tracing::info!(%reason, "userinfo: token refused");
+            invalid_token()
+        })?;
         // Issued for a user (never client credentials, whose sub is the
         // client) and recorded, so that revocation is seen.
         let record = self

@@ -64,6 +64,10 @@ pub struct SigningKeyRecord {
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
     pub retired_at: Option<DateTime<Utc>>,
+    /// A next key's planned activation.
+    pub activates_at: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for SigningKeyRecord {
@@ -119,8 +123,89 @@ pub trait SigningKeyRepository {
     /// whether it was inserted.
     async fn insert_first_active_key(&self, key: &SigningKeyRecord) -> Result<bool>;
     async fn list_signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
-    /// In one transaction: the active key becomes retired, `key` active.
-    async fn replace_active_key(&self, key: &SigningKeyRecord, now: DateTime<Utc>) -> Result<()>;
+    /// The rotation check every replica runs, as one locked transaction
+    /// (PostgreSQL: an advisory lock; SQLite: `BEGIN IMMEDIATE`), so each
+    /// transition happens exactly once: a next key that is due becomes
+    /// active (the active one retired); retired keys past
+    /// `schedule.retention` are removed (private half deleted); when no
+    /// next key exists, `candidate` is inserted as next.
+    async fn apply_key_schedule(
+        &self,
+        now: DateTime<Utc>,
+        schedule: &KeySchedule,
+        candidate: Option<&SigningKeyRecord>,
+    ) -> Result<ScheduleOutcome>;
+    /// `authd keys rotate`: the next key becomes active now and `candidate`
+    /// the new next; without a next key, only with `force`: `candidate`
+    /// becomes active at once.
+    async fn rotate_keys_now(
+        &self,
+        now: DateTime<Utc>,
+        schedule: &KeySchedule,
+        candidate: &SigningKeyRecord,
+        force: bool,
+    ) -> Result<RotateOutcome>;
+    /// `authd keys revoke`: the key leaves the JWKS at once; a revoked
+    /// active key is replaced by the next key (or `candidate`), and
+    /// `candidate` becomes the new next.
+    async fn revoke_key(
+        &self,
+        kid: &Kid,
+        now: DateTime<Utc>,
+        schedule: &KeySchedule,
+        candidate: &SigningKeyRecord,
+    ) -> Result<RevokeOutcome>;
+}
+
+/// The signing-key schedule (DESIGN: "Signing keys").
+#[derive(Debug, Clone, Copy)]
+pub struct KeySchedule {
+    /// How long a key signs before the next one takes over (30 days).
+    pub rotation_period: chrono::Duration,
+    /// The least time a next key is published before it signs (24 h).
+    pub prepublish: chrono::Duration,
+    /// How long a retired key stays published: the longest token lifetime
+    /// plus clock skew.
+    pub retention: chrono::Duration,
+}
+
+/// What one pass of the schedule did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleOutcome {
+    pub activated: Option<Kid>,
+    pub retired: Option<Kid>,
+    pub removed: Vec<Kid>,
+    pub inserted_next: Option<Kid>,
+    /// No next key exists and no candidate was given.
+    pub needs_next: bool,
+}
+
+impl ScheduleOutcome {
+    pub fn changed(&self) -> bool {
+        self.activated.is_some() || !self.removed.is_empty() || self.inserted_next.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The pre-published key is active; `next` is the new next key.
+    Rotated { activated: Kid, next: Kid },
+    /// No next key existed; `activated` (never published before) signs now.
+    Forced { activated: Kid },
+    /// No next key and no `force`: nothing changed.
+    NoNextKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// Revoked; when it was the active key, `activated` signs instead.
+    Revoked {
+        activated: Option<Kid>,
+        next: Option<Kid>,
+    },
+    NotFound,
+    /// Already removed or revoked.
+    AlreadyGone,
 }
 
 /// A browser session as stored (found by the keyed digest of its cookie).

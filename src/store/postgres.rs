@@ -25,6 +25,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// A transaction holding the signing-key lock.
+    async fn begin_key_lock(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        // One key schedule decision at a time across replicas; released at
+        // commit or rollback. The number is authd's own, arbitrary.
+        sqlx::query("SELECT pg_advisory_xact_lock(7405189242)")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+}
+
 impl super::sql::HasDb for PgStore {
     type Db = sqlx::Postgres;
 }

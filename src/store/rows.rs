@@ -152,6 +152,9 @@ pub(super) struct SigningKeyRow {
     pub created_at: DateTime<Utc>,
     pub activated_at: Option<DateTime<Utc>>,
     pub retired_at: Option<DateTime<Utc>>,
+    pub activates_at: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<SigningKeyRow> for SigningKeyRecord {
@@ -171,6 +174,9 @@ impl TryFrom<SigningKeyRow> for SigningKeyRecord {
             created_at: row.created_at,
             activated_at: row.activated_at,
             retired_at: row.retired_at,
+            activates_at: row.activates_at,
+            removed_at: row.removed_at,
+            revoked_at: row.revoked_at,
         })
     }
 }

@@ -42,6 +42,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction holding the signing-key lock.
+    async fn begin_key_lock(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        // IMMEDIATE takes the write lock at once: no other writer, in this
+        // process or another, decides the schedule at the same time.
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 impl super::sql::HasDb for SqliteStore {
     type Db = sqlx::Sqlite;
 }

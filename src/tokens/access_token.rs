@@ -231,6 +231,10 @@ impl TokenIssuer {
         self.clock.now()
     }
 
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
     }

@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::crypto::{SealError, Sealer};
 use crate::domain::{KeyState, Kid};
-use crate::store::{self, SigningKeyRecord, Store};
+use crate::store::{
+    self, KeySchedule, RevokeOutcome, RotateOutcome, ScheduleOutcome, SigningKeyRecord, Store,
+};
+use crate::tokens::access_token::{ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS};
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The only JWS algorithm authd signs with (DESIGN: "Signing keys").
 pub const ALG: &str = "RS256";
@@ -70,6 +74,8 @@ pub struct KeyRing {
     pub published: Vec<PublicJwk>,
     /// The JWKS document, serialised once per key-ring change.
     pub jwks: bytes::Bytes,
+    /// Its `ETag`.
+    pub etag: String,
     /// Verification keys by kid, for authd's own checks of its tokens.
     pub verifying: std::collections::HashMap<String, jsonwebtoken::DecodingKey>,
 }
@@ -109,6 +115,9 @@ pub async fn generate(
             created_at: now,
             activated_at: Some(now),
             retired_at: None,
+            activates_at: None,
+            removed_at: None,
+            revoked_at: None,
         })
     })
     .await
@@ -155,17 +164,21 @@ impl KeyRing {
             .find(|r| r.state == KeyState::Active)
             .ok_or(KeyError::NoActiveKey)?;
         let active = Arc::new(open_active(active, sealer)?);
-        // The active key first: resource servers that try keys in order find it at once.
-        let mut published: Vec<PublicJwk> = records
-            .iter()
-            .filter(|r| r.state == KeyState::Active)
-            .chain(records.iter().filter(|r| r.state == KeyState::Retired))
+        // The active key first (resource servers that try keys in order find
+        // it at once), then the next key, then the retired ones still needed.
+        let published: Vec<PublicJwk> = [KeyState::Active, KeyState::Next, KeyState::Retired]
+            .into_iter()
+            .flat_map(|state| records.iter().filter(move |r| r.state == state))
             .map(jwk)
             .collect();
-        published.dedup_by(|a, b| a.kid == b.kid);
-        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": published }))
+        let jwks: bytes::Bytes = serde_json::to_vec(&serde_json::json!({ "keys": published }))
             .expect("JWKS serialises")
             .into();
+        // A strong validator of the exact document (RFC 9110 §8.8.3).
+        let etag = format!(
+            "\"{}\"",
+            URL_SAFE_NO_PAD.encode(&Sha256::digest(&jwks)[..16])
+        );
         let verifying = published
             .iter()
             .filter_map(|jwk| {
@@ -178,6 +191,7 @@ impl KeyRing {
             active,
             published,
             jwks,
+            etag,
             verifying,
         })
     }
@@ -188,28 +202,60 @@ pub struct Keys {
     store: Arc<dyn Store>,
     sealer: Arc<Sealer>,
     ring: ArcSwap<KeyRing>,
+    schedule: KeySchedule,
+    bits: usize,
+    /// Milliseconds since the epoch of the last reload caused by an unknown
+    /// `kid` (at most one a second, so garbage kids cannot hammer the DB).
+    last_kid_reload: AtomicI64,
+}
+
+/// DESIGN: tokens live 15 minutes; a retired key stays published that long
+/// after its last signature, plus the 60 s of clock skew validators allow.
+pub fn retention() -> chrono::Duration {
+    chrono::Duration::seconds(
+        ACCESS_TOKEN_TTL_SECONDS.max(ID_TOKEN_TTL_SECONDS)
+            + crate::tokens::verify::LEEWAY_SECONDS as i64,
+    )
 }
 
 impl Keys {
-    /// Loads the ring, creating the first key when the database has none.
+    /// Loads the ring, creating the first key when the database has none,
+    /// and runs the schedule once (so a next key is published from the start).
     pub async fn load_or_create(
         store: Arc<dyn Store>,
         sealer: Arc<Sealer>,
         clock: &dyn Clock,
         bits: usize,
+        schedule: KeySchedule,
     ) -> Result<Self, KeyError> {
         ensure_active_key(store.as_ref(), sealer.clone(), clock, bits).await?;
         let records = store.list_signing_keys().await?;
         let ring = KeyRing::from_records(&records, &sealer)?;
-        Ok(Self {
+        let keys = Self {
             store,
             sealer,
             ring: ArcSwap::from_pointee(ring),
-        })
+            schedule,
+            bits,
+            last_kid_reload: AtomicI64::new(0),
+        };
+        keys.run_schedule(clock).await?;
+        Ok(keys)
     }
 
     pub fn current(&self) -> arc_swap::Guard<Arc<KeyRing>> {
         self.ring.load()
+    }
+
+    pub fn schedule(&self) -> &KeySchedule {
+        &self.schedule
+    }
+
+    /// `Cache-Control: max-age` of the JWKS: a quarter of the
+    /// pre-publication time, at most an hour, so every cache has refetched
+    /// several times before a published next key starts signing.
+    pub fn jwks_max_age(&self) -> u64 {
+        (self.schedule.prepublish.num_seconds() / 4).clamp(1, 3600) as u64
     }
 
     /// Re-reads the keys from the database (another replica or the CLI may
@@ -221,6 +267,64 @@ impl Keys {
         tracing::info!(kid = %ring.active.kid, published = ring.published.len(), "key ring loaded");
         self.ring.store(Arc::new(ring));
         Ok(())
+    }
+
+    /// A token named a `kid` this replica does not know: another replica or
+    /// the CLI may have changed the keys a moment ago. Reloads, at most once
+    /// a second; returns whether it did.
+    pub async fn reload_for_unknown_kid(&self, clock: &dyn Clock) -> bool {
+        let now = clock.now().timestamp_millis();
+        let last = self.last_kid_reload.load(Ordering::Relaxed);
+        if now - last < 1000
+            || self
+                .last_kid_reload
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return false;
+        }
+        match self.reload().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reload the key ring");
+                false
+            }
+        }
+    }
+
+    /// One pass of the rotation schedule (every replica runs it on a timer;
+    /// the database's lock makes each transition happen once). A new next
+    /// key is generated only when the database says one is missing.
+    pub async fn run_schedule(&self, clock: &dyn Clock) -> Result<ScheduleOutcome, KeyError> {
+        let mut outcome = self
+            .store
+            .apply_key_schedule(clock.now(), &self.schedule, None)
+            .await?;
+        if outcome.needs_next {
+            let candidate = generate(self.bits, self.sealer.clone(), clock).await?;
+            let second = self
+                .store
+                .apply_key_schedule(clock.now(), &self.schedule, Some(&candidate))
+                .await?;
+            outcome.activated = outcome.activated.or(second.activated);
+            outcome.retired = outcome.retired.or(second.retired);
+            outcome.removed.extend(second.removed);
+            outcome.inserted_next = second.inserted_next;
+            outcome.needs_next = false;
+        }
+        if let Some(kid) = &outcome.activated {
+            tracing::info!(%kid, retired = ?outcome.retired.as_ref().map(|k| &k.0), "signing key rotated: the pre-published key signs now");
+        }
+        for kid in &outcome.removed {
+            tracing::info!(%kid, "retired signing key removed from the JWKS; its private half is deleted");
+        }
+        if let Some(kid) = &outcome.inserted_next {
+            tracing::info!(%kid, "next signing key published");
+        }
+        if outcome.changed() {
+            self.reload().await?;
+        }
+        Ok(outcome)
     }
 }
 
@@ -243,19 +347,36 @@ pub async fn ensure_active_key(
     Ok(())
 }
 
-/// Makes a new key active now and retires the old one, which stays in the
-/// JWKS. (Scheduled rotation with pre-publication comes with the key
-/// lifecycle issue.)
-pub async fn rotate(
+/// `authd keys rotate`: the pre-published key signs now and a new next key
+/// is published; without a next key only with `force`.
+pub async fn rotate_now(
     store: &dyn Store,
     sealer: Arc<Sealer>,
     clock: &dyn Clock,
     bits: usize,
-) -> Result<SigningKeyRecord, KeyError> {
-    let record = generate(bits, sealer, clock).await?;
-    store.replace_active_key(&record, clock.now()).await?;
-    tracing::info!(kid = %record.kid, "rotated the signing key");
-    Ok(record)
+    schedule: &KeySchedule,
+    force: bool,
+) -> Result<RotateOutcome, KeyError> {
+    ensure_active_key(store, sealer.clone(), clock, bits).await?;
+    let candidate = generate(bits, sealer, clock).await?;
+    Ok(store
+        .rotate_keys_now(clock.now(), schedule, &candidate, force)
+        .await?)
+}
+
+/// `authd keys revoke KID`: the emergency path.
+pub async fn revoke(
+    store: &dyn Store,
+    sealer: Arc<Sealer>,
+    clock: &dyn Clock,
+    bits: usize,
+    schedule: &KeySchedule,
+    kid: &Kid,
+) -> Result<RevokeOutcome, KeyError> {
+    let candidate = generate(bits, sealer, clock).await?;
+    Ok(store
+        .revoke_key(kid, clock.now(), schedule, &candidate)
+        .await?)
 }
 
 #[cfg(test)]

@@ -73,6 +73,23 @@ pub fn verify_access_token(
         .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
 }
 
+/// [`verify_access_token`], reloading the key ring once (rate-limited) when
+/// the token names a `kid` this replica does not know yet: another replica
+/// or the CLI may have just rotated or published a key.
+pub async fn verify_access_token_reloading(
+    keys: &Keys,
+    issuer: &str,
+    token: &str,
+    clock: &dyn crate::clock::Clock,
+) -> Result<AccessTokenClaims, VerifyError> {
+    match verify_access_token(keys, issuer, token) {
+        Err(VerifyError::UnknownKey) if keys.reload_for_unknown_kid(clock).await => {
+            verify_access_token(keys, issuer, token)
+        }
+        other => other,
+    }
+}
+
 /// What authd reads from an `id_token_hint` (OIDC RP-Initiated Logout §2).
 #[derive(Debug, Deserialize)]
 pub struct IdTokenHint {

@@ -213,36 +213,38 @@ async fn cli_users_and_keys(backend: Backend) {
         true
     );
 
+    // A started server has an active key and a pre-published next key.
     let keys = json_ok(&authd(&app, &["keys", "list"], None));
-    assert_eq!(keys.as_array().unwrap().len(), 1);
-    assert_eq!(keys[0]["state"], "active");
-    let old_kid = keys[0]["kid"].as_str().unwrap().to_owned();
+    let state_of = |keys: &Value, state: &str| -> String {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["state"] == state)
+            .unwrap_or_else(|| panic!("a {state} key in {keys}"))["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let old_kid = state_of(&keys, "active");
+    let next_kid = state_of(&keys, "next");
     assert!(!keys.to_string().contains("private"), "no private material");
 
     let (id, secret) = app.machine_client(&[]).await;
+    // `keys rotate` activates the pre-published key and publishes a new next.
     let rotated = json_ok(&authd(&app, &["keys", "rotate"], None));
-    let states: Vec<(&str, &str)> = rotated
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
-        .collect();
-    assert_eq!(states.len(), 2);
-    assert!(states.contains(&(old_kid.as_str(), "retired")));
-    let new_kid = states
-        .iter()
-        .find(|(_, s)| *s == "active")
-        .unwrap()
-        .0
-        .to_owned();
-    // The running server signs with the new key within the refresh interval,
-    // and still publishes the old one.
+    assert_eq!(rotated.as_array().unwrap().len(), 3);
+    assert_eq!(state_of(&rotated, "retired"), old_kid);
+    let new_kid = state_of(&rotated, "active");
+    assert_eq!(new_kid, next_kid, "the pre-published key signs");
+    // The running server signs with it within the refresh interval, and
+    // publishes active, next and retired keys.
     for _ in 0..50 {
         let (_, body) = token_status(&app, &id, &secret).await;
         let header = jsonwebtoken::decode_header(body["access_token"].as_str().unwrap()).unwrap();
         if header.kid.as_deref() == Some(new_kid.as_str()) {
             let jwks: Value = app.get_json("/.well-known/jwks.json").await;
-            assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+            assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
             assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str(), "active key first");
             return;
         }

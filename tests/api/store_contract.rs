@@ -206,6 +206,17 @@ fn key_record(sealer: &Sealer, kid: &str) -> SigningKeyRecord {
         created_at: now(),
         activated_at: Some(now()),
         retired_at: None,
+        activates_at: None,
+        removed_at: None,
+        revoked_at: None,
+    }
+}
+
+fn schedule() -> store::KeySchedule {
+    store::KeySchedule {
+        rotation_period: TimeDelta::days(30),
+        prepublish: TimeDelta::hours(24),
+        retention: TimeDelta::minutes(16),
     }
 }
 
@@ -229,10 +240,15 @@ async fn signing_keys_keep_one_active(backend: Backend) {
             .unwrap(),
         "one active key only"
     );
-    store
-        .replace_active_key(&key_record(&sealer, "k3"), now())
-        .await
-        .unwrap();
+    assert_eq!(
+        store
+            .rotate_keys_now(now(), &schedule(), &key_record(&sealer, "k3"), true)
+            .await
+            .unwrap(),
+        store::RotateOutcome::Forced {
+            activated: Kid("k3".into())
+        }
+    );
     let keys = store.list_signing_keys().await.unwrap();
     let states: Vec<(&str, KeyState, bool)> = keys
         .iter()
@@ -254,6 +270,226 @@ async fn signing_keys_keep_one_active(backend: Backend) {
     let k3 = &keys[1];
     assert!(sealer.open("k3", &k3.private_key_sealed).is_ok());
     assert!(sealer.open("k1", &k3.private_key_sealed).is_err());
+}
+
+/// The schedule, one pass at a time, with time passed in: next → active →
+/// retired → removed, each transition once.
+async fn key_schedule_walks_every_state_once(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let sealer = Sealer::new(&MasterKey::generate(), Purpose::SigningKeySealing);
+    let t0 = now();
+    let state = |keys: &[SigningKeyRecord]| -> Vec<(String, KeyState)> {
+        keys.iter().map(|k| (k.kid.0.clone(), k.state)).collect()
+    };
+    assert!(
+        store
+            .insert_first_active_key(&key_record(&sealer, "a"))
+            .await
+            .unwrap()
+    );
+    // No next key: the schedule asks for a candidate, then publishes it.
+    let asked = store
+        .apply_key_schedule(t0, &schedule(), None)
+        .await
+        .unwrap();
+    assert!(asked.needs_next && !asked.changed());
+    let published = store
+        .apply_key_schedule(t0, &schedule(), Some(&key_record(&sealer, "b")))
+        .await
+        .unwrap();
+    assert_eq!(published.inserted_next, Some(Kid("b".into())));
+    let keys = store.list_signing_keys().await.unwrap();
+    let b = keys.iter().find(|k| k.kid.0 == "b").unwrap();
+    assert_eq!(b.state, KeyState::Next);
+    // Due a rotation period after the active key started.
+    assert_eq!(
+        b.activates_at,
+        Some(keys[0].activated_at.unwrap() + TimeDelta::days(30))
+    );
+    // A second candidate is not used while a next key exists.
+    let idle = store
+        .apply_key_schedule(
+            t0 + TimeDelta::days(29),
+            &schedule(),
+            Some(&key_record(&sealer, "x")),
+        )
+        .await
+        .unwrap();
+    assert!(!idle.changed(), "{idle:?}");
+
+    // Day 30: b signs, a is retired; a new next key is asked for.
+    let t30 = b.activates_at.unwrap();
+    let rotated = store
+        .apply_key_schedule(t30, &schedule(), None)
+        .await
+        .unwrap();
+    assert_eq!(rotated.activated, Some(Kid("b".into())));
+    assert_eq!(rotated.retired, Some(Kid("a".into())));
+    assert!(rotated.needs_next);
+    store
+        .apply_key_schedule(t30, &schedule(), Some(&key_record(&sealer, "c")))
+        .await
+        .unwrap();
+    assert_eq!(
+        state(&store.list_signing_keys().await.unwrap()),
+        [
+            ("a".into(), KeyState::Retired),
+            ("b".into(), KeyState::Active),
+            ("c".into(), KeyState::Next)
+        ]
+    );
+    // Again at the same instant (another replica): nothing happens twice.
+    let again = store
+        .apply_key_schedule(t30, &schedule(), Some(&key_record(&sealer, "y")))
+        .await
+        .unwrap();
+    assert!(!again.changed(), "{again:?}");
+
+    // The retired key stays published for the retention, then is removed
+    // and loses its private half.
+    let kept = store
+        .apply_key_schedule(t30 + TimeDelta::minutes(15), &schedule(), None)
+        .await
+        .unwrap();
+    assert!(kept.removed.is_empty());
+    let removed = store
+        .apply_key_schedule(t30 + TimeDelta::minutes(16), &schedule(), None)
+        .await
+        .unwrap();
+    assert_eq!(removed.removed, [Kid("a".into())]);
+    let keys = store.list_signing_keys().await.unwrap();
+    let a = keys.iter().find(|k| k.kid.0 == "a").unwrap();
+    assert_eq!(a.state, KeyState::Removed);
+    assert!(a.private_key_sealed.is_empty(), "private half deleted");
+}
+
+/// `keys rotate` and `keys revoke`, at the store.
+async fn manual_rotation_and_revocation(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let sealer = Sealer::new(&MasterKey::generate(), Purpose::SigningKeySealing);
+    let t0 = now();
+    store
+        .insert_first_active_key(&key_record(&sealer, "a"))
+        .await
+        .unwrap();
+    // No next key: refused without force, nothing changes.
+    assert_eq!(
+        store
+            .rotate_keys_now(t0, &schedule(), &key_record(&sealer, "x"), false)
+            .await
+            .unwrap(),
+        store::RotateOutcome::NoNextKey
+    );
+    store
+        .apply_key_schedule(t0, &schedule(), Some(&key_record(&sealer, "b")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_keys_now(t0, &schedule(), &key_record(&sealer, "c"), false)
+            .await
+            .unwrap(),
+        store::RotateOutcome::Rotated {
+            activated: Kid("b".into()),
+            next: Kid("c".into())
+        }
+    );
+    // Revoking the active key: the next key signs at once, a new next appears.
+    assert_eq!(
+        store
+            .revoke_key(&Kid("b".into()), t0, &schedule(), &key_record(&sealer, "d"))
+            .await
+            .unwrap(),
+        store::RevokeOutcome::Revoked {
+            activated: Some(Kid("c".into())),
+            next: Some(Kid("d".into()))
+        }
+    );
+    let keys = store.list_signing_keys().await.unwrap();
+    let b = keys.iter().find(|k| k.kid.0 == "b").unwrap();
+    assert_eq!(b.state, KeyState::Revoked);
+    assert!(b.private_key_sealed.is_empty());
+    assert_eq!(
+        store
+            .revoke_key(&Kid("b".into()), t0, &schedule(), &key_record(&sealer, "e"))
+            .await
+            .unwrap(),
+        store::RevokeOutcome::AlreadyGone
+    );
+    assert_eq!(
+        store
+            .revoke_key(
+                &Kid("nope".into()),
+                t0,
+                &schedule(),
+                &key_record(&sealer, "f")
+            )
+            .await
+            .unwrap(),
+        store::RevokeOutcome::NotFound
+    );
+    let active: Vec<_> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.state == KeyState::Active)
+        .map(|k| k.kid.0)
+        .collect();
+    assert_eq!(active, ["c"]);
+}
+
+/// Replicas reaching the rotation instant together: one transition.
+async fn concurrent_schedule_passes_rotate_once(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let sealer = Sealer::new(&MasterKey::generate(), Purpose::SigningKeySealing);
+    let t0 = now();
+    store
+        .insert_first_active_key(&key_record(&sealer, "a"))
+        .await
+        .unwrap();
+    store
+        .apply_key_schedule(t0, &schedule(), Some(&key_record(&sealer, "b")))
+        .await
+        .unwrap();
+    let due = t0 + TimeDelta::days(31);
+    let passes = (0..8).map(|i| {
+        let store = store.clone();
+        let candidate = key_record(&sealer, &format!("c{i}"));
+        async move {
+            store
+                .apply_key_schedule(due, &schedule(), Some(&candidate))
+                .await
+                .unwrap()
+        }
+    });
+    let outcomes = futures_util::future::join_all(passes).await;
+    assert_eq!(
+        outcomes.iter().filter(|o| o.activated.is_some()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| o.inserted_next.is_some())
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let keys = store.list_signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter().filter(|k| k.state == KeyState::Active).count(),
+        1
+    );
+    assert_eq!(keys.iter().filter(|k| k.state == KeyState::Next).count(), 1);
+    assert_eq!(keys.len(), 3, "one new key, no double insert");
 }
 
 async fn master_key_fingerprint_is_claimed_once(backend: Backend) {
@@ -280,6 +516,12 @@ async fn master_key_fingerprint_is_claimed_once(backend: Backend) {
         }
     );
 }
+
+on_both_backends!(
+    key_schedule_walks_every_state_once,
+    manual_rotation_and_revocation,
+    concurrent_schedule_passes_rotate_once,
+);
 
 on_both_backends!(
     clients_round_trip,

@@ -15,11 +15,32 @@ async fn jwks_publishes_public_members_only(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
-    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    // A quarter of the 24 h pre-publication, capped at an hour.
+    assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
     assert_eq!(response.headers()["content-type"], "application/json");
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     let jwks: Value = response.json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 1);
+    assert_eq!(keys.len(), 2, "the active and the pre-published next key");
+    // RFC 9110 §13.1.2: a matching If-None-Match gets 304 with no body.
+    let again = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    let other = app
+        .http
+        .get(app.url("/.well-known/jwks.json"))
+        .header("if-none-match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
     let key = keys[0].as_object().unwrap();
     let mut members: Vec<&str> = key.keys().map(String::as_str).collect();
     members.sort();
