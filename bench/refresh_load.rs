@@ -74,6 +74,11 @@ async fn main() {
         created_at: chrono::Utc::now(),
     };
     store.insert_user(&user).await.expect("user");
+    // Offline access is always consented (OIDC Core §11); refreshes check it.
+    store
+        .save_consent(user.id, &client.id, &scope, chrono::Utc::now())
+        .await
+        .expect("consent");
 
     let refresh = Arc::new(RefreshTokens::new(
         store.clone(),

@@ -306,7 +306,10 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
         UsersCommand::SetPassword { id, .. } => {
             let user_id = parse_user_id(&id)?;
             let password_hash = hash_password(read_password_from_stdin()?).await?;
-            if !store.set_password(user_id, &password_hash).await? {
+            if !store
+                .set_password(user_id, &password_hash, clock.now())
+                .await?
+            {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
             }
             print_json(&json!({ "password_changed": id }));
@@ -365,7 +368,7 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
         }
         UsersCommand::Disable { id } => {
             let user_id = parse_user_id(&id)?;
-            if !store.disable_user(user_id).await? {
+            if !store.disable_user(user_id, clock.now()).await? {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
             }
             print_json(&json!({ "disabled": id }));

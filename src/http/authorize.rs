@@ -28,6 +28,17 @@ pub async fn authorize_post(
     request_id: RequestId,
 ) -> HttpResponse {
     match read_body(&request, body, BODY_LIMIT).await {
+        // A cross-site form post does not carry the SameSite=Lax session
+        // cookie: answering it here would start a new session and replace
+        // the cookie of a signed-in user. The same request as a top-level
+        // GET does carry it (OIDC Core §3.1.2.1 allows both methods).
+        Ok(bytes) if super::session_cookie(&request, &state.pages).is_none() => {
+            // Re-encoded, so nothing in the body reaches the header raw.
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form_urlencoded::parse(&bytes))
+                .finish();
+            super::pages::see_other(&format!("/authorize?{query}"))
+        }
         Ok(bytes) => authorize(&request, &state, &bytes, request_id).await,
         Err(error) => state.pages.error(
             actix_web::http::StatusCode::BAD_REQUEST,

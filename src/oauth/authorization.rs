@@ -413,7 +413,10 @@ impl AuthorizationFlow {
         if request.prompt.consent {
             return Ok(true);
         }
-        if client.skip_consent && client.kind == ClientKind::Confidential {
+        // OIDC Core §11: offline access always needs the user's consent,
+        // even for a pre-consented first-party client.
+        let offline = request.scope().contains("offline_access");
+        if client.skip_consent && client.kind == ClientKind::Confidential && !offline {
             return Ok(false);
         }
         // RFC 8252 §8.6: a public client's identity is only as good as its

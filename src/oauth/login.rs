@@ -63,7 +63,9 @@ impl Authenticator {
     ) -> Result<Arc<User>, LoginFailure> {
         let now = self.clock.now();
         let keys = throttle_keys(username, ip);
-        if let Some(retry_after) = self.throttle.blocked(&keys, now) {
+        // Counted as a failure before the password is checked and taken
+        // back on success: parallel guesses cannot all slip past the check.
+        if let Err(retry_after) = self.throttle.reserve(&keys, now) {
             return Err(LoginFailure::Throttled { retry_after });
         }
         let user = match Username::parse(username) {
@@ -82,13 +84,10 @@ impl Authenticator {
             .map_err(|e| LoginFailure::Internal(Error::internal(e)))?;
         match user {
             Some(user) if verified && !user.disabled => {
-                self.throttle.succeeded(&keys[0]);
+                self.throttle.succeeded(&keys);
                 Ok(Arc::new(user))
             }
-            _ => {
-                self.throttle.failed(&keys, now);
-                Err(LoginFailure::InvalidCredentials)
-            }
+            _ => Err(LoginFailure::InvalidCredentials),
         }
     }
 }
@@ -153,8 +152,28 @@ const MAX_DELAY_SECONDS: i64 = 15 * 60;
 const MAX_KEYS: usize = 100_000;
 
 impl LoginThrottle {
+    /// In one critical section: refuses while any key is blocked, otherwise
+    /// counts this attempt as a failure (taken back by `succeeded`).
+    fn reserve(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Result<(), u64> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(retry_after) = Self::blocked_in(&failures, keys, now) {
+            return Err(retry_after);
+        }
+        Self::fail_in(&mut failures, keys, now);
+        Ok(())
+    }
+
+    #[cfg(test)]
     fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::blocked_in(&failures, keys, now)
+    }
+
+    fn blocked_in(
+        failures: &HashMap<ThrottleKey, Failures>,
+        keys: &[ThrottleKey],
+        now: DateTime<Utc>,
+    ) -> Option<u64> {
         keys.iter()
             .filter_map(|key| failures.get(key))
             .filter(|f| f.blocked_until > now)
@@ -163,8 +182,17 @@ impl LoginThrottle {
             .max()
     }
 
+    #[cfg(test)]
     fn failed(&self, keys: &[ThrottleKey], now: DateTime<Utc>) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::fail_in(&mut failures, keys, now);
+    }
+
+    fn fail_in(
+        failures: &mut HashMap<ThrottleKey, Failures>,
+        keys: &[ThrottleKey],
+        now: DateTime<Utc>,
+    ) {
         if failures.len() >= MAX_KEYS {
             failures.retain(|_, f| now - f.last < FORGET_AFTER);
         }
@@ -189,11 +217,22 @@ impl LoginThrottle {
         }
     }
 
-    fn succeeded(&self, username: &ThrottleKey) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(username);
+    /// A success clears the username's count and takes back the attempt
+    /// `reserve` counted against the IP.
+    fn succeeded(&self, keys: &[ThrottleKey]) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            match key {
+                ThrottleKey::Username(_) => {
+                    failures.remove(key);
+                }
+                ThrottleKey::Ip(_) => {
+                    if let Some(entry) = failures.get_mut(key) {
+                        entry.count = entry.count.saturating_sub(1);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -215,8 +254,20 @@ mod tests {
         throttle.failed(&keys, start);
         assert_eq!(throttle.blocked(&keys, start), Some(2));
         assert_eq!(throttle.blocked(&keys, start + Duration::seconds(3)), None);
-        throttle.succeeded(&keys[0]);
+        throttle.succeeded(&keys);
         assert_eq!(throttle.blocked(&keys, start), None);
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_they_are_checked() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("carol", None);
+        let now = Utc::now();
+        // Sixty guesses arriving together: only the free ones get through.
+        let admitted = (0..60)
+            .filter(|_| throttle.reserve(&keys, now).is_ok())
+            .count();
+        assert_eq!(admitted, 5);
     }
 
     #[test]

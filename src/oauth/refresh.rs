@@ -171,10 +171,16 @@ impl RefreshTokens {
         let record = self
             .record(&token, &grant, &client.id, now)
             .map_err(Error::internal)?;
-        self.store
+        let created = self
+            .store
             .create_family(&family, &record, jti)
             .await
             .map_err(Error::internal)?;
+        if !created {
+            return Err(Error::InvalidGrant(
+                "the authorization code was presented twice; its tokens are revoked".into(),
+            ));
+        }
         Ok(token)
     }
 
@@ -247,12 +253,18 @@ impl RefreshTokens {
         let Some(stored) = stored.filter(|s| s.client_id == client.id.as_str()) else {
             return Ok(None);
         };
+        if stored.family_revoked {
+            return Ok(None);
+        }
+        // A token revoked on its own while its family lives can only be a
+        // successor the grace path replaced: whoever presents it now holds a
+        // copy the server already gave away twice. That is reuse.
+        if stored.revoked_at.is_some() {
+            return self.reuse(&stored, client, now).await;
+        }
         let Some(consumed_at) = stored.consumed_at else {
             return Ok(None);
         };
-        if stored.family_revoked || stored.revoked_at.is_some() {
-            return Ok(None);
-        }
         if self.settings.reuse_grace > Duration::zero() {
             let since = now - self.settings.reuse_grace;
             if consumed_at > since {
@@ -276,6 +288,16 @@ impl RefreshTokens {
                 }
             }
         }
+        self.reuse(&stored, client, now).await
+    }
+
+    /// RFC 9700 §4.14.2: revoke the whole family and say so.
+    async fn reuse(
+        &self,
+        stored: &StoredRefreshToken,
+        client: &Client,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Successor>, Error> {
         self.reuse_detected.fetch_add(1, Ordering::Relaxed);
         let revoked = self
             .store

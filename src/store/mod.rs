@@ -110,10 +110,17 @@ pub trait UserRepository {
     async fn find_user(&self, id: UserId) -> Result<Option<User>>;
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>>;
     /// Returns whether the user exists.
-    async fn set_password(&self, id: UserId, password_hash: &str) -> Result<bool>;
-    /// Disables the user and ends their browser sessions. Returns whether
-    /// a user was found.
-    async fn disable_user(&self, id: UserId) -> Result<bool>;
+    /// Also ends the user's browser sessions and refresh-token families: a
+    /// password reset after a compromise must lock the intruder out.
+    async fn set_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Disables the user, ends their browser sessions and revokes their
+    /// refresh-token families. Returns whether a user was found.
+    async fn disable_user(&self, id: UserId, now: DateTime<Utc>) -> Result<bool>;
 }
 
 #[async_trait]
@@ -344,7 +351,8 @@ pub trait CodeRepository {
         token_expires_at: DateTime<Utc>,
     ) -> Result<Option<RedeemedCode>>;
     /// RFC 6749 §4.1.2: a code presented again. Revokes every access token
-    /// issued from it; returns whether the code had been redeemed.
+    /// issued from it and every refresh-token family started from it;
+    /// returns whether the code had been redeemed.
     async fn revoke_replayed_code(
         &self,
         code_digest: &[u8],
@@ -419,12 +427,14 @@ pub struct StoredRefreshToken {
 pub trait RefreshTokenRepository {
     /// Creates a family with its first token, and tags the access token
     /// issued with it (`jti`, already recorded by the code redemption).
+    /// `false` (nothing created) when that access token is already revoked:
+    /// the code was replayed meanwhile.
     async fn create_family(
         &self,
         family: &FamilyRecord,
         token: &RefreshTokenRecord,
         jti: &str,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     /// One locked transaction: consumes the token with this digest if it is
     /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
     /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
@@ -437,9 +447,10 @@ pub trait RefreshTokenRepository {
         now: DateTime<Utc>,
         build: BuildSuccessor<'_>,
     ) -> Result<Option<Successor>>;
-    /// The grace path: if `parent_id` was consumed after `consumed_since`
-    /// and its successor is still unused, revokes that successor (and its
-    /// access token) and inserts a new one from `build`, in one transaction.
+    /// The grace path, once per parent: if `parent_id` was consumed after
+    /// `consumed_since` and its only successor is still unused, revokes that
+    /// successor (and its access token) and inserts a new one from `build`,
+    /// in one transaction.
     async fn replace_unused_successor(
         &self,
         parent_id: &str,

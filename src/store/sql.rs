@@ -192,31 +192,64 @@ macro_rules! impl_repositories {
             }
 
             #[tracing::instrument(level = "debug", name = "store.user.set_password", skip_all, fields(user_id = %id))]
-            async fn set_password(&self, id: $crate::domain::UserId, password_hash: &str) -> $crate::store::Result<bool> {
+            async fn set_password(
+                &self,
+                id: $crate::domain::UserId,
+                password_hash: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                     .bind(password_hash)
                     .bind(id.to_string())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                Self::sign_out_everywhere(&mut tx, id, now).await?;
+                tx.commit().await?;
                 Ok(updated == 1)
             }
 
             #[tracing::instrument(level = "debug", name = "store.user.disable", skip_all, fields(user_id = %id))]
-            async fn disable_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<bool> {
+            async fn disable_user(
+                &self,
+                id: $crate::domain::UserId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                // A disabled user is signed out everywhere at once.
-                sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                Self::sign_out_everywhere(&mut tx, id, now).await?;
                 tx.commit().await?;
                 Ok(updated == 1)
+            }
+        }
+
+        impl $store {
+            /// Ends every browser session of the user and revokes their
+            /// refresh-token families (the family rows first: the same lock
+            /// order as every other family change).
+            async fn sign_out_everywhere(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::sql::HasDb>::Db>,
+                user: $crate::domain::UserId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let user = user.to_string();
+                sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+                    .bind(&user)
+                    .execute(&mut **tx)
+                    .await?;
+                for sql in [
+                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                ] {
+                    sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
+                }
+                Ok(())
             }
         }
 
@@ -856,17 +889,27 @@ macro_rules! impl_sign_in_repositories {
                 client: &$crate::domain::ClientId,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<bool> {
-                let revoked = sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND code_id IN \
-                     (SELECT id FROM authorization_codes WHERE code_digest = $2 AND client_id = $3 AND redeemed_at IS NOT NULL)",
+                // The access tokens issued with the code, and the refresh
+                // families started from it (RFC 6749 §4.1.2: "revoke … all
+                // tokens previously issued based on that authorization code").
+                // Two steps, so this never holds a token row while waiting
+                // for a family's lock (revoke_family takes the family first).
+                let issued: Vec<(Option<String>,)> = sqlx::query_as(
+                    "UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE code_id IN \
+                     (SELECT id FROM authorization_codes WHERE code_digest = $2 AND client_id = $3 AND redeemed_at IS NOT NULL) \
+                     RETURNING family_id",
                 )
                 .bind(now)
                 .bind(code_digest)
                 .bind(client.as_str())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                if revoked > 0 {
+                .fetch_all(&self.pool)
+                .await?;
+                let families: std::collections::BTreeSet<String> =
+                    issued.iter().filter_map(|(family,)| family.clone()).collect();
+                for family in &families {
+                    $crate::store::RefreshTokenRepository::revoke_family(self, family, now).await?;
+                }
+                if !issued.is_empty() {
                     return Ok(true);
                 }
                 let redeemed: Option<(String,)> = sqlx::query_as(
@@ -951,8 +994,22 @@ macro_rules! impl_refresh_repository {
                 family: &$crate::store::FamilyRecord,
                 token: &$crate::store::RefreshTokenRecord,
                 jti: &str,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
+                // First tag the access token issued with the code: this locks
+                // its row, so a replay of the code either revoked it already
+                // (then no family is created) or waits and then finds the
+                // family through it (revoke_replayed_code).
+                let tagged: Option<(Option<chrono::DateTime<chrono::Utc>>,)> = sqlx::query_as(
+                    "UPDATE access_tokens SET family_id = $1 WHERE jti = $2 RETURNING revoked_at",
+                )
+                .bind(&family.id)
+                .bind(jti)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if matches!(tagged, Some((Some(_),))) {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "INSERT INTO refresh_token_families (id, client_id, user_id, created_at, expires_at, revoked_at) \
                      VALUES ($1, $2, $3, $4, $5, NULL)",
@@ -978,13 +1035,8 @@ macro_rules! impl_refresh_repository {
                 .bind(token.expires_at)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE access_tokens SET family_id = $1 WHERE jti = $2")
-                    .bind(&family.id)
-                    .bind(jti)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             #[tracing::instrument(level = "debug", name = "store.refresh.rotate", skip_all, fields(client_id = %client))]
@@ -1065,6 +1117,7 @@ macro_rules! impl_refresh_repository {
                     "UPDATE refresh_tokens SET revoked_at = $1 \
                      WHERE parent_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL \
                      AND EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.id = $2 AND p.consumed_at > $3) \
+                     AND (SELECT COUNT(*) FROM refresh_tokens c WHERE c.parent_id = $2) = 1 \
                      RETURNING id",
                 )
                 .bind(now)

@@ -94,7 +94,13 @@ pub async fn disable_user(app: &TestApp, user_id: &str) {
         .await
         .expect("open database");
     let id = authd::domain::UserId(user_id.parse().expect("a user id"));
-    assert!(runtime.store.disable_user(id).await.expect("disable user"));
+    assert!(
+        runtime
+            .store
+            .disable_user(id, chrono::Utc::now())
+            .await
+            .expect("disable user")
+    );
     runtime.store.close().await;
 }
 

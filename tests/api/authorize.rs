@@ -678,7 +678,22 @@ async fn post_authorize_is_checked_like_get(backend: Backend) {
             .body(query)
             .send()
     };
-    let response = post(authorize_query(&client, &pkce, &[])).await.unwrap();
+    // Without a session cookie (a cross-site form post does not send the
+    // SameSite=Lax cookie) the same request goes on as a top-level GET, so
+    // a signed-in user's cookie is never replaced.
+    let query = authorize_query(&client, &pkce, &[]);
+    let response = post(query.clone()).await.unwrap();
+    assert_eq!(response.status(), 303);
+    let again = crate::helpers::location(&response);
+    assert!(again.starts_with("/authorize?"), "{again}");
+    assert!(
+        response.headers().get("set-cookie").is_none(),
+        "no cookie is set"
+    );
+    let followed = browser.get(&again).await;
+    assert_next_page(&followed, "/login", "the GET that follows");
+    // With the session cookie the POST itself is answered.
+    let response = post(query).await.unwrap();
     assert_next_page(&response, "/login", "POST");
     let bad = authorize_query(
         &client,
@@ -1321,7 +1336,10 @@ async fn disabled_user_cannot_sign_in(backend: Backend) {
         .expect("open database");
     let disabled = runtime
         .store
-        .disable_user(authd::domain::UserId(id.parse().unwrap()))
+        .disable_user(
+            authd::domain::UserId(id.parse().unwrap()),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     assert!(disabled);
@@ -1415,7 +1433,46 @@ async fn pending_request_in_another_browser_renders_the_error_page(backend: Back
     );
 }
 
+/// Guesses sent in parallel are counted before any password is checked:
+/// only the free attempts get through, the rest are throttled.
+async fn parallel_guesses_are_throttled(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = web_client(&app).await;
+    app.user("alice").await;
+    let browser = app.browser();
+    let first = browser
+        .authorize(&authorize_query(&client, &pkce(), &[]))
+        .await;
+    let page = browser
+        .get(&crate::helpers::location(&first))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::helpers::form_value(&page, "csrf").unwrap();
+    let request = crate::helpers::form_value(&page, "request").unwrap();
+    let guesses = (0..30).map(|i| {
+        let password = format!("wrong password {i}");
+        let form = [
+            ("csrf", csrf.clone()),
+            ("request", request.clone()),
+            ("username", "alice".to_owned()),
+            ("password", password),
+        ];
+        let request = browser.http.post(app.url("/login")).form(&form).send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|&&s| s == 200).count();
+    let throttled = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!(checked, 5, "{statuses:?}");
+    assert_eq!(throttled, 25, "{statuses:?}");
+}
+
 on_both_backends!(
+    parallel_guesses_are_throttled,
     missing_unknown_or_repeated_client_id_renders_the_error_page,
     bad_redirect_uri_renders_the_error_page_before_other_checks,
     repeated_redirect_uri_renders_the_error_page,

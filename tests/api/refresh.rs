@@ -475,19 +475,48 @@ async fn retry_within_the_grace_window_replaces_the_unused_successor(backend: Ba
     assert_eq!(retried["scope"], OFFLINE_SCOPE_SORTED);
     assert!(retried["id_token"].is_string());
 
-    // The replaced successor and its access token are revoked ...
-    assert_refresh_rejected(&app, &client, &r1, "the replaced successor").await;
+    // The replaced successor's access token is revoked, and the family
+    // lives on.
     assert_access_token_revoked(&app, &server, &a1, "the replaced successor's access token").await;
-    // ... and the family lives on.
     assert_access_token_works(&app, &server, &a0, &user_id, "the first access token").await;
     assert_access_token_works(&app, &server, &a1b, &user_id, "the retry's access token").await;
     let next = refreshed(&app, &client, &r1b, "the retry's refresh token").await;
-    assert_access_token_works(
+    let a2 = field(&next, "access_token");
+    assert_access_token_works(&app, &server, &a2, &user_id, "after the retry").await;
+    // A second retry of r0 is not another lost response: grace is once per
+    // token, so it is reuse and the family goes.
+    assert_refresh_rejected(&app, &client, &r0, "a second retry").await;
+    assert_access_token_revoked(&app, &server, &a2, "the family after a second retry").await;
+}
+
+/// The successor the grace path replaced was not lost after all: whoever
+/// presents it holds a copy the server gave out twice. Reuse.
+async fn replaced_successor_presented_later_is_reuse(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.refresh_reuse_grace = 2).await else {
+        return;
+    };
+    let client = offline_client(&app, false).await;
+    app.user("alice").await;
+    let server = resource_server(&app).await;
+    let first = offline_sign_in(&app, &client, "alice").await;
+    let r0 = field(&first, "refresh_token");
+    let lost = refreshed(&app, &client, &r0, "first rotation").await;
+    let r1 = field(&lost, "refresh_token");
+    let retried = refreshed(&app, &client, &r0, "retry within the window").await;
+    let a1b = field(&retried, "access_token");
+    assert_refresh_rejected(&app, &client, &r1, "the replaced successor").await;
+    assert_access_token_revoked(
         &app,
         &server,
-        &field(&next, "access_token"),
-        &user_id,
-        "after the retry",
+        &a1b,
+        "the family after the replaced token came back",
+    )
+    .await;
+    assert_refresh_rejected(
+        &app,
+        &client,
+        &field(&retried, "refresh_token"),
+        "the retry's token",
     )
     .await;
 }
@@ -992,11 +1021,132 @@ async fn refresh_family_ends_at_its_absolute_lifetime(backend: Backend) {
     assert_refresh_rejected(&app, &client, &r1, "after the family's lifetime").await;
 }
 
+/// RFC 6749 §4.1.2: a replayed code revokes every token issued from it —
+/// the refresh-token family too, not only the first access token.
+async fn replayed_code_revokes_the_refresh_family(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = offline_client(&app, false).await;
+    app.user("alice").await;
+    let server = resource_server(&app).await;
+    let browser = app.browser();
+    let pkce = crate::helpers::pkce();
+    let code = crate::authorization_code::code_for(
+        &browser,
+        &client,
+        &pkce,
+        "alice",
+        &[("scope", OFFLINE_SCOPE)],
+    )
+    .await;
+    let first = crate::helpers::exchange_code(&app, &client, &code, &pkce.verifier).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let r0 = field(&first, "refresh_token");
+    let later = refreshed(&app, &client, &r0, "a refresh before the replay").await;
+    let replay = crate::helpers::exchange_code(&app, &client, &code, &pkce.verifier).await;
+    assert_token_error(replay, 400, "invalid_grant", "the replayed code").await;
+    assert_refresh_rejected(
+        &app,
+        &client,
+        &field(&later, "refresh_token"),
+        "the family after the replay",
+    )
+    .await;
+    assert_access_token_revoked(
+        &app,
+        &server,
+        &field(&later, "access_token"),
+        "an access token refreshed before the replay",
+    )
+    .await;
+}
+
+/// OIDC Core §11: offline access always asks, even a pre-consented
+/// first-party client; without offline_access such a client skips the page.
+async fn offline_access_is_consented_even_for_a_skip_consent_client(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app
+        .web_client_with(NewClient {
+            name: "First party".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            skip_consent: true,
+            ..Default::default()
+        })
+        .await;
+    app.user("alice").await;
+    let browser = app.browser();
+    let online =
+        crate::helpers::authorize_query(&client, &crate::helpers::pkce(), &[("scope", "openid")]);
+    let first = browser.authorize(&online).await;
+    let login = crate::helpers::location(&first);
+    let after_login = browser
+        .log_in(&login, "alice", crate::helpers::PASSWORD)
+        .await;
+    assert!(
+        crate::helpers::location(&after_login).starts_with("https://app.example/cb?code="),
+        "no consent page without offline_access"
+    );
+    let offline = crate::helpers::authorize_query(
+        &client,
+        &crate::helpers::pkce(),
+        &[("scope", "openid offline_access")],
+    );
+    let asked = browser.authorize(&offline).await;
+    assert!(
+        crate::helpers::location(&asked).starts_with("/consent?"),
+        "offline access asks: {}",
+        crate::helpers::location(&asked)
+    );
+}
+
+/// A password reset after a compromise locks the intruder out: sessions end
+/// and refresh families are revoked.
+async fn password_change_ends_sessions_and_families(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = offline_client(&app, false).await;
+    let user_id = app.user("alice").await;
+    let tokens = offline_sign_in(&app, &client, "alice").await;
+    let runtime = Runtime::open(&app.config, false, &SystemClock)
+        .await
+        .unwrap();
+    let hash = authd::crypto::password::hash(&"a brand new password".to_owned().into()).unwrap();
+    assert!(
+        runtime
+            .store
+            .set_password(
+                authd::domain::UserId(user_id.parse().unwrap()),
+                &hash,
+                chrono::Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    runtime.store.close().await;
+    assert_refresh_rejected(
+        &app,
+        &client,
+        &field(&tokens, "refresh_token"),
+        "after the password change",
+    )
+    .await;
+}
+
 on_both_backends!(
     refresh_rotates_the_refresh_token_and_consumes_the_old_one,
     reused_refresh_token_revokes_the_whole_family,
     concurrent_refreshes_of_one_token_have_one_winner,
     retry_within_the_grace_window_replaces_the_unused_successor,
+    replaced_successor_presented_later_is_reuse,
+    replayed_code_revokes_the_refresh_family,
+    offline_access_is_consented_even_for_a_skip_consent_client,
+    password_change_ends_sessions_and_families,
     retry_after_the_successor_was_used_is_reuse,
     retry_outside_the_grace_window_is_reuse,
     refresh_may_narrow_the_scope_but_never_widen_it,

@@ -185,11 +185,16 @@ async fn users_round_trip(backend: Backend) {
     assert_eq!(users[0].id, user.id);
     assert_eq!(users[0].password_hash, user.password_hash);
     assert!(!users[0].disabled);
-    assert!(store.disable_user(user.id).await.unwrap());
+    assert!(
+        store
+            .disable_user(user.id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
     assert!(store.list_users().await.unwrap()[0].disabled);
     assert!(
         !store
-            .disable_user(UserId(uuid::Uuid::new_v4()))
+            .disable_user(UserId(uuid::Uuid::new_v4()), chrono::Utc::now())
             .await
             .unwrap()
     );
@@ -615,7 +620,12 @@ async fn set_password_replaces_the_hash_of_a_known_user_only(backend: Backend) {
     store.insert_user(&alice).await.unwrap();
     store.insert_user(&bob).await.unwrap();
     let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
-    assert!(store.set_password(alice.id, new_hash).await.unwrap());
+    assert!(
+        store
+            .set_password(alice.id, new_hash, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
     let found = store.find_user(alice.id).await.unwrap().unwrap();
     assert_eq!(found.password_hash, new_hash);
     // Nothing else changes, and no other user.
@@ -629,7 +639,7 @@ async fn set_password_replaces_the_hash_of_a_known_user_only(backend: Backend) {
     assert_same_user(&store.find_user(bob.id).await.unwrap().unwrap(), &bob);
     assert!(
         !store
-            .set_password(UserId(uuid::Uuid::new_v4()), new_hash)
+            .set_password(UserId(uuid::Uuid::new_v4()), new_hash, chrono::Utc::now())
             .await
             .unwrap()
     );
@@ -669,7 +679,12 @@ async fn disable_user_ends_that_users_sessions(backend: Backend) {
         .await
         .unwrap();
 
-    assert!(store.disable_user(alice.id).await.unwrap());
+    assert!(
+        store
+            .disable_user(alice.id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
     assert!(store.find_user(alice.id).await.unwrap().unwrap().disabled);
     assert!(store.find_session(&[1u8; 32], t).await.unwrap().is_none());
     assert!(store.find_session(&[2u8; 32], t).await.unwrap().is_none());

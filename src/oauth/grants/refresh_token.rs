@@ -3,7 +3,7 @@
 //! `refresh_token`, optional `scope` (may narrow, never widen).
 use chrono::Duration;
 
-use crate::domain::{Client, ClientKind, GrantType, Scope, User};
+use crate::domain::{Client, GrantType, Scope, User};
 use crate::oauth::refresh::{RefreshGrant, RefreshTokens, Rotated};
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
@@ -47,9 +47,10 @@ impl RefreshGrantType<'_> {
             .await
             .map_err(Error::internal)?
             .filter(|user| !user.disabled);
+        // Every family was consented to (offline access always asks, OIDC
+        // Core §11), so the consent must still be there.
         let consented = match &user {
             None => false,
-            Some(_) if client.skip_consent && client.kind == ClientKind::Confidential => true,
             Some(user) => {
                 let family: Scope = grant.scope.parse().unwrap_or_default();
                 self.store
