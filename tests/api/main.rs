@@ -7,6 +7,7 @@ mod cli;
 mod client_credentials;
 mod helpers;
 mod housekeeping;
+mod keys;
 mod logout;
 mod logs;
 mod refresh;
