@@ -36,9 +36,12 @@ impl TokenEndpoint {
         token: &str,
         client: &crate::domain::ClientId,
     ) -> Result<bool, Error> {
-        let Ok(claims) =
-            verify::verify_access_token(self.tokens.keys(), self.tokens.issuer(), token)
-        else {
+        let Ok(claims) = verify::verify_access_token(
+            self.tokens.keys(),
+            self.tokens.issuer(),
+            token,
+            self.tokens.clock(),
+        ) else {
             return Ok(false);
         };
         if claims.client_id != client.as_str() {

@@ -42,11 +42,13 @@ pub enum VerifyError {
     Invalid(String),
 }
 
-/// Verifies `token` against the published keys.
+/// Verifies `token` against the published keys, with expiry judged by
+/// `clock` (injected, so tests that move time see tokens expire).
 pub fn verify_access_token(
     keys: &Keys,
     issuer: &str,
     token: &str,
+    clock: &dyn crate::clock::Clock,
 ) -> Result<AccessTokenClaims, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     // Only RS256: `none` and HS256-with-the-public-key never get this far.
@@ -64,13 +66,19 @@ pub fn verify_access_token(
     let ring = keys.current();
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.leeway = LEEWAY_SECONDS;
+    // Expiry is checked below against the injected clock.
+    validation.validate_exp = false;
     validation.set_issuer(&[issuer]);
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-    jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
+    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
         .map(|data| data.claims)
-        .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
+        .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))?;
+    // DESIGN: at most 60 s of clock skew.
+    if claims.exp + LEEWAY_SECONDS as i64 <= clock.now().timestamp() {
+        return Err(VerifyError::Invalid("ExpiredSignature".into()));
+    }
+    Ok(claims)
 }
 
 /// [`verify_access_token`], reloading the key ring once (rate-limited) when
@@ -82,9 +90,9 @@ pub async fn verify_access_token_reloading(
     token: &str,
     clock: &dyn crate::clock::Clock,
 ) -> Result<AccessTokenClaims, VerifyError> {
-    match verify_access_token(keys, issuer, token) {
+    match verify_access_token(keys, issuer, token, clock) {
         Err(VerifyError::UnknownKey) if keys.reload_for_unknown_kid(clock).await => {
-            verify_access_token(keys, issuer, token)
+            verify_access_token(keys, issuer, token, clock)
         }
         other => other,
     }
