@@ -201,6 +201,16 @@ pub struct VerifiedRedirect {
     pub explicit: bool,
 }
 
+impl VerifiedRedirect {
+    /// The origin (`scheme://host[:port]`), for a page's
+    /// `Content-Security-Policy: form-action`.
+    pub fn origin(&self) -> String {
+        url::Url::parse(&self.uri)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

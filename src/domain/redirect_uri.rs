@@ -78,14 +78,6 @@ impl RedirectUri {
             _ => false,
         }
     }
-
-    /// The origin (`scheme://host[:port]`) of this URI, for a page's
-    /// `Content-Security-Policy: form-action`.
-    pub fn origin(&self) -> String {
-        Url::parse(&self.0)
-            .map(|url| url.origin().ascii_serialization())
-            .unwrap_or_default()
-    }
 }
 
 /// `http://127.0.0.1:PORT/rest` → `http://127.0.0.1/rest` (and the same for

@@ -102,11 +102,7 @@ fn confirm_page(
     checked: &LogoutRequest,
     request_id: RequestId,
 ) -> HttpResponse {
-    let redirect_origin = checked
-        .redirect
-        .as_ref()
-        .and_then(|r| url::Url::parse(&r.uri).ok())
-        .map(|u| u.origin().ascii_serialization());
+    let redirect_origin = checked.redirect.as_ref().map(|r| r.origin());
     state.pages.page(
         StatusCode::OK,
         "logout.html",

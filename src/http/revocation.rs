@@ -1,15 +1,12 @@
 //! `POST /revoke` (RFC 7009 §2) and `POST /introspect` (RFC 7662 §2):
-//! form bodies with client authentication, as at `/token`.
+//! form bodies with client authentication, read as at `/token`.
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use super::AppState;
 use super::error::{ApiError, InRequest};
-use super::form::read_form;
-use super::token::{reject_credentials_in_query, single_authorization};
-
-const BODY_LIMIT: usize = 16 * 1024;
+use super::token::{read_client_request, single_authorization};
 
 /// RFC 7009 §2.2: 200 whether or not the token was valid or known.
 pub async fn revoke(
@@ -18,11 +15,8 @@ pub async fn revoke(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    reject_credentials_in_query(&request).in_request(request_id)?;
+    let params = read_client_request(&request, body, request_id).await?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    let params = read_form(&request, body, BODY_LIMIT)
-        .await
-        .in_request(request_id)?;
     state
         .token_endpoint
         .revoke(authorization, &params)
@@ -40,11 +34,8 @@ pub async fn introspect(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    reject_credentials_in_query(&request).in_request(request_id)?;
+    let params = read_client_request(&request, body, request_id).await?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    let params = read_form(&request, body, BODY_LIMIT)
-        .await
-        .in_request(request_id)?;
     let answer = state
         .token_endpoint
         .introspect(authorization, &params)

@@ -6,7 +6,7 @@ use tracing_actix_web::RequestId;
 use super::AppState;
 use super::error::{ApiError, InRequest};
 use super::form::read_form;
-use crate::oauth::Error;
+use crate::oauth::{Error, Params};
 
 /// Token requests are small; 16 KiB leaves room for long scopes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -17,11 +17,8 @@ pub async fn token(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    reject_credentials_in_query(&request).in_request(request_id)?;
+    let params = read_client_request(&request, body, request_id).await?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    let params = read_form(&request, body, BODY_LIMIT)
-        .await
-        .in_request(request_id)?;
     let response = state
         .token_endpoint
         .exchange(authorization, &params)
@@ -34,8 +31,24 @@ pub async fn token(
         .json(response))
 }
 
+/// The form of a request a client authenticates (`/token`, `/revoke`,
+/// `/introspect`): no credentials in the URL, at most one `Authorization`
+/// header (read again by the caller with [`single_authorization`]), a form
+/// body within the limit without repeated parameters.
+pub(super) async fn read_client_request(
+    request: &HttpRequest,
+    body: web::Payload,
+    request_id: RequestId,
+) -> Result<Params, ApiError> {
+    reject_credentials_in_query(request).in_request(request_id)?;
+    single_authorization(request).in_request(request_id)?;
+    read_form(request, body, BODY_LIMIT)
+        .await
+        .in_request(request_id)
+}
+
 /// RFC 6749 §2.3.1: client credentials "MUST NOT be included in the request URI".
-pub(super) fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
+fn reject_credentials_in_query(request: &HttpRequest) -> Result<(), Error> {
     // Every pair, repeats included: a repeated name must not slip past.
     let in_query = form_urlencoded::parse(request.query_string().as_bytes())
         .any(|(name, _)| name == "client_secret" || name == "client_id");

@@ -18,7 +18,7 @@ use super::login::{Authenticator, LoginFailure};
 use super::session::{CookieValue, Session, Sessions};
 use super::{ClientRegistry, Error, Params};
 use crate::clock::Clock;
-use crate::domain::{Client, ClientId, ClientKind, Scope};
+use crate::domain::{Client, ClientKind, Scope};
 use crate::store::{PendingRequestRecord, Store};
 
 /// How long a user has to finish login and consent.
@@ -375,7 +375,7 @@ impl AuthorizationFlow {
             login_hint: pending.request.login_hint.clone(),
             csrf: self.sessions.csrf_token(session),
             error,
-            redirect_origin: origin_of(&pending.request.redirect.uri),
+            redirect_origin: pending.request.redirect.origin(),
         }
     }
 
@@ -399,7 +399,7 @@ impl AuthorizationFlow {
             username: user.username.as_str().to_owned(),
             scopes: scope_views(&pending.request.scope()),
             csrf: self.sessions.csrf_token(session),
-            redirect_origin: origin_of(&pending.request.redirect.uri),
+            redirect_origin: pending.request.redirect.origin(),
         })
     }
 
@@ -513,14 +513,6 @@ impl AuthorizationFlow {
             error,
         ))
     }
-
-    /// For RP-initiated logout: the client named by `id`.
-    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, Error> {
-        match ClientId::parse(id) {
-            Some(id) => self.clients.find(&id).await,
-            None => Ok(None),
-        }
-    }
 }
 
 /// Whether the user must sign in (again) for `request`: nobody is signed
@@ -546,12 +538,6 @@ fn needs_login(
         (Some(_), None) => true,
         (None, _) => false,
     }
-}
-
-fn origin_of(uri: &str) -> String {
-    url::Url::parse(uri)
-        .map(|url| url.origin().ascii_serialization())
-        .unwrap_or_default()
 }
 
 /// The requested scopes as the consent page lists them: who you are

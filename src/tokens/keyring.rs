@@ -247,10 +247,6 @@ impl Keys {
         self.ring.load()
     }
 
-    pub fn schedule(&self) -> &KeySchedule {
-        &self.schedule
-    }
-
     /// `Cache-Control: max-age` of the JWKS: a quarter of the
     /// pre-publication time, at most an hour, so every cache has refetched
     /// several times before a published next key starts signing.
