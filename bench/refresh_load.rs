@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use authd::clock::SystemClock;
 use authd::config::Config;
-use authd::crypto::{Purpose, Sealer};
+use authd::crypto::Purpose;
 use authd::oauth::refresh::{RefreshSettings, RefreshTokens};
 use authd::oauth::registration::{self, NewClient};
 use authd::startup::Runtime;
@@ -83,7 +83,7 @@ async fn main() {
     let refresh = Arc::new(RefreshTokens::new(
         store.clone(),
         runtime.digester(Purpose::RefreshTokenDigest),
-        Sealer::new(&runtime.master_key, Purpose::RefreshTokenSealing),
+        runtime.sealer(Purpose::RefreshTokenSealing),
         RefreshSettings {
             token_ttl: chrono::Duration::seconds(config.refresh_token_ttl as i64),
             family_ttl: chrono::Duration::seconds(config.refresh_family_ttl as i64),

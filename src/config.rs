@@ -62,6 +62,10 @@ pub struct Config {
     /// `AUTHD_DATABASE_MAX_CONNECTIONS`
     pub database_max_connections: u32,
     pub master_key: MasterKeySource,
+    /// `AUTHD_MASTER_KEY_EXTRA_FILES`: comma-separated files of further
+    /// master keys authd can open values with: the next key before a
+    /// master-key rotation, the previous one until it has finished.
+    pub extra_master_key_files: Vec<PathBuf>,
     /// `AUTHD_LOG_FORMAT`
     pub log_format: LogFormat,
     /// `AUTHD_SIGNING_KEY_BITS`
@@ -145,6 +149,15 @@ impl Config {
                     .into(),
             ),
         };
+        let extra_master_key_files = get("AUTHD_MASTER_KEY_EXTRA_FILES")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         let log_format = match get("AUTHD_LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
@@ -209,6 +222,7 @@ impl Config {
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
             database_max_connections: positive(&get, "AUTHD_DATABASE_MAX_CONNECTIONS", 10)?,
             master_key,
+            extra_master_key_files,
             log_format,
             signing_key_bits,
             workers: positive(&get, "AUTHD_WORKERS", cores())?,
@@ -313,6 +327,39 @@ impl MasterKeySource {
             }
             MasterKeySource::File(path) => load_or_create_key_file(path),
         }
+    }
+}
+
+/// Reads one of `AUTHD_MASTER_KEY_EXTRA_FILES` or a `--new-key-file`: it
+/// must exist (never created here).
+pub fn read_master_key_file(variable: &'static str, path: &Path) -> Result<MasterKey, ConfigError> {
+    match read_key_file(path) {
+        Ok(key) => {
+            key.map_err(|e| ConfigError::new(variable, format!("{}: content {e}", path.display())))
+        }
+        Err(e) => Err(ConfigError::new(
+            variable,
+            format!("cannot read {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Writes a new key to `path` (mode 0600); refuses to replace a file.
+pub fn create_master_key_file(path: &Path) -> Result<MasterKey, ConfigError> {
+    let key = MasterKey::generate();
+    write_new_key_file(path, &key)
+        .map_err(|e| ConfigError::new("--out", format!("cannot create {}: {e}", path.display())))?;
+    Ok(key)
+}
+
+impl Config {
+    /// The configured key first, then the extra ones.
+    pub fn load_master_keys(&self) -> Result<Vec<MasterKey>, ConfigError> {
+        let mut keys = vec![self.master_key.load()?];
+        for path in &self.extra_master_key_files {
+            keys.push(read_master_key_file("AUTHD_MASTER_KEY_EXTRA_FILES", path)?);
+        }
+        Ok(keys)
     }
 }
 

@@ -11,7 +11,7 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
-use crate::crypto::{Digester, MasterKey, Purpose, Sealer};
+use crate::crypto::{Digester, Purpose, Sealer};
 use crate::http::pages::Pages;
 use crate::http::{self, AppState};
 use crate::oauth::ClientRegistry;
@@ -23,6 +23,7 @@ use crate::oauth::refresh::{RefreshSettings, RefreshTokens};
 use crate::oauth::session::Sessions;
 use crate::oauth::token::TokenEndpoint;
 use crate::oauth::userinfo::UserInfo;
+use crate::secrets::Secrets;
 use crate::store::{self, CacheEpochs, PoolSettings, Store};
 use crate::tokens::{KeyError, Keys, SigningPool, TokenIssuer};
 
@@ -32,11 +33,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("DATABASE_URL: {0}")]
     Database(#[from] store::Error),
-    #[error(
-        "AUTHD_MASTER_KEY / AUTHD_MASTER_KEY_FILE: this is not the master key this database was \
-         created with; start with the original key (a new key cannot open the stored secrets)"
-    )]
-    WrongMasterKey,
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
     #[error(transparent)]
@@ -50,22 +48,34 @@ pub enum StartupError {
     },
 }
 
-/// The database and master key, opened and checked against each other.
-/// Shared by `serve` and every CLI command.
+/// The database and the master keys, opened and checked against each
+/// other. Shared by `serve` and every CLI command.
 pub struct Runtime {
     pub store: Arc<dyn Store>,
-    pub master_key: MasterKey,
+    pub secrets: Secrets,
 }
 
 impl Runtime {
-    /// Connects, applies pending migrations when `migrate`, and refuses a
-    /// master key that is not the one the database has seen.
+    /// Connects, applies pending migrations when `migrate`, and refuses
+    /// master keys that are not the database's (`Secrets::open`).
     pub async fn open(
         config: &Config,
         migrate: bool,
         clock: &dyn Clock,
     ) -> Result<Self, StartupError> {
-        let master_key = config.master_key.load()?;
+        Self::open_with(config, migrate, clock, Vec::new()).await
+    }
+
+    /// As [`Runtime::open`], holding `more` keys besides the configured
+    /// ones (`master-key rotate` resuming with its `--new-key-file`).
+    pub async fn open_with(
+        config: &Config,
+        migrate: bool,
+        clock: &dyn Clock,
+        more: Vec<crate::crypto::MasterKey>,
+    ) -> Result<Self, StartupError> {
+        let mut master_keys = config.load_master_keys()?;
+        master_keys.extend(more);
         let store = store::connect(
             &config.database_url,
             PoolSettings {
@@ -77,30 +87,29 @@ impl Runtime {
         if migrate {
             store.migrate().await?;
         }
-        let recorded = store
-            .claim_master_key_fingerprint(
-                master_key.version(),
-                &master_key.fingerprint(),
-                clock.now(),
-            )
-            .await?;
-        if recorded != master_key.fingerprint() {
-            store.close().await;
-            return Err(StartupError::WrongMasterKey);
+        match Secrets::open(store.as_ref(), master_keys, clock).await {
+            Ok(secrets) => Ok(Self { store, secrets }),
+            Err(error) => {
+                store.close().await;
+                Err(error.into())
+            }
         }
-        Ok(Self { store, master_key })
     }
 
     pub fn signing_key_sealer(&self) -> Arc<Sealer> {
-        Arc::new(Sealer::new(&self.master_key, Purpose::SigningKeySealing))
+        Arc::new(self.secrets.sealer(Purpose::SigningKeySealing))
     }
 
     pub fn client_secret_digester(&self) -> Digester {
-        Digester::new(&self.master_key, Purpose::ClientSecretDigest)
+        self.secrets.digester(Purpose::ClientSecretDigest)
     }
 
     pub fn digester(&self, purpose: Purpose) -> Digester {
-        Digester::new(&self.master_key, purpose)
+        self.secrets.digester(purpose)
+    }
+
+    pub fn sealer(&self, purpose: Purpose) -> Sealer {
+        self.secrets.sealer(purpose)
     }
 }
 
@@ -172,14 +181,14 @@ impl Application {
         let codes = Arc::new(Codes::new(
             store.clone(),
             runtime.digester(Purpose::AuthorizationCodeDigest),
-            Sealer::new(&runtime.master_key, Purpose::GrantSealing),
+            runtime.sealer(Purpose::GrantSealing),
             config.authorization_code_ttl,
             clock.clone(),
         ));
         let refresh = Arc::new(RefreshTokens::new(
             store.clone(),
             runtime.digester(Purpose::RefreshTokenDigest),
-            Sealer::new(&runtime.master_key, Purpose::RefreshTokenSealing),
+            runtime.sealer(Purpose::RefreshTokenSealing),
             RefreshSettings {
                 token_ttl: chrono::Duration::seconds(config.refresh_token_ttl as i64),
                 family_ttl: chrono::Duration::seconds(config.refresh_family_ttl as i64),
@@ -219,6 +228,7 @@ impl Application {
                 clock: clock.clone(),
             },
             keys,
+            master_keys: runtime.secrets.master_keys.clone(),
             store: store.clone(),
             metadata: ArcSwap::from_pointee(metadata),
             flow,
@@ -367,6 +377,28 @@ async fn refresh_caches(
                     seen.clients = epochs.clients;
                 }
                 Err(error) => tracing::warn!(%error, "cannot reload clients"),
+            }
+        }
+        if epochs.master_keys != seen.master_keys {
+            // A master-key rotation registered or finished a version. Keys
+            // are read at start only, so a missing key is reported once.
+            match crate::secrets::follow_rotation(state.store.as_ref(), &state.master_keys).await {
+                Ok(version) => {
+                    tracing::info!(version, "sealing under master key version");
+                    seen.master_keys = epochs.master_keys;
+                }
+                Err(crate::secrets::SecretsError::Store(error)) => {
+                    tracing::warn!(%error, "cannot check the master key versions");
+                }
+                Err(error) => {
+                    seen.master_keys = epochs.master_keys;
+                    tracing::error!(
+                    %error,
+                    "cannot follow the master-key rotation: new values stay sealed under the \
+                     previous version; give this replica the new key (AUTHD_MASTER_KEY_EXTRA_FILES) \
+                     and restart it"
+                    );
+                }
             }
         }
         if epochs.signing_keys != seen.signing_keys {

@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 
+use super::master_key::KEY_LEN;
 use super::{MasterKey, Purpose};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -27,16 +28,25 @@ impl std::fmt::Debug for Digester {
 }
 
 impl Digester {
+    /// Digests under `master`'s key for `purpose` (tools and tests; the
+    /// server uses the stored digest keys, see `DIGEST_PURPOSES`).
     pub fn new(master: &MasterKey, purpose: Purpose) -> Self {
-        let key = master.derive(purpose);
+        Self::from_key(master.derive(purpose).expose_secret())
+    }
+
+    /// Digests under a stored digest key. Every digest key so far is
+    /// generation 1: master-key rotation carries digest keys forward.
+    pub fn from_key(key: &[u8; KEY_LEN]) -> Self {
         Self {
-            version: master.version(),
-            keyed: HmacSha256::new_from_slice(key.expose_secret())
-                .expect("HMAC accepts any key length"),
+            version: Self::GENERATION,
+            keyed: HmacSha256::new_from_slice(key).expect("HMAC accepts any key length"),
         }
     }
 
-    /// The master key version the digests are made under.
+    /// Recorded next to each digest (`key_version` columns).
+    pub const GENERATION: u32 = 1;
+
+    /// The digest-key generation the digests are made under.
     pub fn version(&self) -> u32 {
         self.version
     }

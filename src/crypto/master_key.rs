@@ -29,7 +29,21 @@ pub enum Purpose {
     RefreshTokenDigest,
     /// Sealing the grant a refresh token carries.
     RefreshTokenSealing,
+    /// Sealing the digest keys themselves (see `DIGEST_PURPOSES`).
+    DigestKeySealing,
 }
+
+/// The purposes whose keys make keyed digests or MACs. A digest cannot be
+/// recomputed without the secret it hides, so these keys are derived once
+/// (from master key version 1), stored sealed, and carried forward by every
+/// master-key rotation instead of being re-derived (docs/operations.md).
+pub const DIGEST_PURPOSES: [Purpose; 5] = [
+    Purpose::ClientSecretDigest,
+    Purpose::SessionCookieDigest,
+    Purpose::CsrfToken,
+    Purpose::AuthorizationCodeDigest,
+    Purpose::RefreshTokenDigest,
+];
 
 impl Purpose {
     /// HKDF `info`: never change one, or every value under it is lost.
@@ -44,7 +58,17 @@ impl Purpose {
             Purpose::GrantSealing => b"authd/v1/seal/grant",
             Purpose::RefreshTokenDigest => b"authd/v1/digest/refresh-token",
             Purpose::RefreshTokenSealing => b"authd/v1/seal/refresh-token",
+            Purpose::DigestKeySealing => b"authd/v1/seal/digest-key",
         }
+    }
+
+    /// The stable name a stored digest key is filed under.
+    pub fn name(self) -> &'static str {
+        std::str::from_utf8(self.info()).expect("ASCII")
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        DIGEST_PURPOSES.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -56,22 +80,22 @@ pub enum MasterKeyError {
     WrongLength(usize),
 }
 
-/// The 32-byte root secret. Its `Debug` never shows the bytes.
+/// The 32-byte root secret. Its `Debug` never shows the bytes. Which
+/// version a key is, the database says (by fingerprint): see `MasterKeys`.
 pub struct MasterKey {
-    version: u32,
     key: SecretBox<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MasterKey")
-            .field("version", &self.version)
+            .field("id", &self.short_id())
             .finish_non_exhaustive()
     }
 }
 
 impl MasterKey {
-    /// Version 1 is the first master key; rotation (a later issue) adds more.
+    /// The first master key a database sees is version 1.
     pub const FIRST_VERSION: u32 = 1;
 
     /// Parses the base64 of 32 bytes (surrounding whitespace ignored).
@@ -88,7 +112,6 @@ impl MasterKey {
 
     pub fn from_bytes(key: [u8; KEY_LEN]) -> Self {
         Self {
-            version: Self::FIRST_VERSION,
             key: SecretBox::new(Box::new(key)),
         }
     }
@@ -98,12 +121,13 @@ impl MasterKey {
         Self::from_bytes(super::random::bytes())
     }
 
-    pub fn to_base64(&self) -> String {
-        STANDARD.encode(self.key.expose_secret())
+    /// A copy of the bytes (to hand the same key to a second holder).
+    pub fn to_bytes(&self) -> [u8; KEY_LEN] {
+        *self.key.expose_secret()
     }
 
-    pub fn version(&self) -> u32 {
-        self.version
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.key.expose_secret())
     }
 
     /// HKDF-SHA256 (RFC 5869) expand of the master key for one purpose.
@@ -121,6 +145,21 @@ impl MasterKey {
     pub fn fingerprint(&self) -> Vec<u8> {
         self.derive(Purpose::Fingerprint).expose_secret().to_vec()
     }
+
+    /// The first 8 bytes of the fingerprint in hex: enough for an operator
+    /// to tell key files apart in `authd master-key status`.
+    pub fn short_id(&self) -> String {
+        short_id(&self.fingerprint())
+    }
+}
+
+/// See [`MasterKey::short_id`].
+pub fn short_id(fingerprint: &[u8]) -> String {
+    fingerprint
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]

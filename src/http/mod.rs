@@ -32,6 +32,8 @@ use crate::tokens::Keys;
 pub struct AppState {
     pub token_endpoint: TokenEndpoint,
     pub keys: Arc<Keys>,
+    /// Shared with every sealer; follows master-key rotations.
+    pub master_keys: Arc<crate::crypto::MasterKeys>,
     pub store: Arc<dyn Store>,
     /// The discovery document, serialised once per change.
     pub metadata: ArcSwap<Bytes>,

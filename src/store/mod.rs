@@ -84,6 +84,7 @@ impl std::fmt::Debug for SigningKeyRecord {
 pub struct CacheEpochs {
     pub clients: i64,
     pub signing_keys: i64,
+    pub master_keys: i64,
 }
 
 #[async_trait]
@@ -480,6 +481,126 @@ pub trait RefreshTokenRepository {
     ) -> Result<()>;
 }
 
+/// One master key version as the database records it.
+#[derive(Debug, Clone)]
+pub struct MasterKeyVersion {
+    pub version: u32,
+    pub fingerprint: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    /// When every value sealed under an earlier version was re-sealed under
+    /// this one; `None` while a rotation to it is under way.
+    pub resealed_at: Option<DateTime<Utc>>,
+}
+
+/// A column of sealed values that a master-key rotation re-seals. Each row
+/// is keyed by a text id, which is also the sealed value's associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    DigestKeys,
+    SigningKeys,
+    AuthorizationCodes,
+    RefreshTokens,
+}
+
+pub const SEALED_COLUMNS: [SealedColumn; 4] = [
+    SealedColumn::DigestKeys,
+    SealedColumn::SigningKeys,
+    SealedColumn::AuthorizationCodes,
+    SealedColumn::RefreshTokens,
+];
+
+impl SealedColumn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SealedColumn::DigestKeys => "digest_keys",
+            SealedColumn::SigningKeys => "signing_keys",
+            SealedColumn::AuthorizationCodes => "authorization_codes",
+            SealedColumn::RefreshTokens => "refresh_tokens",
+        }
+    }
+
+    /// A page of rows after `$1` in id order, at most `$2`: fixed names only.
+    pub(crate) fn select_statement(self) -> &'static str {
+        match self {
+            SealedColumn::DigestKeys => {
+                "SELECT purpose, key_sealed FROM digest_keys WHERE purpose > $1 ORDER BY purpose LIMIT $2"
+            }
+            SealedColumn::SigningKeys => {
+                "SELECT kid, private_key_sealed FROM signing_keys WHERE kid > $1 ORDER BY kid LIMIT $2"
+            }
+            SealedColumn::AuthorizationCodes => {
+                "SELECT id, grant_sealed FROM authorization_codes WHERE id > $1 ORDER BY id LIMIT $2"
+            }
+            SealedColumn::RefreshTokens => {
+                "SELECT id, grant_sealed FROM refresh_tokens WHERE id > $1 ORDER BY id LIMIT $2"
+            }
+        }
+    }
+
+    /// Replaces one value only if it is still the one that was read, so a
+    /// row changed meanwhile (a key removed, say) is left to the next pass.
+    pub(crate) fn update_statement(self) -> &'static str {
+        match self {
+            SealedColumn::DigestKeys => {
+                "UPDATE digest_keys SET key_sealed = $1 WHERE purpose = $2 AND key_sealed = $3"
+            }
+            SealedColumn::SigningKeys => {
+                "UPDATE signing_keys SET private_key_sealed = $1 WHERE kid = $2 AND private_key_sealed = $3"
+            }
+            SealedColumn::AuthorizationCodes => {
+                "UPDATE authorization_codes SET grant_sealed = $1 WHERE id = $2 AND grant_sealed = $3"
+            }
+            SealedColumn::RefreshTokens => {
+                "UPDATE refresh_tokens SET grant_sealed = $1 WHERE id = $2 AND grant_sealed = $3"
+            }
+        }
+    }
+}
+
+/// A re-sealed value: row id, the value read, its replacement.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    pub id: String,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+#[async_trait]
+pub trait MasterKeyRepository {
+    /// Every registered version, oldest first.
+    async fn master_key_versions(&self) -> Result<Vec<MasterKeyVersion>>;
+    /// Registers `version` (not yet re-sealed) and bumps the `master_keys`
+    /// epoch; `false` if that version exists (another rotation won).
+    async fn register_master_key(
+        &self,
+        version: u32,
+        fingerprint: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Records that nothing sealed under an earlier version remains.
+    async fn finish_master_key_rotation(&self, version: u32, now: DateTime<Utc>) -> Result<()>;
+    /// `(purpose, sealed key)` of every stored digest key.
+    async fn digest_keys(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Stores a digest key unless one is stored for `purpose`.
+    async fn insert_digest_key(
+        &self,
+        purpose: &str,
+        sealed: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Up to `limit` `(id, sealed)` rows with ids after `after`, in id order.
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Applies the replacements in one transaction; returns how many rows
+    /// still held the value that was read.
+    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed])
+    -> Result<u64>;
+}
+
 #[async_trait]
 pub trait Store:
     ClientRepository
@@ -490,6 +611,7 @@ pub trait Store:
     + ConsentRepository
     + CodeRepository
     + RefreshTokenRepository
+    + MasterKeyRepository
     + Send
     + Sync
 {

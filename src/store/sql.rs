@@ -255,6 +255,7 @@ macro_rules! impl_repositories {
 
         $crate::store::sql::impl_sign_in_repositories!($store);
         $crate::store::sql::impl_refresh_repository!($store);
+        $crate::store::sql::impl_master_key_repository!($store);
 
         #[async_trait::async_trait]
         impl $crate::store::SigningKeyRepository for $store {
@@ -532,6 +533,7 @@ macro_rules! impl_repositories {
                     match name.as_str() {
                         "clients" => epochs.clients = epoch,
                         "signing_keys" => epochs.signing_keys = epoch,
+                        "master_keys" => epochs.master_keys = epoch,
                         _ => {}
                     }
                 }
@@ -545,8 +547,8 @@ macro_rules! impl_repositories {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<Vec<u8>> {
                 sqlx::query(
-                    "INSERT INTO master_key_fingerprints (version, fingerprint, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    "INSERT INTO master_key_fingerprints (version, fingerprint, created_at, resealed_at) \
+                     VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING",
                 )
                 .bind(version as i32)
                 .bind(fingerprint)
@@ -583,6 +585,154 @@ macro_rules! impl_repositories {
         }
     };
 }
+
+/// Master key versions, digest keys and re-sealing.
+macro_rules! impl_master_key_repository {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::MasterKeyRepository for $store {
+            async fn master_key_versions(
+                &self,
+            ) -> $crate::store::Result<Vec<$crate::store::MasterKeyVersion>> {
+                type Row = (
+                    i32,
+                    Vec<u8>,
+                    chrono::DateTime<chrono::Utc>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                );
+                let rows: Vec<Row> = sqlx::query_as(
+                    "SELECT version, fingerprint, created_at, resealed_at \
+                     FROM master_key_fingerprints ORDER BY version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(version, fingerprint, created_at, resealed_at)| {
+                        Ok($crate::store::MasterKeyVersion {
+                            version: u32::try_from(version).map_err(|_| {
+                                $crate::store::Error::Corrupt {
+                                    entity: "master key version",
+                                    id: version.to_string(),
+                                    problem: "negative".into(),
+                                }
+                            })?,
+                            fingerprint,
+                            created_at,
+                            resealed_at,
+                        })
+                    })
+                    .collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.master_key.register", skip_all, fields(version))]
+            async fn register_master_key(
+                &self,
+                version: u32,
+                fingerprint: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO master_key_fingerprints (version, fingerprint, created_at, resealed_at) \
+                     VALUES ($1, $2, $3, NULL) ON CONFLICT DO NOTHING",
+                )
+                .bind(version as i32)
+                .bind(fingerprint)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query($crate::store::sql::BUMP_EPOCH)
+                    .bind("master_keys")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(inserted == 1)
+            }
+
+            async fn finish_master_key_rotation(
+                &self,
+                version: u32,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE master_key_fingerprints SET resealed_at = $1 \
+                     WHERE version = $2 AND resealed_at IS NULL",
+                )
+                .bind(now)
+                .bind(version as i32)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query($crate::store::sql::BUMP_EPOCH)
+                    .bind("master_keys")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn digest_keys(&self) -> $crate::store::Result<Vec<(String, Vec<u8>)>> {
+                Ok(sqlx::query_as("SELECT purpose, key_sealed FROM digest_keys ORDER BY purpose")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn insert_digest_key(
+                &self,
+                purpose: &str,
+                sealed: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO digest_keys (purpose, key_sealed, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(purpose)
+                .bind(sealed)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn sealed_values(
+                &self,
+                column: $crate::store::SealedColumn,
+                after: &str,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<(String, Vec<u8>)>> {
+                Ok(sqlx::query_as(column.select_statement())
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.master_key.reseal", skip_all, fields(table = column.as_str(), rows = values.len()))]
+            async fn replace_sealed_values(
+                &self,
+                column: $crate::store::SealedColumn,
+                values: &[$crate::store::Resealed],
+            ) -> $crate::store::Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut replaced = 0;
+                for value in values {
+                    replaced += sqlx::query(column.update_statement())
+                        .bind(&value.new)
+                        .bind(&value.id)
+                        .bind(&value.old)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                }
+                tx.commit().await?;
+                Ok(replaced)
+            }
+        }
+    };
+}
+pub(super) use impl_master_key_repository;
 
 /// Sessions, pending requests, consents, codes and access-token records.
 macro_rules! impl_sign_in_repositories {

@@ -657,7 +657,7 @@ async fn bad_configuration_exits_with_one_line(backend: Backend) {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("not the master key this database was created with"),
+        stderr.contains("not the master key of this database"),
         "{stderr}"
     );
 }

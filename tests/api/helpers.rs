@@ -356,6 +356,17 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// `browser`'s cookie jar pointed at this app (cookies do not depend
+    /// on the port, so a session started at another replica goes along).
+    pub fn same_browser(&self, browser: &Browser) -> Browser {
+        Browser {
+            http: browser.http.clone(),
+            base: self.url(""),
+        }
+    }
+}
+
 /// The query of an authorization request for `client` with `pkce`, the
 /// scope `openid profile email`, state `st4te` and nonce `n0nce`; `extra`
 /// replaces or adds parameters (an empty value removes one).

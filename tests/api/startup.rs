@@ -77,7 +77,13 @@ async fn wrong_master_key_refuses_to_start(backend: Backend) {
         .await
         .err()
         .expect("refused");
-    assert!(matches!(error, StartupError::WrongMasterKey), "{error}");
+    assert!(
+        matches!(
+            error,
+            StartupError::Secrets(authd::secrets::SecretsError::WrongMasterKey { current: 1, .. })
+        ),
+        "{error}"
+    );
     let message = error.to_string();
     assert!(message.starts_with("AUTHD_MASTER_KEY"), "{message}");
     assert!(!message.contains('\n'));

@@ -7,7 +7,8 @@ use authd::domain::{
     SecretDigest, User, UserId, Username,
 };
 use authd::store::{
-    self, CacheEpochs, CodeRecord, PendingRequestRecord, PoolSettings, SigningKeyRecord, Store,
+    self, CacheEpochs, CodeRecord, PendingRequestRecord, PoolSettings, Resealed, SealedColumn,
+    SigningKeyRecord, Store,
 };
 use chrono::{DurationRound, TimeDelta, Utc};
 
@@ -517,8 +518,78 @@ async fn master_key_fingerprint_is_claimed_once(backend: Backend) {
         store.cache_epochs().await.unwrap(),
         CacheEpochs {
             clients: 0,
-            signing_keys: 0
+            signing_keys: 0,
+            master_keys: 0,
         }
+    );
+
+    // Registering version 2 starts a rotation (not re-sealed yet) and bumps
+    // the master_keys epoch; the same version cannot be registered twice.
+    assert!(store.register_master_key(2, b"two", now()).await.unwrap());
+    assert!(!store.register_master_key(2, b"other", now()).await.unwrap());
+    let versions = store.master_key_versions().await.unwrap();
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.version, v.fingerprint.clone(), v.resealed_at.is_some()))
+            .collect::<Vec<_>>(),
+        vec![(1, b"first".to_vec(), true), (2, b"two".to_vec(), false)]
+    );
+    assert_eq!(store.cache_epochs().await.unwrap().master_keys, 2);
+    store.finish_master_key_rotation(2, now()).await.unwrap();
+    let versions = store.master_key_versions().await.unwrap();
+    assert!(versions[1].resealed_at.is_some());
+    assert_eq!(store.cache_epochs().await.unwrap().master_keys, 3);
+
+    // Digest keys: insert-if-absent; sealed values page in id order and are
+    // replaced only while they still hold the value that was read.
+    store
+        .insert_digest_key("b", b"sealed-b", now())
+        .await
+        .unwrap();
+    store
+        .insert_digest_key("a", b"sealed-a", now())
+        .await
+        .unwrap();
+    store
+        .insert_digest_key("a", b"ignored", now())
+        .await
+        .unwrap();
+    let page = store
+        .sealed_values(SealedColumn::DigestKeys, "", 1)
+        .await
+        .unwrap();
+    assert_eq!(page, vec![("a".to_owned(), b"sealed-a".to_vec())]);
+    let page = store
+        .sealed_values(SealedColumn::DigestKeys, "a", 10)
+        .await
+        .unwrap();
+    assert_eq!(page, vec![("b".to_owned(), b"sealed-b".to_vec())]);
+    let replaced = store
+        .replace_sealed_values(
+            SealedColumn::DigestKeys,
+            &[
+                Resealed {
+                    id: "a".into(),
+                    old: b"sealed-a".to_vec(),
+                    new: b"resealed-a".to_vec(),
+                },
+                Resealed {
+                    id: "b".into(),
+                    old: b"stale".to_vec(),
+                    new: b"lost".to_vec(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced, 1, "the stale read of b is not applied");
+    assert_eq!(
+        store.digest_keys().await.unwrap(),
+        vec![
+            ("a".to_owned(), b"resealed-a".to_vec()),
+            ("b".to_owned(), b"sealed-b".to_vec())
+        ]
     );
 }
 

@@ -1,0 +1,21 @@
+-- Master-key rotation (docs/operations.md "Rotating the master key").
+-- Every change lands in migrations/postgres and migrations/sqlite alike.
+
+-- When every value sealed under an earlier version had been re-sealed under
+-- this one. NULL while a rotation to this version is under way: until then
+-- the previous version's key must stay configured.
+ALTER TABLE master_key_fingerprints ADD COLUMN resealed_at TIMESTAMPTZ;
+UPDATE master_key_fingerprints SET resealed_at = created_at;
+
+-- The keys of keyed digests and MACs (client secrets, session cookies, CSRF
+-- tokens, codes, refresh tokens), sealed under the current master key. A
+-- digest cannot be recomputed without its secret, so a master-key rotation
+-- re-seals these keys instead of changing them. Associated data = purpose.
+CREATE TABLE digest_keys (
+    purpose    TEXT PRIMARY KEY,
+    key_sealed BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+-- Bumped when a master key version is registered or finishes re-sealing.
+INSERT INTO cache_epochs (name, epoch) VALUES ('master_keys', 0);

@@ -1,0 +1,411 @@
+//! The master keys against the database: which version each configured key
+//! is, the digest keys, and master-key rotation (docs/operations.md
+//! "Rotating the master key"). authd's own procedure, so hand-written; the
+//! cryptography is `crypto` (HKDF, XChaCha20-Poly1305, HMAC crates).
+//!
+//! Rotation to version N+1, run once by `authd master-key rotate`:
+//! 1. register N+1's fingerprint (`resealed_at` NULL) and bump the
+//!    `master_keys` epoch: every replica holding the new key seals under it
+//!    within `AUTHD_CACHE_REFRESH_MS`;
+//! 2. wait a propagation delay, so no replica still seals under N;
+//! 3. re-seal every sealed column in id-ordered batches, each batch one
+//!    transaction of conditional updates (a row changed meanwhile is simply
+//!    read again by the next pass), until a pass finds nothing to re-seal;
+//! 4. set `resealed_at`: from then on the old key may be dropped.
+//!
+//! Interrupted at any point, running it again with the same key resumes.
+//! Keyed digests are not re-computed (they cannot be without their secret):
+//! their keys live in `digest_keys`, sealed, and are re-sealed in step 3.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretBox};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::crypto::master_key::{KEY_LEN, short_id};
+use crate::crypto::{
+    DIGEST_PURPOSES, Digester, MasterKey, MasterKeys, MasterKeysError, Purpose, RegisteredVersion,
+    SealError, Sealer,
+};
+use crate::store::{self, MasterKeyVersion, Resealed, SEALED_COLUMNS, SealedColumn, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error(
+        "AUTHD_MASTER_KEY / AUTHD_MASTER_KEY_FILE: not the master key of this database: its current \
+         master key is version {current} (id {id}), and none of the configured keys is it; start with \
+         that key (a different key cannot open the stored secrets)"
+    )]
+    WrongMasterKey { current: u32, id: String },
+    #[error(
+        "the master-key rotation to version {version} has not finished, and the version {previous} key \
+         is not configured: add it to AUTHD_MASTER_KEY_EXTRA_FILES and run `authd master-key rotate` \
+         again with the version {version} key"
+    )]
+    RotationUnfinished { version: u32, previous: u32 },
+    #[error(
+        "the stored digest keys are missing and the version 1 master key is not configured to \
+         recreate them"
+    )]
+    DigestKeysMissing,
+    #[error("stored {table} {id} does not open: {error}")]
+    Unreadable {
+        table: &'static str,
+        id: String,
+        error: SealError,
+    },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// The keys a process works with once the database has confirmed them.
+pub struct Secrets {
+    pub master_keys: Arc<MasterKeys>,
+    digest_keys: Vec<(Purpose, SecretBox<[u8; KEY_LEN]>)>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("master_keys", &self.master_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn registered(versions: &[MasterKeyVersion]) -> Vec<RegisteredVersion> {
+    versions
+        .iter()
+        .map(|v| RegisteredVersion {
+            version: v.version,
+            fingerprint: v.fingerprint.clone(),
+        })
+        .collect()
+}
+
+impl Secrets {
+    /// Matches `keys` (the configured key first) to the database's versions,
+    /// refuses to start without the current one (or, while a rotation is
+    /// unfinished, without the previous one), and loads the digest keys,
+    /// creating them on a new database.
+    pub async fn open(
+        store: &dyn Store,
+        keys: Vec<MasterKey>,
+        clock: &dyn Clock,
+    ) -> Result<Self, SecretsError> {
+        let primary = keys.first().map(MasterKey::fingerprint).unwrap_or_default();
+        let master_keys = Arc::new(MasterKeys::new(keys));
+        let mut versions = store.master_key_versions().await?;
+        if versions.is_empty() {
+            // A new database: the configured key becomes version 1 (insert
+            // if absent, so of two replicas starting together one decides).
+            store
+                .claim_master_key_fingerprint(MasterKey::FIRST_VERSION, &primary, clock.now())
+                .await?;
+            versions = store.master_key_versions().await?;
+        }
+        master_keys.assign(&registered(&versions)).map_err(
+            |MasterKeysError::CurrentNotHeld(current)| {
+                let id = versions
+                    .iter()
+                    .find(|v| v.version == current)
+                    .map(|v| short_id(&v.fingerprint))
+                    .unwrap_or_default();
+                SecretsError::WrongMasterKey { current, id }
+            },
+        )?;
+        let current = versions.last().expect("at least version 1");
+        if current.resealed_at.is_none() && !master_keys.holds(current.version - 1) {
+            return Err(SecretsError::RotationUnfinished {
+                version: current.version,
+                previous: current.version - 1,
+            });
+        }
+        let digest_keys = load_digest_keys(store, &master_keys, clock).await?;
+        Ok(Self {
+            master_keys,
+            digest_keys,
+        })
+    }
+
+    pub fn sealer(&self, purpose: Purpose) -> Sealer {
+        Sealer::with_keys(self.master_keys.clone(), purpose)
+    }
+
+    /// The digester for one of `DIGEST_PURPOSES`.
+    pub fn digester(&self, purpose: Purpose) -> Digester {
+        let (_, key) = self
+            .digest_keys
+            .iter()
+            .find(|(p, _)| *p == purpose)
+            .unwrap_or_else(|| panic!("{purpose:?} is not a digest purpose"));
+        Digester::from_key(key.expose_secret())
+    }
+}
+
+/// Re-reads the registered versions after a `master_keys` epoch bump, so
+/// this replica seals under a version another process registered.
+pub async fn follow_rotation(
+    store: &dyn Store,
+    master_keys: &MasterKeys,
+) -> Result<u32, SecretsError> {
+    let versions = store.master_key_versions().await?;
+    master_keys
+        .assign(&registered(&versions))
+        .map_err(|e| SecretsError::Refused(e.to_string()))?;
+    Ok(master_keys.current_version())
+}
+
+/// Digest keys are derived once from master key version 1 (the same bytes
+/// authd used before they were stored, so existing digests stay valid) and
+/// kept sealed under the current master key.
+async fn load_digest_keys(
+    store: &dyn Store,
+    master_keys: &Arc<MasterKeys>,
+    clock: &dyn Clock,
+) -> Result<Vec<(Purpose, SecretBox<[u8; KEY_LEN]>)>, SecretsError> {
+    let sealer = Sealer::with_keys(master_keys.clone(), Purpose::DigestKeySealing);
+    let mut stored = store.digest_keys().await?;
+    let missing: Vec<Purpose> = DIGEST_PURPOSES
+        .into_iter()
+        .filter(|p| !stored.iter().any(|(name, _)| name == p.name()))
+        .collect();
+    if !missing.is_empty() {
+        let first = master_keys
+            .key(MasterKey::FIRST_VERSION)
+            .ok_or(SecretsError::DigestKeysMissing)?;
+        for purpose in missing {
+            let key = first.derive(purpose);
+            let sealed = sealer.seal(purpose.name(), key.expose_secret());
+            store
+                .insert_digest_key(purpose.name(), &sealed, clock.now())
+                .await?;
+        }
+        stored = store.digest_keys().await?;
+    }
+    let mut keys = Vec::with_capacity(DIGEST_PURPOSES.len());
+    for purpose in DIGEST_PURPOSES {
+        let (name, sealed) = stored
+            .iter()
+            .find(|(name, _)| name == purpose.name())
+            .ok_or(SecretsError::DigestKeysMissing)?;
+        let unreadable = |error| SecretsError::Unreadable {
+            table: "digest_keys",
+            id: name.clone(),
+            error,
+        };
+        let opened = sealer.open(name, sealed).map_err(unreadable)?;
+        let bytes: [u8; KEY_LEN] = opened
+            .expose_secret()
+            .try_into()
+            .map_err(|_| unreadable(SealError::Malformed))?;
+        keys.push((purpose, SecretBox::new(Box::new(bytes))));
+    }
+    Ok(keys)
+}
+
+/// What `authd master-key rotate` did.
+#[derive(Debug, Serialize)]
+pub struct RotationReport {
+    pub version: u32,
+    pub key_id: String,
+    pub previous_version: u32,
+    /// Re-sealed values per table.
+    pub resealed: BTreeMap<&'static str, u64>,
+    pub passes: u32,
+    pub seconds: f64,
+    pub next_step: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RotationOptions {
+    /// How long to wait after registering the new version before
+    /// re-sealing: at least the replicas' cache refresh interval.
+    pub propagation_delay: Duration,
+    pub batch: u32,
+}
+
+fn purpose_of(column: SealedColumn) -> Purpose {
+    match column {
+        SealedColumn::DigestKeys => Purpose::DigestKeySealing,
+        SealedColumn::SigningKeys => Purpose::SigningKeySealing,
+        SealedColumn::AuthorizationCodes => Purpose::GrantSealing,
+        SealedColumn::RefreshTokens => Purpose::RefreshTokenSealing,
+    }
+}
+
+/// Rotates to `new_key` (or resumes a rotation to it). `master_keys` must
+/// hold the current version (the CLI opened the database with it).
+pub async fn rotate(
+    store: &dyn Store,
+    master_keys: &Arc<MasterKeys>,
+    new_key: MasterKey,
+    clock: &dyn Clock,
+    options: RotationOptions,
+) -> Result<RotationReport, SecretsError> {
+    let started = Instant::now();
+    let fingerprint = new_key.fingerprint();
+    let key_id = new_key.short_id();
+    let versions = store.master_key_versions().await?;
+    let current = versions.last().expect("opened databases have version 1");
+    let version = match versions.iter().find(|v| v.fingerprint == fingerprint) {
+        Some(known) if known.version != current.version => {
+            return Err(SecretsError::Refused(format!(
+                "this key is master key version {}, which version {} replaced; generate a new key \
+                 with `authd master-key generate`",
+                known.version, current.version
+            )));
+        }
+        // Resume (or re-check) the rotation to this key.
+        Some(known) => {
+            master_keys.add(new_key);
+            known.version
+        }
+        None => {
+            if current.resealed_at.is_none() {
+                return Err(SecretsError::Refused(format!(
+                    "the rotation to version {} has not finished: run `authd master-key rotate` \
+                     with that key's file first",
+                    current.version
+                )));
+            }
+            master_keys.add(new_key);
+            let version = current.version + 1;
+            if !store
+                .register_master_key(version, &fingerprint, clock.now())
+                .await?
+            {
+                return Err(SecretsError::Refused(format!(
+                    "another rotation registered master key version {version} just now"
+                )));
+            }
+            tracing::info!(version, key_id, "master key version registered");
+            version
+        }
+    };
+    let versions = store.master_key_versions().await?;
+    master_keys
+        .assign(&registered(&versions))
+        .map_err(|e| SecretsError::Refused(e.to_string()))?;
+    tokio::time::sleep(options.propagation_delay).await;
+
+    let mut resealed: BTreeMap<&'static str, u64> =
+        SEALED_COLUMNS.iter().map(|c| (c.as_str(), 0)).collect();
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let mut changed = 0;
+        for column in SEALED_COLUMNS {
+            let n = reseal_column(store, master_keys, column, options.batch).await?;
+            *resealed.get_mut(column.as_str()).expect("every column") += n;
+            changed += n;
+        }
+        tracing::info!(version, pass = passes, changed, "master key re-seal pass");
+        // A pass that found nothing sealed under another version ends it;
+        // values re-sealed in this pass were read before the last changes.
+        if changed == 0 {
+            break;
+        }
+        if passes >= 10 {
+            return Err(SecretsError::Refused(format!(
+                "values sealed under an earlier master key keep appearing after {passes} passes: \
+                 is a replica running without the version {version} key? Run again once every \
+                 replica holds it"
+            )));
+        }
+    }
+    store
+        .finish_master_key_rotation(version, clock.now())
+        .await?;
+    Ok(RotationReport {
+        version,
+        key_id,
+        previous_version: version - 1,
+        resealed,
+        passes,
+        seconds: started.elapsed().as_secs_f64(),
+        next_step: format!(
+            "make the version {version} key every replica's AUTHD_MASTER_KEY(_FILE), drop the old key \
+             from AUTHD_MASTER_KEY_EXTRA_FILES, and restart them one at a time; keep the old key \
+             offline as long as backups taken before this rotation are kept"
+        ),
+    })
+}
+
+/// One pass over a column; returns how many values it re-sealed.
+async fn reseal_column(
+    store: &dyn Store,
+    master_keys: &Arc<MasterKeys>,
+    column: SealedColumn,
+    batch: u32,
+) -> Result<u64, SecretsError> {
+    let sealer = Sealer::with_keys(master_keys.clone(), purpose_of(column));
+    let mut after = String::new();
+    let mut total = 0;
+    loop {
+        let rows = store.sealed_values(column, &after, batch).await?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(total);
+        };
+        after = last.clone();
+        let mut changes = Vec::new();
+        for (id, sealed) in rows {
+            // Removed and revoked signing keys keep an empty value.
+            if sealed.is_empty() {
+                continue;
+            }
+            let resealed =
+                sealer
+                    .reseal(&id, &sealed)
+                    .map_err(|error| SecretsError::Unreadable {
+                        table: column.as_str(),
+                        id: id.clone(),
+                        error,
+                    })?;
+            if let Some(new) = resealed {
+                changes.push(Resealed {
+                    id,
+                    old: sealed,
+                    new,
+                });
+            }
+        }
+        if !changes.is_empty() {
+            total += store.replace_sealed_values(column, &changes).await?;
+        }
+    }
+}
+
+/// One line of `authd master-key status`.
+#[derive(Debug, Serialize)]
+pub struct VersionStatus {
+    pub version: u32,
+    pub key_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub resealed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub current: bool,
+    /// Whether this process was given the key.
+    pub configured: bool,
+}
+
+pub async fn status(
+    store: &dyn Store,
+    master_keys: &MasterKeys,
+) -> Result<Vec<VersionStatus>, SecretsError> {
+    let versions = store.master_key_versions().await?;
+    let current = versions.last().map(|v| v.version);
+    Ok(versions
+        .iter()
+        .map(|v| VersionStatus {
+            version: v.version,
+            key_id: short_id(&v.fingerprint),
+            created_at: v.created_at,
+            resealed_at: v.resealed_at,
+            current: Some(v.version) == current,
+            configured: master_keys.holds(v.version),
+        })
+        .collect())
+}
