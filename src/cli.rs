@@ -178,6 +178,10 @@ pub enum MasterKeyCommand {
         /// Rows per transaction.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
         batch: u32,
+        /// Rotate even though a replica seen in the last 90 s does not hold
+        /// the new key (it stopped without saying so).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -533,6 +537,7 @@ async fn master_key(
             MasterKeyCommand::Rotate {
                 propagation_delay,
                 batch,
+                force,
                 ..
             },
             Some(new_key),
@@ -541,14 +546,14 @@ async fn master_key(
                 (config.cache_refresh * 3).max(std::time::Duration::from_secs(3))
             });
             eprintln!(
-                "Registering the new master key {}; waiting {} ms for every replica to seal under \
-                 it, then re-sealing in batches of {batch}.",
+                "Rotating to master key {} (propagation delay {} ms, batches of {batch}).",
                 new_key.short_id(),
                 propagation_delay.as_millis()
             );
             let options = secrets::RotationOptions {
                 propagation_delay,
                 batch,
+                force,
             };
             secrets::rotate(store, &runtime.secrets.master_keys, new_key, clock, options)
                 .await

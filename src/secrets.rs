@@ -220,12 +220,53 @@ pub struct RotationReport {
     pub next_step: String,
 }
 
+/// How often each replica records the keys it holds, and how long a
+/// record counts as a running replica.
+pub const HOLDER_INTERVAL: Duration = Duration::from_secs(30);
+pub const HOLDER_LIVENESS: Duration = Duration::from_secs(90);
+
+/// A running replica's name in `master_key_holders`: host, process, and a
+/// random suffix (two containers may both be pid 1 on one host name).
+pub fn replica_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{host}/pid-{}/{suffix}", std::process::id())
+}
+
+/// Records the keys this replica holds now and every `HOLDER_INTERVAL`
+/// (runs until aborted).
+pub async fn announce_keys(
+    store: Arc<dyn Store>,
+    master_keys: Arc<MasterKeys>,
+    replica: String,
+    clock: Arc<dyn Clock>,
+) {
+    let mut ticker = tokio::time::interval(HOLDER_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let ids = master_keys.key_ids().join(" ");
+        if let Err(error) = store
+            .record_master_key_holder(&replica, &ids, clock.now())
+            .await
+        {
+            tracing::warn!(%error, "cannot record which master keys this replica holds");
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RotationOptions {
     /// How long to wait after registering the new version before
     /// re-sealing: at least the replicas' cache refresh interval.
     pub propagation_delay: Duration,
     pub batch: u32,
+    /// Rotate even though a replica seen lately lacks the new key.
+    pub force: bool,
 }
 
 fn purpose_of(column: SealedColumn) -> Purpose {
@@ -272,6 +313,7 @@ pub async fn rotate(
                     current.version
                 )));
             }
+            refuse_if_a_replica_lacks(store, &key_id, clock, options.force).await?;
             master_keys.add(new_key);
             let version = current.version + 1;
             if !store
@@ -333,6 +375,35 @@ pub async fn rotate(
              offline as long as backups taken before this rotation are kept"
         ),
     })
+}
+
+/// Step 2 of the procedure, checked: every replica seen in the last
+/// `HOLDER_LIVENESS` must hold the new key.
+async fn refuse_if_a_replica_lacks(
+    store: &dyn Store,
+    key_id: &str,
+    clock: &dyn Clock,
+    force: bool,
+) -> Result<(), SecretsError> {
+    let since = clock.now() - chrono::Duration::from_std(HOLDER_LIVENESS).expect("small");
+    let lacking: Vec<String> = store
+        .master_key_holders(since)
+        .await?
+        .into_iter()
+        .filter(|(_, ids)| !ids.split(' ').any(|id| id == key_id))
+        .map(|(replica, _)| replica)
+        .collect();
+    if lacking.is_empty() || force {
+        return Ok(());
+    }
+    Err(SecretsError::Refused(format!(
+        "{} running replica(s) do not hold the new key {key_id}: {}. Give every replica the key \
+         (AUTHD_MASTER_KEY_EXTRA_FILES) and restart it first, or they could not open what is \
+         re-sealed; if those replicas are gone, wait {} s or add --force",
+        lacking.len(),
+        lacking.join(", "),
+        HOLDER_LIVENESS.as_secs()
+    )))
 }
 
 /// One pass over a column; returns how many values it re-sealed.

@@ -121,6 +121,9 @@ pub struct Application {
     refresher: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
     key_schedule: tokio::task::JoinHandle<()>,
+    /// Records which master keys this replica holds (`master_key_holders`).
+    announcer: tokio::task::JoinHandle<()>,
+    replica: String,
 }
 
 impl Application {
@@ -240,8 +243,15 @@ impl Application {
         ));
         let key_schedule = tokio::spawn(run_key_schedule(
             state.keys.clone(),
-            clock,
+            clock.clone(),
             config.key_check_interval,
+        ));
+        let replica = crate::secrets::replica_name();
+        let announcer = tokio::spawn(crate::secrets::announce_keys(
+            store.clone(),
+            runtime.secrets.master_keys.clone(),
+            replica.clone(),
+            clock.clone(),
         ));
         let refresher = tokio::spawn(refresh_caches(
             state.clone(),
@@ -264,6 +274,8 @@ impl Application {
             refresher,
             housekeeping,
             key_schedule,
+            announcer,
+            replica,
         })
     }
 
@@ -281,6 +293,17 @@ impl Application {
         self.refresher.abort();
         self.housekeeping.abort();
         self.key_schedule.abort();
+        self.announcer.abort();
+        // A replica that stops says so, so a rotation need not wait for
+        // its record to age out.
+        if let Err(error) = self
+            .state
+            .store
+            .forget_master_key_holder(&self.replica)
+            .await
+        {
+            tracing::warn!(%error, "cannot remove this replica's master-key record");
+        }
         self.state.store.close().await;
         result
     }

@@ -19,3 +19,13 @@ CREATE TABLE digest_keys (
 
 -- Bumped when a master key version is registered or finishes re-sealing.
 INSERT INTO cache_epochs (name, epoch) VALUES ('master_keys', 0);
+
+-- Which master keys each running replica holds (by key id: the first 8
+-- bytes of the fingerprint), refreshed every 30 s. `authd master-key
+-- rotate` refuses while a replica seen lately lacks the new key: it could
+-- neither open what is re-sealed nor follow the rotation.
+CREATE TABLE master_key_holders (
+    replica TEXT PRIMARY KEY,
+    key_ids TEXT NOT NULL, -- space-separated
+    seen_at TIMESTAMPTZ NOT NULL
+);

@@ -178,6 +178,16 @@ impl MasterKeys {
         }
     }
 
+    /// The short ids of every held key (see `MasterKey::short_id`).
+    pub fn key_ids(&self) -> Vec<String> {
+        self.held
+            .load()
+            .keys
+            .iter()
+            .map(|k| k.key.short_id())
+            .collect()
+    }
+
     /// The key registered as `version`, if held.
     pub fn key(&self, version: u32) -> Option<Arc<MasterKey>> {
         let held = self.held.load();

@@ -595,6 +595,18 @@ pub trait MasterKeyRepository {
         after: &str,
         limit: u32,
     ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Records (or refreshes) the key ids `replica` holds.
+    async fn record_master_key_holder(
+        &self,
+        replica: &str,
+        key_ids: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Forgets `replica` (it is stopping).
+    async fn forget_master_key_holder(&self, replica: &str) -> Result<()>;
+    /// `(replica, key ids)` of every replica seen since `since`; older
+    /// records are deleted.
+    async fn master_key_holders(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>>;
     /// Applies the replacements in one transaction; returns how many rows
     /// still held the value that was read.
     async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed])

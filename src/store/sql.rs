@@ -709,6 +709,47 @@ macro_rules! impl_master_key_repository {
                     .await?)
             }
 
+            async fn record_master_key_holder(
+                &self,
+                replica: &str,
+                key_ids: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO master_key_holders (replica, key_ids, seen_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (replica) DO UPDATE SET key_ids = excluded.key_ids, seen_at = excluded.seen_at",
+                )
+                .bind(replica)
+                .bind(key_ids)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn forget_master_key_holder(&self, replica: &str) -> $crate::store::Result<()> {
+                sqlx::query("DELETE FROM master_key_holders WHERE replica = $1")
+                    .bind(replica)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn master_key_holders(
+                &self,
+                since: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<Vec<(String, String)>> {
+                sqlx::query("DELETE FROM master_key_holders WHERE seen_at < $1")
+                    .bind(since)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(sqlx::query_as(
+                    "SELECT replica, key_ids FROM master_key_holders ORDER BY replica",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             #[tracing::instrument(level = "debug", name = "store.master_key.reseal", skip_all, fields(table = column.as_str(), rows = values.len()))]
             async fn replace_sealed_values(
                 &self,

@@ -426,6 +426,77 @@ async fn an_interrupted_rotation_resumes_and_guards_the_old_key(backend: Backend
     later.stop().await;
 }
 
+/// Step 2 of the procedure is checked: while a running replica lacks the
+/// new key (it could not open what gets re-sealed), the rotation is
+/// refused and changes nothing; a replica that stops forgets its record.
+async fn rotation_waits_for_every_running_replica_to_hold_the_new_key(backend: Backend) {
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (MasterKey::generate(), MasterKey::generate());
+    let new_file = key_file(dir.path(), "master-2.key", &new);
+    let unprepared = spawn_app_on(database.clone(), copy(&old), |_| {})
+        .await
+        .unwrap();
+    let (machine_id, machine_secret) = unprepared.machine_client(&["orders:read"]).await;
+    let rotate = || {
+        authd(
+            &database,
+            &old,
+            &[
+                "master-key",
+                "rotate",
+                "--new-key-file",
+                new_file.to_str().unwrap(),
+                "--propagation-delay",
+                "300ms",
+            ],
+        )
+    };
+    let output = rotate();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("do not hold the new key {}", new.short_id()))
+            && stderr.contains("/pid-"),
+        "names the replica: {stderr}"
+    );
+    let status = json_ok(&authd(&database, &old, &["master-key", "status"]));
+    assert_eq!(status.as_array().unwrap().len(), 1, "nothing registered");
+    let cc = unprepared
+        .client_credentials(&machine_id, &machine_secret)
+        .await;
+    json_200(cc, "the replica is unaffected").await;
+
+    // The rolling restart of step 2.
+    unprepared.stop().await;
+    let extra = vec![new_file.clone()];
+    let prepared = spawn_app_on(database.clone(), copy(&old), |config| {
+        config.extra_master_key_files = extra;
+    })
+    .await
+    .unwrap();
+    // The stopped replica's record goes with it (asynchronously).
+    let mut report = None;
+    for _ in 0..50 {
+        let output = rotate();
+        if output.status.success() {
+            report = Some(json_ok(&output));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let report = report.expect("rotation accepted once every replica holds the key");
+    assert_eq!(report["version"], 2);
+    let cc = prepared
+        .client_credentials(&machine_id, &machine_secret)
+        .await;
+    json_200(cc, "after the rotation").await;
+    prepared.stop().await;
+}
+
 /// `authd master-key generate --out F` writes a key the server accepts, with
 /// mode 0600, and never overwrites a file.
 async fn generate_writes_a_private_key_file_once(backend: Backend) {
@@ -464,5 +535,6 @@ async fn generate_writes_a_private_key_file_once(backend: Backend) {
 on_both_backends!(
     every_flow_works_after_a_master_key_rotation,
     an_interrupted_rotation_resumes_and_guards_the_old_key,
+    rotation_waits_for_every_running_replica_to_hold_the_new_key,
     generate_writes_a_private_key_file_once,
 );
