@@ -314,6 +314,34 @@ async fn walking_ninety_days_rotates_three_times(backend: Backend) {
     }
     assert_eq!(changes, vec![30, 60, 90], "rotations at days 30, 60, 90");
     let keys = app.keys().await;
+    // `authd keys list` on day 90, times as day + hh:mm after the start.
+    let at = |t: Option<DateTime<Utc>>| {
+        t.map(|t| {
+            let d = t - t0;
+            format!(
+                "day {:>2} +{:02}:{:02}",
+                d.num_days(),
+                d.num_hours() % 24,
+                d.num_minutes() % 60
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+    eprintln!(
+        "kid      | state   | created      | activates    | activated    | retired      | removed"
+    );
+    for k in &keys {
+        eprintln!(
+            "{} | {:<7} | {} | {} | {} | {} | {}",
+            short(&k.kid.0),
+            k.state.as_str(),
+            at(Some(k.created_at)),
+            at(k.activates_at),
+            at(k.activated_at),
+            at(k.retired_at),
+            at(k.removed_at)
+        );
+    }
     assert_eq!(keys.len(), 5, "first key + 4 generated: {keys:?}");
     let removed = keys.iter().filter(|k| k.state == KeyState::Removed).count();
     assert_eq!(removed, 2, "keys retired at days 30 and 60 are removed");
