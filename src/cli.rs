@@ -84,6 +84,13 @@ pub enum ClientsCommand {
         /// A resource server: may introspect any token at /introspect.
         #[arg(long)]
         introspect: bool,
+        /// Its /token rate-limit tier (AUTHD_RATE_TIERS; default: standard).
+        #[arg(long, value_name = "TIER")]
+        rate_tier: Option<String>,
+        /// A browser origin (https://app.example) allowed to call /token,
+        /// /userinfo and /revoke for this client (CORS; repeatable).
+        #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+        allowed_origins: Vec<String>,
     },
     List,
     Show {
@@ -250,7 +257,17 @@ async fn clients(
             post_logout_redirect_uris,
             skip_consent,
             introspect,
+            rate_tier,
+            allowed_origins,
         } => {
+            if let Some(tier) = &rate_tier
+                && !config.rate_limits.has_tier(tier)
+            {
+                return Err(CliError::Invalid(format!(
+                    "--rate-tier {tier}: not a configured tier (AUTHD_RATE_TIERS: {})",
+                    config.rate_limits.tier_names().join(", ")
+                )));
+            }
             let new = NewClient {
                 name,
                 public,
@@ -261,6 +278,8 @@ async fn clients(
                 post_logout_redirect_uris,
                 skip_consent,
                 can_introspect: introspect,
+                rate_tier,
+                allowed_origins,
             };
             let credentials =
                 registration::register(store, &runtime.client_secret_digester(), clock, new)

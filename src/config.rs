@@ -96,6 +96,11 @@ pub struct Config {
     /// `AUTHD_KEY_CHECK_INTERVAL`: how often each replica runs the rotation
     /// schedule.
     pub key_check_interval: Duration,
+    /// `AUTHD_RATE_LIMIT_*` and `AUTHD_RATE_TIERS`.
+    pub rate_limits: crate::oauth::rate_limit::RateLimitSettings,
+    /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose
+    /// `X-Forwarded-For` / `Forwarded` headers are believed (none by default).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -235,6 +240,8 @@ impl Config {
             key_rotation_period,
             key_prepublish,
             key_check_interval: duration(&get, "AUTHD_KEY_CHECK_INTERVAL", "60s")?,
+            rate_limits: rate_limits(&get)?,
+            trusted_proxies: trusted_proxies(&get)?,
         })
     }
 }
@@ -250,6 +257,55 @@ fn number<T: std::str::FromStr>(
             ConfigError::new(variable, format!("expected a whole number, got {text:?}"))
         }),
     }
+}
+
+fn rate_limits(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::oauth::rate_limit::RateLimitSettings, ConfigError> {
+    use crate::oauth::rate_limit::{Rate, RateLimitSettings};
+    let mut settings = RateLimitSettings::default();
+    let rate = |variable: &'static str, default: Rate| match get(variable) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<Rate>()
+            .map_err(|problem| ConfigError::new(variable, problem)),
+    };
+    settings.ip = rate("AUTHD_RATE_LIMIT_IP", settings.ip)?;
+    settings.well_known = rate("AUTHD_RATE_LIMIT_WELL_KNOWN", settings.well_known)?;
+    settings.login = rate("AUTHD_RATE_LIMIT_LOGIN", settings.login)?;
+    settings.introspect = rate("AUTHD_RATE_LIMIT_INTROSPECT", settings.introspect)?;
+    settings.client_auth_failures = rate(
+        "AUTHD_RATE_LIMIT_CLIENT_AUTH_FAILURES",
+        settings.client_auth_failures,
+    )?;
+    if let Some(text) = get("AUTHD_RATE_TIERS") {
+        settings.tiers = RateLimitSettings::parse_tiers(&text)
+            .map_err(|problem| ConfigError::new("AUTHD_RATE_TIERS", problem))?;
+    }
+    Ok(settings)
+}
+
+fn trusted_proxies(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(text) = get("AUTHD_TRUSTED_PROXIES") else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    ConfigError::new(
+                        "AUTHD_TRUSTED_PROXIES",
+                        format!("expected IP addresses or CIDR ranges, got {entry:?}"),
+                    )
+                })
+        })
+        .collect()
 }
 
 /// A duration such as `30days`, `24h`, `90s` (humantime), greater than zero.

@@ -124,6 +124,7 @@ pub struct Application {
     /// Records which master keys this replica holds (`master_key_holders`).
     announcer: tokio::task::JoinHandle<()>,
     replica: String,
+    limits_gc: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -215,6 +216,9 @@ impl Application {
             clock: clock.clone(),
             issuer: issuer.clone(),
         };
+        let rate_limits = Arc::new(crate::oauth::rate_limit::RateLimits::new(
+            &config.rate_limits,
+        ));
         let state = web::Data::new(AppState {
             token_endpoint: TokenEndpoint {
                 clients,
@@ -223,6 +227,7 @@ impl Application {
                 codes,
                 refresh,
                 store: store.clone(),
+                limits: rate_limits.clone(),
             },
             userinfo: UserInfo {
                 store: store.clone(),
@@ -236,6 +241,8 @@ impl Application {
             metadata: ArcSwap::from_pointee(metadata),
             flow,
             pages,
+            rate_limits: rate_limits.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         });
         let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(
             store.clone(),
@@ -246,6 +253,17 @@ impl Application {
             clock.clone(),
             config.key_check_interval,
         ));
+        // Rate-limit state of addresses that went quiet is dropped every minute.
+        let limits_gc = {
+            let limits = rate_limits.clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    ticker.tick().await;
+                    limits.forget_idle();
+                }
+            })
+        };
         let replica = crate::secrets::replica_name();
         let announcer = tokio::spawn(crate::secrets::announce_keys(
             store.clone(),
@@ -259,7 +277,8 @@ impl Application {
             epochs,
             config.cache_refresh,
         ));
-        let server = serve(listener, state.clone(), config.workers).map_err(|source| {
+        let https = issuer.starts_with("https://");
+        let server = serve(listener, state.clone(), config.workers, https).map_err(|source| {
             StartupError::Bind {
                 address: address.to_string(),
                 source,
@@ -276,6 +295,7 @@ impl Application {
             key_schedule,
             announcer,
             replica,
+            limits_gc,
         })
     }
 
@@ -294,6 +314,7 @@ impl Application {
         self.housekeeping.abort();
         self.key_schedule.abort();
         self.announcer.abort();
+        self.limits_gc.abort();
         // A replica that stops says so, so a rotation need not wait for
         // its record to age out.
         if let Err(error) = self
@@ -320,17 +341,71 @@ fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
         .into()
 }
 
+/// `nosniff` everywhere; `no-store` unless the handler chose caching;
+/// HSTS when the issuer is https (RFC 6797; no includeSubDomains: the
+/// operator's other hosts are not authd's to decide).
+fn security_headers(https: bool) -> middleware::DefaultHeaders {
+    let headers = middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"));
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        headers
+    }
+}
+
 fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
     workers: usize,
+    https: bool,
 ) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(
-                middleware::DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
-            )
+            // Per-IP rate limits (innermost: refusals get the headers below).
+            .wrap_fn(|request, service| {
+                let call = match http::rate_limit::admit(&request) {
+                    Ok(decision) => Ok((service.call(request), decision)),
+                    Err(refusal) => Err(request.into_response(*refusal).map_into_right_body()),
+                };
+                async move {
+                    match call {
+                        Ok((response, decision)) => {
+                            let mut response = response.await?;
+                            if let Some(decision) = decision {
+                                http::rate_limit::add_headers(response.headers_mut(), &decision);
+                            }
+                            Ok(response.map_into_left_body())
+                        }
+                        Err(refusal) => Ok(refusal),
+                    }
+                }
+            })
+            // Preflights are answered before routing; other responses of
+            // the CORS routes get their headers on the way out.
+            .wrap_fn(|request, service| {
+                let answer = match http::cors::preflight(&request) {
+                    Some(preflight) => Err(request.into_response(preflight).map_into_right_body()),
+                    None => Ok((http::cors::pending(&request), service.call(request))),
+                };
+                async move {
+                    match answer {
+                        Ok((pending, response)) => {
+                            let mut response = response.await?;
+                            if let Some(pending) = pending {
+                                http::cors::decorate(pending, &mut response);
+                            }
+                            Ok(response.map_into_left_body())
+                        }
+                        Err(preflight) => Ok(preflight),
+                    }
+                }
+            })
+            // Every response (handlers set their own Cache-Control where
+            // something may be cached).
+            .wrap(security_headers(https))
             // Every response names its request id (X-Request-Id); error
             // bodies carry it too.
             .wrap_fn(|request, service| {

@@ -157,6 +157,11 @@ pub struct Client {
     /// A resource server allowed to introspect any token (RFC 7662 §2.1);
     /// other clients only learn about their own tokens.
     pub can_introspect: bool,
+    /// Its `/token` rate-limit tier (`AUTHD_RATE_TIERS`).
+    pub rate_tier: String,
+    /// Browser origins (`scheme://host[:port]`) allowed to call `/token`,
+    /// `/userinfo` and `/revoke` for it (CORS).
+    pub allowed_origins: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

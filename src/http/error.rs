@@ -49,6 +49,7 @@ impl ResponseError for ApiError {
             Error::InvalidClient(_) | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -81,6 +82,7 @@ impl ResponseError for ApiError {
             Error::TemporarilyUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            Error::RateLimited(decision) => super::rate_limit::add_headers(headers, decision),
             _ => {}
         }
         response

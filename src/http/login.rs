@@ -43,7 +43,7 @@ pub async fn login(
     };
     let password = SecretString::from(form.take("password").unwrap_or_default());
     let cookie = super::session_cookie(&request, &state.pages);
-    let ip = request.peer_addr().map(|address| address.ip());
+    let ip = super::rate_limit::client_ip_of(&request);
     match state.flow.login(cookie, &form, password, ip).await {
         Ok(answer) => state.pages.answer(answer, request_id),
         Err(error) => state.pages.internal_error(&error, request_id),

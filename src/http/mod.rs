@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod authorize;
 pub mod consent;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -11,6 +12,7 @@ pub mod jwks;
 pub mod login;
 pub mod logout;
 pub mod pages;
+pub mod rate_limit;
 pub mod revocation;
 pub mod token;
 pub mod userinfo;
@@ -40,6 +42,9 @@ pub struct AppState {
     pub flow: AuthorizationFlow,
     pub userinfo: UserInfo,
     pub pages: pages::Pages,
+    pub rate_limits: Arc<crate::oauth::rate_limit::RateLimits>,
+    /// `AUTHD_TRUSTED_PROXIES`
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The session cookie of the request, if it sent one.

@@ -17,14 +17,22 @@ pub async fn revoke(
 ) -> Result<HttpResponse, ApiError> {
     let params = read_client_request(&request, body, request_id).await?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    state
+    let client = state
         .token_endpoint
-        .revoke(authorization, &params)
+        .revoke(
+            authorization,
+            &params,
+            super::rate_limit::client_ip_of(&request),
+        )
         .await
         .in_request(request_id)?;
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+        .finish();
+    response
+        .extensions_mut()
+        .insert(super::cors::CorsClient(client.to_string()));
+    Ok(response)
 }
 
 /// RFC 7662 §2.2: the token's state as JSON; never cached.
@@ -38,7 +46,11 @@ pub async fn introspect(
     let authorization = single_authorization(&request).in_request(request_id)?;
     let answer = state
         .token_endpoint
-        .introspect(authorization, &params)
+        .introspect(
+            authorization,
+            &params,
+            super::rate_limit::client_ip_of(&request),
+        )
         .await
         .in_request(request_id)?;
     Ok(HttpResponse::Ok()

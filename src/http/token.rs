@@ -1,6 +1,6 @@
 //! `POST /token` (RFC 6749 §3.2).
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use super::AppState;
@@ -19,16 +19,31 @@ pub async fn token(
 ) -> Result<HttpResponse, ApiError> {
     let params = read_client_request(&request, body, request_id).await?;
     let authorization = single_authorization(&request).in_request(request_id)?;
-    let response = state
+    let ip = super::rate_limit::client_ip_of(&request);
+    let (response, tier, client) = state
         .token_endpoint
-        .exchange(authorization, &params)
+        .exchange(authorization, &params, ip)
         .await
         .in_request(request_id)?;
     // RFC 6749 §5.1: tokens must not be cached.
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+        .json(response);
+    response
+        .extensions_mut()
+        .insert(super::cors::CorsClient(client.id.to_string()));
+    // The per-client tier is reported when it is tighter than the per-IP
+    // bucket the middleware adds.
+    if let Some(ip_decision) = request
+        .extensions()
+        .get::<crate::oauth::rate_limit::Decision>()
+        .copied()
+        && tier.tighter(ip_decision) == tier
+    {
+        super::rate_limit::add_headers(response.headers_mut(), &tier);
+    }
+    Ok(response)
 }
 
 /// The form of a request a client authenticates (`/token`, `/revoke`,

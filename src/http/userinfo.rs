@@ -126,10 +126,16 @@ async fn respond(
         Err(error) => return challenge(&error, request_id),
     };
     match state.userinfo.claims(&token).await {
-        Ok(claims) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .insert_header((header::PRAGMA, "no-cache"))
-            .json(claims),
+        Ok(claims) => {
+            let mut response = HttpResponse::Ok()
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header((header::PRAGMA, "no-cache"))
+                .json(&claims);
+            response
+                .extensions_mut()
+                .insert(super::cors::CorsClient(claims.client_id));
+            response
+        }
         Err(error) => challenge(&error, request_id),
     }
 }

@@ -23,6 +23,15 @@ pub enum ClientCredentials {
 }
 
 impl ClientCredentials {
+    /// The client id the request names (not yet authenticated).
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientCredentials::Basic { id, .. }
+            | ClientCredentials::Post { id, .. }
+            | ClientCredentials::IdOnly { id } => id,
+        }
+    }
+
     /// Reads the credentials from the `Authorization` header (raw bytes,
     /// if present) and the body parameters. RFC 6749 §2.3: "The client MUST
     /// NOT use more than one authentication method in each request."

@@ -51,6 +51,10 @@ pub enum Error {
     /// The request body is over the endpoint's limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A rate limit refused the request (RFC 6585 §4: 429). Not an RFC 6749
+    /// code; `too_many_requests` names it in the JSON body.
+    #[error("rate limit exceeded; retry after {} seconds", .0.retry_after.unwrap_or(1))]
+    RateLimited(crate::oauth::rate_limit::Decision),
     /// The server is overloaded for a moment; retry shortly.
     #[error("{0}")]
     TemporarilyUnavailable(Cow<'static, str>),
@@ -78,6 +82,7 @@ impl Error {
             Error::InvalidToken(_) => "invalid_token",
             Error::InsufficientScope(_) => "insufficient_scope",
             Error::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Error::RateLimited(_) => "too_many_requests",
             Error::Internal(_) => "server_error",
         }
     }

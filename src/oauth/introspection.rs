@@ -58,8 +58,9 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
+        ip: Option<std::net::IpAddr>,
     ) -> Result<Introspection, Error> {
-        let caller = self.authenticate(authorization, params).await?;
+        let caller = self.authenticate(authorization, params, ip).await?;
         tracing::Span::current().record("client_id", caller.id.as_str());
         // §2.1: the endpoint is protected; a public client proves nothing.
         if caller.kind == ClientKind::Public {

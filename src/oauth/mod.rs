@@ -14,6 +14,7 @@ pub mod login;
 pub mod logout;
 pub mod metadata;
 pub mod params;
+pub mod rate_limit;
 pub mod refresh;
 pub mod registration;
 pub mod revocation;

@@ -26,6 +26,11 @@ pub struct NewClient {
     pub skip_consent: bool,
     /// A resource server that may introspect any token.
     pub can_introspect: bool,
+    /// `--rate-tier`; `None` is the standard tier. The CLI checks the name
+    /// against the configured tiers.
+    pub rate_tier: Option<String>,
+    /// `--allowed-origin`: browser origins allowed to call the API endpoints.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +62,13 @@ pub enum RegistrationError {
         "--scope {0}: not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
     )]
     InvalidScope(String),
+    #[error("--rate-tier {0}: tier names are letters, digits and '-'")]
+    InvalidRateTier(String),
+    #[error(
+        "--allowed-origin {0}: expected an origin such as https://app.example or https://app.example:8443 \
+         (no path; http only on localhost)"
+    )]
+    InvalidOrigin(String),
     #[error("--audience {0}: must be a non-empty value without whitespace")]
     InvalidAudience(String),
     #[error("--post-logout-redirect-uri {uri}: {reason}")]
@@ -114,6 +126,8 @@ pub struct ClientView {
     pub post_logout_redirect_uris: Vec<String>,
     pub skip_consent: bool,
     pub can_introspect: bool,
+    pub rate_tier: String,
+    pub allowed_origins: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -139,6 +153,8 @@ impl From<&Client> for ClientView {
                 .collect(),
             skip_consent: client.skip_consent,
             can_introspect: client.can_introspect,
+            rate_tier: client.rate_tier.clone(),
+            allowed_origins: client.allowed_origins.clone(),
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -193,6 +209,29 @@ fn grant_types(new: &NewClient) -> Result<Vec<GrantType>, RegistrationError> {
     }
 }
 
+/// An origin as browsers send it (RFC 6454 §6.1): `https://host[:port]`,
+/// or `http://` on loopback; nothing after the authority. Returns its
+/// serialisation (lower-case host, default port dropped).
+pub fn parse_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    if !bare || credentials {
+        return None;
+    }
+    let loopback = matches!(
+        url.host(),
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+    ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || url.host_str() == Some("localhost");
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return None,
+    }
+    Some(url.origin().ascii_serialization())
+}
+
 /// The registered values, validated.
 struct Validated {
     name: ClientName,
@@ -200,6 +239,8 @@ struct Validated {
     post_logout_redirect_uris: Vec<RedirectUri>,
     scope: Scope,
     audiences: Vec<String>,
+    rate_tier: String,
+    allowed_origins: Vec<String>,
 }
 
 fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, RegistrationError> {
@@ -255,12 +296,31 @@ fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, Registra
     }
     let mut audiences = new.audiences.clone();
     audiences.dedup();
+    let rate_tier = match &new.rate_tier {
+        None => crate::oauth::rate_limit::DEFAULT_TIER.to_owned(),
+        Some(tier)
+            if !tier.is_empty() && tier.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            tier.clone()
+        }
+        Some(tier) => return Err(RegistrationError::InvalidRateTier(tier.clone())),
+    };
+    let mut allowed_origins = Vec::new();
+    for origin in &new.allowed_origins {
+        let parsed =
+            parse_origin(origin).ok_or_else(|| RegistrationError::InvalidOrigin(origin.clone()))?;
+        if !allowed_origins.contains(&parsed) {
+            allowed_origins.push(parsed);
+        }
+    }
     Ok(Validated {
         name,
         redirect_uris,
         post_logout_redirect_uris,
         scope,
         audiences,
+        rate_tier,
+        allowed_origins,
     })
 }
 
@@ -278,6 +338,8 @@ pub async fn register(
         post_logout_redirect_uris,
         scope,
         audiences,
+        rate_tier,
+        allowed_origins,
     } = validate(&new, &grant_types)?;
     let (secret, digest) = if new.public {
         (None, None)
@@ -302,6 +364,8 @@ pub async fn register(
         post_logout_redirect_uris,
         skip_consent: new.skip_consent,
         can_introspect: new.can_introspect,
+        rate_tier,
+        allowed_origins,
         created_at: now,
         updated_at: now,
     };

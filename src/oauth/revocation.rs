@@ -3,14 +3,19 @@
 //! Unknown, invalid or another client's tokens get the same 200 (§2.2), and
 //! another client's token keeps working.
 use super::token::TokenEndpoint;
-use super::{Error, Params, client_auth};
+use super::{Error, Params};
 use crate::tokens::verify;
 
 impl TokenEndpoint {
     /// `POST /revoke` after the form is read.
     #[tracing::instrument(level = "debug", name = "oauth.revoke", skip_all, fields(client_id))]
-    pub async fn revoke(&self, authorization: Option<&[u8]>, params: &Params) -> Result<(), Error> {
-        let client = self.authenticate(authorization, params).await?;
+    pub async fn revoke(
+        &self,
+        authorization: Option<&[u8]>,
+        params: &Params,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<crate::domain::ClientId, Error> {
+        let client = self.authenticate(authorization, params, ip).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
         let token = params
             .get("token")
@@ -18,15 +23,15 @@ impl TokenEndpoint {
         // §2.1: the hint only orders the lookups; an unknown hint is ignored.
         let access_first = params.get("token_type_hint") == Some("access_token");
         if access_first && self.revoke_access_token(token, &client.id).await? {
-            return Ok(());
+            return Ok(client.id.clone());
         }
         if self.refresh.revoke(token, &client.id).await? {
-            return Ok(());
+            return Ok(client.id.clone());
         }
         if !access_first {
             self.revoke_access_token(token, &client.id).await?;
         }
-        Ok(())
+        Ok(client.id.clone())
     }
 
     /// Denies an access token of this client until it expires; returns
@@ -55,15 +60,5 @@ impl TokenEndpoint {
             .map_err(Error::internal)?;
         tracing::info!(client_id = %client, jti = %claims.jti, "access token revoked");
         Ok(true)
-    }
-
-    /// Client authentication as at `/token` (RFC 7009 §2.1, RFC 7662 §2.1).
-    pub(super) async fn authenticate(
-        &self,
-        authorization: Option<&[u8]>,
-        params: &Params,
-    ) -> Result<std::sync::Arc<crate::domain::Client>, Error> {
-        let credentials = client_auth::ClientCredentials::from_request(authorization, params)?;
-        client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await
     }
 }

@@ -7,12 +7,15 @@ use serde::Serialize;
 use super::client_auth::{self, ClientCredentials};
 use super::codes::Codes;
 use super::grants;
+use super::rate_limit::{Decision, RateLimits};
 use super::refresh::RefreshTokens;
 use super::{ClientRegistry, Error, Params};
 use crate::crypto::Digester;
+use crate::domain::Client;
 use crate::domain::{GrantType, Scope};
 use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
+use std::net::IpAddr;
 
 /// The grant types `/token` implements now; discovery advertises exactly
 /// these.
@@ -74,6 +77,7 @@ pub struct TokenEndpoint {
     pub codes: Arc<Codes>,
     pub refresh: Arc<RefreshTokens>,
     pub store: Arc<dyn Store>,
+    pub limits: Arc<RateLimits>,
 }
 
 impl TokenEndpoint {
@@ -89,14 +93,22 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
-    ) -> Result<TokenResponse, Error> {
+        ip: Option<IpAddr>,
+    ) -> Result<(TokenResponse, Decision, Arc<Client>), Error> {
         let grant = requested_grant(params)?;
         tracing::Span::current().record("grant_type", grant.as_str());
-        let credentials = ClientCredentials::from_request(authorization, params)?;
-        let client =
-            client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await?;
+        let client = self.authenticate(authorization, params, ip).await?;
         tracing::Span::current().record("client_id", client.id.as_str());
-        match grant {
+        // Tiered per-client limit (after authentication: a stranger cannot
+        // spend a client's allowance).
+        let decision = self
+            .limits
+            .check_tier(&client.rate_tier, client.id.as_str());
+        if !decision.allowed() {
+            tracing::warn!(target: "security", client_id = %client.id, tier = %client.rate_tier, "token rate limit tripped");
+            return Err(Error::RateLimited(decision));
+        }
+        let response = match grant {
             GrantType::ClientCredentials => {
                 grants::client_credentials::exchange(&self.tokens, &client, params).await
             }
@@ -119,7 +131,34 @@ impl TokenEndpoint {
                 .exchange(&client, params)
                 .await
             }
+        }?;
+        Ok((response, decision, client))
+    }
+
+    /// Client authentication (RFC 6749 §2.3.1) for `/token`, `/revoke` and
+    /// `/introspect`, behind the failure limit per (client IP, client_id):
+    /// once a pair has failed too often it is refused before its
+    /// credentials are even checked.
+    pub(super) async fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        params: &Params,
+        ip: Option<IpAddr>,
+    ) -> Result<Arc<Client>, Error> {
+        let credentials = ClientCredentials::from_request(authorization, params)?;
+        // Bounded: the key must not grow with whatever a caller sends.
+        let id: String = credentials.client_id().chars().take(64).collect();
+        if let Some(ip) = ip
+            && let Some(decision) = self.limits.client_auth_blocked(ip, &id)
+        {
+            return Err(Error::RateLimited(decision));
         }
+        let result =
+            client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await;
+        if let (Err(Error::InvalidClient(_)), Some(ip)) = (&result, ip) {
+            self.limits.client_auth_failed(ip, &id);
+        }
+        result
     }
 }
 

@@ -12,6 +12,9 @@ use crate::tokens::{Keys, ProfileClaims};
 
 #[derive(Serialize)]
 pub struct UserInfoClaims {
+    /// The client the token was issued to (decides CORS; not a claim).
+    #[serde(skip)]
+    pub client_id: String,
     pub sub: String,
     #[serde(flatten)]
     pub profile: ProfileClaimsOwned,
@@ -104,6 +107,7 @@ impl UserInfo {
                 invalid_token()
             })?;
         Ok(UserInfoClaims {
+            client_id: claims.client_id.clone(),
             sub: user.id.to_string(),
             profile: ProfileClaims::for_scope(&user, &scope).into(),
         })

@@ -30,6 +30,8 @@ pub(super) struct ClientRow {
     pub post_logout_redirect_uris: String,
     pub skip_consent: bool,
     pub can_introspect: bool,
+    pub rate_tier: String,
+    pub allowed_origins: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -62,6 +64,9 @@ impl ClientRow {
             post_logout_redirect_uris: uri_list(&client.post_logout_redirect_uris),
             skip_consent: client.skip_consent,
             can_introspect: client.can_introspect,
+            rate_tier: client.rate_tier.clone(),
+            allowed_origins: serde_json::to_string(&client.allowed_origins)
+                .expect("strings serialise"),
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -93,6 +98,9 @@ impl TryFrom<ClientRow> for Client {
                 .ok_or_else(|| bad("post_logout_redirect_uris"))?,
             skip_consent: row.skip_consent,
             can_introspect: row.can_introspect,
+            rate_tier: row.rate_tier.clone(),
+            allowed_origins: serde_json::from_str(&row.allowed_origins)
+                .map_err(|_| bad("allowed_origins"))?,
             grant_types: row
                 .grant_types
                 .split_whitespace()

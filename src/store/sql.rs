@@ -22,7 +22,7 @@ macro_rules! impl_repositories {
             async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
                 let row = $crate::store::rows::ClientRow::from_client(client);
                 let mut tx = self.pool.begin().await?;
-                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
                 let inserted = sqlx::query(sql)
                     .bind(&row.id)
                     .bind(&row.name)
@@ -36,6 +36,8 @@ macro_rules! impl_repositories {
                     .bind(&row.post_logout_redirect_uris)
                     .bind(row.skip_consent)
                     .bind(row.can_introspect)
+                    .bind(&row.rate_tier)
+                    .bind(&row.allowed_origins)
                     .bind(row.created_at)
                     .bind(row.updated_at)
                     .execute(&mut *tx)
@@ -59,7 +61,7 @@ macro_rules! impl_repositories {
                 &self,
                 id: &$crate::domain::ClientId,
             ) -> $crate::store::Result<Option<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at FROM clients WHERE id = $1";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients WHERE id = $1";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
@@ -70,7 +72,7 @@ macro_rules! impl_repositories {
 
             #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
             async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, created_at, updated_at FROM clients ORDER BY created_at, id";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients ORDER BY created_at, id";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .fetch_all(&self.pool)
                     .await?

@@ -583,6 +583,8 @@ async fn client_without_authorization_code_grant_is_unauthorized_client(backend:
             post_logout_redirect_uris: Vec::new(),
             skip_consent: false,
             can_introspect: false,
+            rate_tier: "standard".into(),
+            allowed_origins: Vec::new(),
             created_at: now,
             updated_at: now,
         })

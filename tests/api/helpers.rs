@@ -139,6 +139,17 @@ pub fn test_config(database_url: &str, master_key: &MasterKey) -> Config {
     config.log_format = LogFormat::Pretty;
     config.workers = 1;
     config.cache_refresh = Duration::from_millis(100);
+    // Every test client is 127.0.0.1: the limits get their own tests
+    // (rate_limits.rs), the others must not trip them.
+    let generous: authd::oauth::rate_limit::Rate = "100000/sec".parse().unwrap();
+    config.rate_limits.ip = generous;
+    config.rate_limits.well_known = generous;
+    config.rate_limits.login = generous;
+    config.rate_limits.introspect = generous;
+    config.rate_limits.client_auth_failures = generous;
+    for (_, rate) in &mut config.rate_limits.tiers {
+        *rate = generous;
+    }
     config
 }
 

@@ -69,6 +69,8 @@ fn client(kind: ClientKind) -> Client {
         post_logout_redirect_uris: vec![RedirectUri::parse("https://a.example/bye").unwrap()],
         skip_consent: kind == ClientKind::Confidential,
         can_introspect: kind == ClientKind::Confidential,
+        rate_tier: "standard".into(),
+        allowed_origins: Vec::new(),
         created_at: now(),
         updated_at: now(),
     }

@@ -1,0 +1,308 @@
+//! The per-IP rate limits every route passes through, the client address
+//! (behind trusted proxies only), and the `X-RateLimit-*` headers.
+//!
+//! Headers (draft-ietf-httpapi-ratelimit-headers, in the widely deployed
+//! `X-` form): `X-RateLimit-Limit` (the bucket's size), `-Remaining`,
+//! `-Reset` (seconds until the bucket is full again). Refusals are `429`
+//! with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3): JSON on API routes,
+//! the error page on the sign-in pages.
+use std::net::IpAddr;
+
+use actix_web::HttpMessage;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpResponse, web};
+use ipnet::IpNet;
+use tracing_actix_web::RequestId;
+
+use super::AppState;
+use super::error::json_error;
+use crate::oauth::rate_limit::{Decision, IpBucket};
+
+/// The client's address as authd believes it, in the request extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// The address of the client: the peer, unless the peer is a trusted
+/// proxy; then the nearest address in `Forwarded` (RFC 7239) or else
+/// `X-Forwarded-For` that is not itself a trusted proxy. Walking from the
+/// right matters: a client can write anything on the left of those lists.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let chain = forwarded_chain(headers);
+    let mut nearest = peer;
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(ip) => nearest = *ip,
+            Some(ip) => return Some(*ip),
+            // An obfuscated or unparsable hop: nothing left of it can be
+            // believed; the last trusted hop stands for the client.
+            None => return Some(nearest),
+        }
+    }
+    Some(nearest)
+}
+
+/// The hops named by `Forwarded: for=` if present, else `X-Forwarded-For`,
+/// in order (several header lines are one list, RFC 9110 §5.3).
+fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let forwarded: Vec<&str> = headers
+        .get_all(header::FORWARDED)
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !forwarded.is_empty() {
+        return forwarded
+            .iter()
+            .flat_map(|line| line.split(','))
+            .filter_map(|element| {
+                element.split(';').find_map(|pair| {
+                    let (name, value) = pair.split_once('=')?;
+                    name.trim()
+                        .eq_ignore_ascii_case("for")
+                        .then(|| parse_node(value.trim().trim_matches('"')))
+                })
+            })
+            .collect();
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .map(|hop| parse_node(hop.trim()))
+        .collect()
+}
+
+/// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]`, `[2001:db8::1]:443`,
+/// `2001:db8::1`; anything else (`unknown`, `_hidden`) is `None`.
+fn parse_node(node: &str) -> Option<IpAddr> {
+    if let Ok(ip) = node.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split_once(']')?.0.parse().ok();
+    }
+    let (host, _port) = node.rsplit_once(':')?;
+    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+}
+
+/// Which per-IP buckets a request draws from, besides the general one.
+fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> {
+    match path {
+        // Probes of load balancers and orchestrators are never limited.
+        "/healthz" | "/readyz" => None,
+        p if p.starts_with("/.well-known/") => Some((IpBucket::WellKnown, None)),
+        "/login" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Login))),
+        "/introspect" => Some((IpBucket::Every, Some(IpBucket::Introspect))),
+        _ => Some((IpBucket::Every, None)),
+    }
+}
+
+/// The sign-in pages answer people: an HTML page rather than JSON.
+fn is_page(path: &str) -> bool {
+    matches!(
+        path,
+        "/authorize" | "/login" | "/consent" | "/logout" | "/assets/authd.css" | "/assets/logo.svg"
+    )
+}
+
+/// The believed client address of a request (set by [`admit`]).
+pub fn client_ip_of(request: &actix_web::HttpRequest) -> Option<IpAddr> {
+    request.extensions().get::<ClientIp>().map(|ip| ip.0)
+}
+
+/// Sets the `X-RateLimit-*` headers (unless a handler set tighter ones).
+pub fn add_headers(headers: &mut HeaderMap, decision: &Decision) {
+    if headers.contains_key(LIMIT) {
+        return;
+    }
+    headers.insert(LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(RESET, HeaderValue::from(decision.reset));
+    if let Some(wait) = decision.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    }
+}
+
+/// The 429 answer for a request refused by `decision`.
+pub fn too_many_requests(
+    state: &AppState,
+    path: &str,
+    decision: &Decision,
+    request_id: RequestId,
+) -> HttpResponse {
+    let wait = decision.retry_after.unwrap_or(1);
+    let mut response = if is_page(path) {
+        state.pages.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!(
+                "Too many requests came from your network. Wait {wait} seconds, then try again."
+            ),
+            request_id,
+        )
+    } else {
+        json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            &format!("rate limit exceeded; retry after {wait} seconds"),
+            request_id,
+        )
+    };
+    add_headers(response.headers_mut(), decision);
+    response
+}
+
+/// Runs before the handler: believes an address, takes from its buckets,
+/// and either refuses or lets the request on with the decision attached.
+pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpResponse>> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered");
+    let peer = request.peer_addr().map(|a| a.ip());
+    let ip = client_ip(peer, request.headers(), &state.trusted_proxies);
+    if let Some(ip) = ip {
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    let (Some(ip), Some((first, second))) = (ip, buckets(request.method(), request.path())) else {
+        return Ok(None);
+    };
+    let limits = &state.rate_limits;
+    let mut decision = limits.check_ip(first, ip);
+    if decision.allowed()
+        && let Some(second) = second
+    {
+        decision = decision.tighter(limits.check_ip(second, ip));
+    }
+    if decision.allowed() {
+        request.extensions_mut().insert(decision);
+        return Ok(Some(decision));
+    }
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .copied()
+        .expect("TracingLogger runs first");
+    tracing::warn!(
+        target: "security",
+        %ip,
+        path = request.path(),
+        retry_after = decision.retry_after,
+        "rate limit tripped"
+    );
+    Err(Box::new(too_many_requests(
+        state,
+        request.path(),
+        &decision,
+        request_id,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        // An untrusted peer's headers are ignored.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.7")), &spoof, &trusted),
+            Some(ip("203.0.113.7"))
+        );
+        // No trusted proxies configured (the default): never believed.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &spoof, &[]),
+            Some(ip("10.0.0.1"))
+        );
+        // Behind a trusted proxy: the rightmost untrusted hop, whatever
+        // the client wrote on the left.
+        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.2, 10.0.0.9")]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &chain, &trusted),
+            Some(ip("198.51.100.2"))
+        );
+        // Several header lines form one list.
+        let lines = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.3"),
+        ]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &lines, &trusted),
+            Some(ip("198.51.100.3"))
+        );
+        // RFC 7239 Forwarded wins over X-Forwarded-For; ports and brackets.
+        let forwarded = headers(&[
+            (
+                "forwarded",
+                r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https"#,
+            ),
+            ("x-forwarded-for", "198.51.100.9"),
+        ]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &forwarded, &trusted),
+            Some(ip("2001:db8::7"))
+        );
+        let port = headers(&[("forwarded", "for=192.0.2.60:8080")]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &port, &trusted),
+            Some(ip("192.0.2.60"))
+        );
+        // An obfuscated hop: the last trusted hop stands for the client.
+        let hidden = headers(&[("forwarded", "for=_hidden, for=10.0.0.5")]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &hidden, &trusted),
+            Some(ip("10.0.0.5"))
+        );
+        // A trusted peer with no header is the client.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &HeaderMap::new(), &trusted),
+            Some(ip("10.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn probes_are_not_limited_and_well_known_has_its_own_bucket() {
+        assert_eq!(buckets(&Method::GET, "/healthz"), None);
+        assert_eq!(
+            buckets(&Method::GET, "/.well-known/jwks.json"),
+            Some((IpBucket::WellKnown, None))
+        );
+        assert_eq!(
+            buckets(&Method::POST, "/login"),
+            Some((IpBucket::Every, Some(IpBucket::Login)))
+        );
+        assert_eq!(
+            buckets(&Method::GET, "/login"),
+            Some((IpBucket::Every, None))
+        );
+        assert_eq!(
+            buckets(&Method::POST, "/introspect"),
+            Some((IpBucket::Every, Some(IpBucket::Introspect)))
+        );
+    }
+}
