@@ -223,8 +223,9 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     let clock = SystemClock;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
+            let drain = config.shutdown_drain;
             let app = Application::build(config, !args.no_migrate).await?;
-            app.run_until_stopped().await?;
+            app.run_until_signalled(drain).await?;
         }
         Command::Migrate => {
             let runtime = Runtime::open(&config, true, &clock).await?;
@@ -361,6 +362,9 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                 }
                 other => other.into(),
             })?;
+            crate::audit::record(crate::audit::Event::UserCreated {
+                user_id: &user.id.to_string(),
+            });
             print_json(&json!({ "id": user.id.to_string() }));
         }
         UsersCommand::SetPassword { id, .. } => {
@@ -372,6 +376,7 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
             }
+            crate::audit::record(crate::audit::Event::PasswordChanged { user_id: &id });
             print_json(&json!({ "password_changed": id }));
         }
         UsersCommand::Consents { id, revoke } => {
@@ -385,6 +390,10 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                 if !store.revoke_consent(user_id, &client_id).await? {
                     return Err(CliError::Invalid(format!("no consent for client {client}")));
                 }
+                crate::audit::record(crate::audit::Event::ConsentRevoked {
+                    user_id: &user_id.to_string(),
+                    client_id: client_id.as_str(),
+                });
                 // The refresh tokens granted under that consent end with it.
                 store
                     .revoke_families_of(user_id, &client_id, clock.now())
@@ -431,6 +440,7 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             if !store.disable_user(user_id, clock.now()).await? {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
             }
+            crate::audit::record(crate::audit::Event::UserDisabled { user_id: &id });
             print_json(&json!({ "disabled": id }));
         }
     }

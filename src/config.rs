@@ -96,6 +96,13 @@ pub struct Config {
     /// `AUTHD_KEY_CHECK_INTERVAL`: how often each replica runs the rotation
     /// schedule.
     pub key_check_interval: Duration,
+    /// `AUTHD_METRICS_BIND`: where `/metrics` is served; `None`: not served.
+    pub metrics_bind: Option<SocketAddr>,
+    /// `AUTHD_SHUTDOWN_DRAIN`: after SIGTERM, how long `/readyz` says 503
+    /// while authd still serves, so load balancers stop sending first.
+    pub shutdown_drain: Duration,
+    /// `AUTHD_SHUTDOWN_TIMEOUT`: then, how long in-flight requests may take.
+    pub shutdown_timeout: Duration,
     /// `AUTHD_RATE_LIMIT_*` and `AUTHD_RATE_TIERS`.
     pub rate_limits: crate::oauth::rate_limit::RateLimitSettings,
     /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose
@@ -240,6 +247,21 @@ impl Config {
             key_rotation_period,
             key_prepublish,
             key_check_interval: duration(&get, "AUTHD_KEY_CHECK_INTERVAL", "60s")?,
+            metrics_bind: get("AUTHD_METRICS_BIND")
+                .map(|text| {
+                    text.trim().parse().map_err(|_| {
+                        ConfigError::new(
+                            "AUTHD_METRICS_BIND",
+                            format!("expected IP:PORT such as 127.0.0.1:9464, got {text:?}"),
+                        )
+                    })
+                })
+                .transpose()?,
+            shutdown_drain: match get("AUTHD_SHUTDOWN_DRAIN").as_deref().map(str::trim) {
+                Some("0") | Some("0s") => Duration::ZERO,
+                _ => duration(&get, "AUTHD_SHUTDOWN_DRAIN", "5s")?,
+            },
+            shutdown_timeout: duration(&get, "AUTHD_SHUTDOWN_TIMEOUT", "30s")?,
             rate_limits: rate_limits(&get)?,
             trusted_proxies: trusted_proxies(&get)?,
         })

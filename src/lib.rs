@@ -2,12 +2,14 @@
 //!
 //! Layers, outermost first (ARCHITECTURE.md): `http` → `oauth` → `tokens` →
 //! `store` → `domain`; `crypto` and `clock` are used by all and use nothing.
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod oauth;
 pub mod secrets;
 pub mod startup;

@@ -125,10 +125,12 @@ impl Secrets {
             });
         }
         let digest_keys = load_digest_keys(store, &master_keys, clock).await?;
-        Ok(Self {
+        let secrets = Self {
             master_keys,
             digest_keys,
-        })
+        };
+        crate::audit::set_username_key(secrets.digester(Purpose::AuditUsername));
+        Ok(secrets)
     }
 
     pub fn sealer(&self, purpose: Purpose) -> Sealer {
@@ -174,12 +176,16 @@ async fn load_digest_keys(
         .filter(|p| !stored.iter().any(|(name, _)| name == p.name()))
         .collect();
     if !missing.is_empty() {
-        let first = master_keys
-            .key(MasterKey::FIRST_VERSION)
-            .ok_or(SecretsError::DigestKeysMissing)?;
+        // Derived from version 1 when it is held: the keys authd used before
+        // they were stored. A purpose added after a rotation has no digests
+        // yet, so a random key serves.
+        let first = master_keys.key(MasterKey::FIRST_VERSION);
         for purpose in missing {
-            let key = first.derive(purpose);
-            let sealed = sealer.seal(purpose.name(), key.expose_secret());
+            let key: [u8; KEY_LEN] = match &first {
+                Some(first) => *first.derive(purpose).expose_secret(),
+                None => crate::crypto::random::bytes(),
+            };
+            let sealed = sealer.seal(purpose.name(), &key);
             store
                 .insert_digest_key(purpose.name(), &sealed, clock.now())
                 .await?;

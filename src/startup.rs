@@ -80,7 +80,9 @@ impl Runtime {
             &config.database_url,
             PoolSettings {
                 max_connections: config.database_max_connections,
-                acquire_timeout: std::time::Duration::from_secs(5),
+                // A database that is down answers 503 after this long
+                // rather than holding the request (docs/operations.md).
+                acquire_timeout: std::time::Duration::from_secs(3),
             },
         )
         .await?;
@@ -125,6 +127,8 @@ pub struct Application {
     announcer: tokio::task::JoinHandle<()>,
     replica: String,
     limits_gc: tokio::task::JoinHandle<()>,
+    /// The `/metrics` server and its port, when `AUTHD_METRICS_BIND` is set.
+    metrics_server: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -219,6 +223,7 @@ impl Application {
         let rate_limits = Arc::new(crate::oauth::rate_limit::RateLimits::new(
             &config.rate_limits,
         ));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let state = web::Data::new(AppState {
             token_endpoint: TokenEndpoint {
                 clients,
@@ -228,12 +233,14 @@ impl Application {
                 refresh,
                 store: store.clone(),
                 limits: rate_limits.clone(),
+                metrics: metrics.clone(),
             },
             userinfo: UserInfo {
                 store: store.clone(),
                 keys: keys.clone(),
                 issuer: issuer.clone(),
                 clock: clock.clone(),
+                metrics: metrics.clone(),
             },
             keys,
             master_keys: runtime.secrets.master_keys.clone(),
@@ -243,6 +250,8 @@ impl Application {
             pages,
             rate_limits: rate_limits.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            metrics,
         });
         let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(
             store.clone(),
@@ -278,12 +287,43 @@ impl Application {
             config.cache_refresh,
         ));
         let https = issuer.starts_with("https://");
-        let server = serve(listener, state.clone(), config.workers, https).map_err(|source| {
-            StartupError::Bind {
-                address: address.to_string(),
-                source,
-            }
+        let server = serve(
+            listener,
+            state.clone(),
+            config.workers,
+            https,
+            config.shutdown_timeout,
+        )
+        .map_err(|source| StartupError::Bind {
+            address: address.to_string(),
+            source,
         })?;
+        let metrics_server = match config.metrics_bind {
+            None => None,
+            Some(bind) => {
+                let listener = TcpListener::bind(bind).map_err(|source| StartupError::Bind {
+                    address: bind.to_string(),
+                    source,
+                })?;
+                let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                let metrics_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new().app_data(metrics_state.clone()).service(
+                        web::resource("/metrics").route(web::get().to(http::metrics::metrics)),
+                    )
+                })
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .map_err(|source| StartupError::Bind {
+                    address: bind.to_string(),
+                    source,
+                })?
+                .run();
+                tracing::info!(address = %bind, "metrics on /metrics");
+                Some((server, port))
+            }
+        };
         tracing::info!(%address, %issuer, backend = ?store.backend(), "authd is listening");
         Ok(Self {
             port: address.port(),
@@ -296,7 +336,13 @@ impl Application {
             announcer,
             replica,
             limits_gc,
+            metrics_server,
         })
+    }
+
+    /// The port `/metrics` listens on, when it is served.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -309,7 +355,15 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or a handle).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
+        if let Some(metrics) = metrics {
+            metrics.stop(false).await;
+        }
         self.refresher.abort();
         self.housekeeping.abort();
         self.key_schedule.abort();
@@ -327,6 +381,39 @@ impl Application {
         }
         self.state.store.close().await;
         result
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: `/readyz`
+    /// answers 503 at once, requests are still served for the drain delay
+    /// (load balancers notice and stop sending), then the listener closes,
+    /// in-flight requests get up to `AUTHD_SHUTDOWN_TIMEOUT`, the pool
+    /// closes. Returns when all is done (the binary exits 0).
+    pub async fn run_until_signalled(self, drain: std::time::Duration) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            state
+                .draining
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(
+                signal = name,
+                drain_ms = drain.as_millis() as u64,
+                "shutting down: /readyz answers 503; still serving for the drain delay"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::info!("no longer accepting connections; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        self.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
     }
 
     /// A handle that can stop the server (tests restart apps with it).
@@ -360,6 +447,7 @@ fn serve(
     state: web::Data<AppState>,
     workers: usize,
     https: bool,
+    shutdown_timeout: std::time::Duration,
 ) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
@@ -408,11 +496,55 @@ fn serve(
             .wrap(security_headers(https))
             // Every response names its request id (X-Request-Id); error
             // bodies carry it too.
+            // Duration by route pattern (bounded label values), method and
+            // status; 429s also count as rate-limit hits.
+            .wrap_fn(|request, service| {
+                let started = std::time::Instant::now();
+                let response = service.call(request);
+                async move {
+                    let response = response.await?;
+                    let route = response
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let status = response.status();
+                    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
+                        let metrics = &state.metrics;
+                        metrics
+                            .http_duration
+                            .with_label_values(&[
+                                route.as_str(),
+                                response.request().method().as_str(),
+                                status.as_str(),
+                            ])
+                            .observe(started.elapsed().as_secs_f64());
+                        if status == actix_web::http::StatusCode::TOO_MANY_REQUESTS {
+                            metrics
+                                .rate_limit_hits
+                                .with_label_values(&[route.as_str()])
+                                .inc();
+                        }
+                    }
+                    Ok(response)
+                }
+            })
             .wrap_fn(|request, service| {
                 let request_id = request.extensions().get::<RequestId>().copied();
+                // While draining for shutdown, keep-alive connections are
+                // retired after their current response, so no client writes
+                // a next request on a connection the server is closing.
+                let draining = request
+                    .app_data::<web::Data<AppState>>()
+                    .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::SeqCst));
                 let response = service.call(request);
                 async move {
                     let mut response = response.await?;
+                    if draining {
+                        response
+                            .response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
                     if let Some(value) =
                         request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
                     {
@@ -427,6 +559,17 @@ fn serve(
             .configure(http::routes)
     })
     .workers(workers)
+    // Slow clients: the request head must arrive within 5 s (else 408),
+    // idle keep-alive connections close after 15 s. Header size is
+    // bounded by actix-http (at most 96 headers; an oversized head is
+    // refused with 431 before any handler runs); bodies by each endpoint.
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+    .keep_alive(std::time::Duration::from_secs(15))
+    // Signals are authd's (see `run_until_signalled`): readiness must turn
+    // before the listener closes.
+    .disable_signals()
+    .shutdown_timeout((shutdown_timeout.as_secs_f64().ceil() as u64).max(1))
     .listen(listener)?
     .run();
     Ok(server)

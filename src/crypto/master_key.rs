@@ -31,18 +31,21 @@ pub enum Purpose {
     RefreshTokenSealing,
     /// Sealing the digest keys themselves (see `DIGEST_PURPOSES`).
     DigestKeySealing,
+    /// Keyed hashes of usernames in audit events.
+    AuditUsername,
 }
 
 /// The purposes whose keys make keyed digests or MACs. A digest cannot be
 /// recomputed without the secret it hides, so these keys are derived once
 /// (from master key version 1), stored sealed, and carried forward by every
 /// master-key rotation instead of being re-derived (docs/operations.md).
-pub const DIGEST_PURPOSES: [Purpose; 5] = [
+pub const DIGEST_PURPOSES: [Purpose; 6] = [
     Purpose::ClientSecretDigest,
     Purpose::SessionCookieDigest,
     Purpose::CsrfToken,
     Purpose::AuthorizationCodeDigest,
     Purpose::RefreshTokenDigest,
+    Purpose::AuditUsername,
 ];
 
 impl Purpose {
@@ -59,6 +62,7 @@ impl Purpose {
             Purpose::RefreshTokenDigest => b"authd/v1/digest/refresh-token",
             Purpose::RefreshTokenSealing => b"authd/v1/seal/refresh-token",
             Purpose::DigestKeySealing => b"authd/v1/seal/digest-key",
+            Purpose::AuditUsername => b"authd/v1/digest/audit-username",
         }
     }
 

@@ -75,7 +75,7 @@ pub fn preflight(request: &ServiceRequest) -> Option<HttpResponse> {
     {
         return None;
     }
-    let policy = policy(request.path())?;
+    let policy = policy(request.match_info().as_str())?;
     let mut response = HttpResponse::NoContent().finish();
     let headers = response.headers_mut();
     match policy {
@@ -156,7 +156,7 @@ pub struct Pending {
 
 pub fn pending(request: &ServiceRequest) -> Option<Pending> {
     Some(Pending {
-        policy: policy(request.path())?,
+        policy: policy(request.match_info().as_str())?,
         origin: origin_of(request),
     })
 }

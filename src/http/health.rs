@@ -18,6 +18,11 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "status": "unavailable", "reason": "shutting down" }));
+    }
     let database = tokio::time::timeout(DATABASE_TIMEOUT, state.store.ping()).await;
     let reason = match database {
         Err(_) => Some("database did not answer within 2 s"),

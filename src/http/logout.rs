@@ -90,7 +90,8 @@ async fn logout(
         if let Err(error) = state.flow.sessions.end(&session).await {
             return state.pages.internal_error(&error, request_id);
         }
-        tracing::info!(user_id = ?session.user_id(), "signed out");
+        let user_id = session.user_id().map(|id| id.to_string());
+        tracing::info!(user_id = user_id.as_deref().unwrap_or("-"), "signed out");
         return signed_out(state, &checked, request_id);
     }
     confirm_page(state, &session, &checked, request_id)

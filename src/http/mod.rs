@@ -11,6 +11,7 @@ pub mod health;
 pub mod jwks;
 pub mod login;
 pub mod logout;
+pub mod metrics;
 pub mod pages;
 pub mod rate_limit;
 pub mod revocation;
@@ -45,6 +46,9 @@ pub struct AppState {
     pub rate_limits: Arc<crate::oauth::rate_limit::RateLimits>,
     /// `AUTHD_TRUSTED_PROXIES`
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// The session cookie of the request, if it sent one.

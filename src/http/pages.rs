@@ -188,9 +188,21 @@ impl Pages {
     /// A 500 page: the cause is logged, the user gets the request id.
     pub fn internal_error(
         &self,
-        cause: &dyn std::fmt::Display,
+        cause: &crate::oauth::Error,
         request_id: RequestId,
     ) -> HttpResponse {
+        if let crate::oauth::Error::TemporarilyUnavailable(_) = cause {
+            let mut response = self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The server cannot complete this step right now. Please try again in a moment.",
+                request_id,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
         tracing::error!(%request_id, cause = %cause, "request failed");
         self.error(
             StatusCode::INTERNAL_SERVER_ERROR,

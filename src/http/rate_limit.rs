@@ -172,15 +172,22 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
     if let Some(ip) = ip {
         request.extensions_mut().insert(ClientIp(ip));
     }
-    let (Some(ip), Some((first, second))) = (ip, buckets(request.method(), request.path())) else {
+    let (Some(ip), Some((first, second))) =
+        (ip, buckets(request.method(), request.match_info().as_str()))
+    else {
         return Ok(None);
     };
     let limits = &state.rate_limits;
     let mut decision = limits.check_ip(first, ip);
+    let mut refused_by = first;
     if decision.allowed()
         && let Some(second) = second
     {
-        decision = decision.tighter(limits.check_ip(second, ip));
+        let other = limits.check_ip(second, ip);
+        if !other.allowed() {
+            refused_by = second;
+        }
+        decision = decision.tighter(other);
     }
     if decision.allowed() {
         request.extensions_mut().insert(decision);
@@ -191,16 +198,14 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
         .get::<RequestId>()
         .copied()
         .expect("TracingLogger runs first");
-    tracing::warn!(
-        target: "security",
-        %ip,
-        path = request.path(),
-        retry_after = decision.retry_after,
-        "rate limit tripped"
-    );
+    crate::audit::record(crate::audit::Event::RateLimited {
+        limit: refused_by.as_str(),
+        ip: Some(ip),
+        client_id: None,
+    });
     Err(Box::new(too_many_requests(
         state,
-        request.path(),
+        request.match_info().as_str(),
         &decision,
         request_id,
     )))

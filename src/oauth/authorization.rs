@@ -219,6 +219,11 @@ impl AuthorizationFlow {
         {
             Ok(user) => user,
             Err(LoginFailure::InvalidCredentials) => {
+                crate::audit::record(crate::audit::Event::LoginFailed {
+                    username,
+                    client_id: pending.client.id.as_str(),
+                    ip,
+                });
                 let mut view = self.login_view(&session, &pending, None);
                 view.login_hint = Some(username.chars().take(64).collect());
                 view.error = Some("The username or password is not correct.");
@@ -231,7 +236,11 @@ impl AuthorizationFlow {
             }
             Err(LoginFailure::Internal(error)) => return Err(error),
         };
-        tracing::info!(user_id = %user.id, client_id = %pending.client.id, "user signed in");
+        crate::audit::record(crate::audit::Event::LoginSucceeded {
+            user_id: &user.id.to_string(),
+            client_id: pending.client.id.as_str(),
+            ip,
+        });
         let session = self.sessions.sign_in(&session, user.clone()).await?;
         let now = self.clock.now();
         self.store
@@ -308,14 +317,21 @@ impl AuthorizationFlow {
                     )
                     .await
                     .map_err(Error::internal)?;
-                tracing::info!(user_id = %user.id, client_id = %pending.client.id, scope = %granted, "consent granted");
+                crate::audit::record(crate::audit::Event::ConsentGranted {
+                    user_id: &user.id.to_string(),
+                    client_id: pending.client.id.as_str(),
+                    scope: &granted.to_string(),
+                });
                 self.finish_pending(&pending, &session).await
             }
             Some("deny") => {
                 if !self.take(&pending, &session).await? {
                     return Ok(expired_request());
                 }
-                tracing::info!(user_id = %user.id, client_id = %pending.client.id, "consent denied");
+                crate::audit::record(crate::audit::Event::ConsentDenied {
+                    user_id: &user.id.to_string(),
+                    client_id: pending.client.id.as_str(),
+                });
                 Ok(self.reject(
                     &pending.request,
                     &Error::AccessDenied("the user denied the request".into()),

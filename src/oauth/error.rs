@@ -87,7 +87,20 @@ impl Error {
         }
     }
 
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    /// An unexpected failure; its cause is logged, never shown. A database
+    /// that cannot be reached (down, restarting, pool exhausted) is not a
+    /// bug: it becomes `temporarily_unavailable` (503 + Retry-After), so
+    /// clients retry and operators see a clear signal.
+    pub fn internal<E: std::fmt::Display + 'static>(cause: E) -> Self {
+        let any: &dyn std::any::Any = &cause;
+        if let Some(store_error) = any.downcast_ref::<crate::store::Error>()
+            && store_error.is_unavailable()
+        {
+            tracing::warn!(error = %store_error, "database unavailable");
+            return Error::TemporarilyUnavailable(
+                "the server cannot reach its database; retry shortly".into(),
+            );
+        }
         Error::Internal(cause.to_string())
     }
 }

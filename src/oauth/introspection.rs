@@ -99,15 +99,25 @@ impl TokenEndpoint {
         caller: &Client,
         token: &str,
     ) -> Result<Option<Introspection>, Error> {
-        let Ok(claims) = verify::verify_access_token_reloading(
+        let claims = match verify::verify_access_token_reloading(
             self.tokens.keys(),
             self.tokens.issuer(),
             token,
             self.tokens.clock(),
         )
         .await
-        else {
-            return Ok(None);
+        {
+            Ok(claims) => claims,
+            Err(reason) => {
+                // Refresh tokens are opaque: only JWT-shaped tokens count.
+                if token.split('.').count() == 3 {
+                    self.metrics
+                        .jwt_validation_failures
+                        .with_label_values(&[reason.reason()])
+                        .inc();
+                }
+                return Ok(None);
+            }
         };
         if !may_see(caller, &claims.client_id) {
             return Ok(Some(Introspection::inactive()));

@@ -35,6 +35,7 @@ pub struct Authenticator {
     decoy_hash: Arc<str>,
     throttle: LoginThrottle,
     clock: Arc<dyn Clock>,
+    failures: std::sync::atomic::AtomicU64,
 }
 
 impl Authenticator {
@@ -50,6 +51,7 @@ impl Authenticator {
             decoy_hash: decoy_hash.into(),
             throttle: LoginThrottle::default(),
             clock,
+            failures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -87,8 +89,17 @@ impl Authenticator {
                 self.throttle.succeeded(&keys);
                 Ok(Arc::new(user))
             }
-            _ => Err(LoginFailure::InvalidCredentials),
+            _ => {
+                self.failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(LoginFailure::InvalidCredentials)
+            }
         }
+    }
+
+    /// Failed sign-ins since start (for `/metrics`).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

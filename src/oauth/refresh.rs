@@ -312,6 +312,10 @@ impl RefreshTokens {
             revoked,
             "refresh token reuse detected: the token family is revoked"
         );
+        crate::audit::record(crate::audit::Event::RefreshTokenReuse {
+            client_id: client.id.as_str(),
+            family_id: &stored.family_id.to_string(),
+        });
         Ok(None)
     }
 

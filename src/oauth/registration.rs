@@ -216,7 +216,8 @@ pub fn parse_origin(text: &str) -> Option<String> {
     let url = url::Url::parse(text).ok()?;
     let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
     let credentials = !url.username().is_empty() || url.password().is_some();
-    if !bare || credentials {
+    // No wildcards (browsers never send one) and a real port.
+    if !bare || credentials || text.contains('*') || url.port() == Some(0) {
         return None;
     }
     let loopback = matches!(
@@ -370,7 +371,9 @@ pub async fn register(
         updated_at: now,
     };
     store.insert_client(&client).await?;
-    tracing::info!(client_id = %client.id, "client registered");
+    crate::audit::record(crate::audit::Event::ClientCreated {
+        client_id: client.id.as_str(),
+    });
     Ok(Credentials {
         client_id: client.id.to_string(),
         client_secret: secret,
@@ -400,7 +403,7 @@ pub async fn list(store: &dyn Store) -> Result<Vec<ClientView>, RegistrationErro
 
 pub async fn delete(store: &dyn Store, id: &str) -> Result<(), RegistrationError> {
     if store.delete_client(&parse_id(id)?).await? {
-        tracing::info!(client_id = %id, "client deleted");
+        crate::audit::record(crate::audit::Event::ClientDeleted { client_id: id });
         Ok(())
     } else {
         Err(RegistrationError::NotFound(id.to_owned()))
@@ -429,7 +432,9 @@ pub async fn rotate_secret(
     {
         return Err(RegistrationError::NotFound(id.to_owned()));
     }
-    tracing::info!(client_id = %client_id, "client secret rotated");
+    crate::audit::record(crate::audit::Event::ClientSecretRotated {
+        client_id: client_id.as_str(),
+    });
     Ok(Credentials {
         client_id: client_id.to_string(),
         client_secret: Some(secret),

@@ -43,11 +43,15 @@ pub struct TokenResponse {
     /// RFC 6749 §5.1: with `offline_access`, and on every refresh (rotation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The access token's `sub` and `jti`, for the audit log.
+    #[serde(skip)]
+    pub audit: (String, String),
 }
 
 impl TokenResponse {
     pub fn bearer(issued: IssuedAccessToken, scope: &Scope) -> Self {
         Self {
+            audit: (issued.sub, issued.jti),
             access_token: issued.token,
             token_type: "Bearer",
             expires_in: issued.expires_in,
@@ -78,6 +82,7 @@ pub struct TokenEndpoint {
     pub refresh: Arc<RefreshTokens>,
     pub store: Arc<dyn Store>,
     pub limits: Arc<RateLimits>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl TokenEndpoint {
@@ -105,7 +110,11 @@ impl TokenEndpoint {
             .limits
             .check_tier(&client.rate_tier, client.id.as_str());
         if !decision.allowed() {
-            tracing::warn!(target: "security", client_id = %client.id, tier = %client.rate_tier, "token rate limit tripped");
+            crate::audit::record(crate::audit::Event::RateLimited {
+                limit: "token_tier",
+                ip,
+                client_id: Some(client.id.as_str()),
+            });
             return Err(Error::RateLimited(decision));
         }
         let response = match grant {
@@ -132,6 +141,16 @@ impl TokenEndpoint {
                 .await
             }
         }?;
+        self.metrics
+            .tokens_issued
+            .with_label_values(&[grant.as_str()])
+            .inc();
+        crate::audit::record(crate::audit::Event::TokenIssued {
+            client_id: client.id.as_str(),
+            grant: grant.as_str(),
+            sub: &response.audit.0,
+            jti: &response.audit.1,
+        });
         Ok((response, decision, client))
     }
 
@@ -151,12 +170,20 @@ impl TokenEndpoint {
         if let Some(ip) = ip
             && let Some(decision) = self.limits.client_auth_blocked(ip, &id)
         {
+            crate::audit::record(crate::audit::Event::RateLimited {
+                limit: "client_auth_failures",
+                ip: Some(ip),
+                client_id: Some(&id),
+            });
             return Err(Error::RateLimited(decision));
         }
         let result =
             client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await;
-        if let (Err(Error::InvalidClient(_)), Some(ip)) = (&result, ip) {
-            self.limits.client_auth_failed(ip, &id);
+        if let Err(Error::InvalidClient(_)) = &result {
+            self.metrics.client_auth_failures.inc();
+            if let Some(ip) = ip {
+                self.limits.client_auth_failed(ip, &id);
+            }
         }
         result
     }

@@ -49,6 +49,7 @@ pub struct UserInfo {
     pub keys: Arc<Keys>,
     pub issuer: String,
     pub clock: Arc<dyn crate::clock::Clock>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn invalid_token() -> Error {
@@ -67,6 +68,10 @@ impl UserInfo {
         )
         .await
         .map_err(|reason: VerifyError| {
+            self.metrics
+                .jwt_validation_failures
+                .with_label_values(&[reason.reason()])
+                .inc();
             tracing::info!(%reason, "userinfo: token refused");
             invalid_token()
         })?;
@@ -78,6 +83,10 @@ impl UserInfo {
             .await
             .map_err(Error::internal)?;
         let Some(record) = record.filter(|r| !r.revoked && r.client_id == claims.client_id) else {
+            self.metrics
+                .jwt_validation_failures
+                .with_label_values(&["revoked"])
+                .inc();
             tracing::info!(jti = %claims.jti, "userinfo: token not on record or revoked");
             return Err(invalid_token());
         };

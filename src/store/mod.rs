@@ -79,6 +79,37 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
+impl Error {
+    /// The database cannot be reached right now (as opposed to a bug or a
+    /// refused row): the connection failed or was cut, the pool timed out
+    /// or was closed, or the server is shutting down (SQLSTATE class 08
+    /// connection exception, 57P01–57P03 operator intervention).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Database(error) => match error {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// The connection pool right now (for `/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Counters bumped with every change to a cached table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheEpochs {
@@ -628,6 +659,7 @@ pub trait Store:
     + Sync
 {
     fn backend(&self) -> Backend;
+    fn pool_stats(&self) -> PoolStats;
     /// Applies pending migrations (safe to run from several processes).
     async fn migrate(&self) -> Result<()>;
     async fn ping(&self) -> Result<()>;

@@ -516,6 +516,14 @@ macro_rules! impl_repositories {
                 Self::BACKEND
             }
 
+            fn pool_stats(&self) -> $crate::store::PoolStats {
+                $crate::store::PoolStats {
+                    connections: self.pool.size(),
+                    idle: self.pool.num_idle() as u32,
+                    max: self.pool.options().get_max_connections(),
+                }
+            }
+
             async fn migrate(&self) -> $crate::store::Result<()> {
                 Self::MIGRATOR.run(&self.pool).await?;
                 Ok(())

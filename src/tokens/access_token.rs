@@ -67,6 +67,9 @@ pub struct AccessTokenRequest<'a> {
 pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: i64,
+    /// For the audit log (never the token itself).
+    pub sub: String,
+    pub jti: String,
 }
 
 /// What an ID token is issued for (OIDC Core §2, §3.1.3.6).
@@ -184,11 +187,14 @@ impl TokenIssuer {
             scope: (!request.scope.is_empty()).then(|| request.scope.to_string()),
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
+        let (sub, jti) = (claims.sub.to_owned(), claims.jti.clone());
         let header = key.access_token_header.clone();
         let token = self.sign(key, &header, &payload).await?;
         Ok(IssuedAccessToken {
             token,
             expires_in: ACCESS_TOKEN_TTL_SECONDS,
+            sub,
+            jti,
         })
     }
 

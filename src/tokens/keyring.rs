@@ -310,6 +310,7 @@ impl Keys {
         }
         if let Some(kid) = &outcome.activated {
             tracing::info!(%kid, retired = ?outcome.retired.as_ref().map(|k| &k.0), "signing key rotated: the pre-published key signs now");
+            crate::audit::record(crate::audit::Event::KeyRotated { activated: &kid.0 });
         }
         for kid in &outcome.removed {
             tracing::info!(%kid, "retired signing key removed from the JWKS; its private half is deleted");
@@ -355,9 +356,18 @@ pub async fn rotate_now(
 ) -> Result<RotateOutcome, KeyError> {
     ensure_active_key(store, sealer.clone(), clock, bits).await?;
     let candidate = generate(bits, sealer, clock).await?;
-    Ok(store
+    let outcome = store
         .rotate_keys_now(clock.now(), schedule, &candidate, force)
-        .await?)
+        .await?;
+    match &outcome {
+        RotateOutcome::Rotated { activated, .. } | RotateOutcome::Forced { activated } => {
+            crate::audit::record(crate::audit::Event::KeyRotated {
+                activated: &activated.0,
+            })
+        }
+        RotateOutcome::NoNextKey => {}
+    }
+    Ok(outcome)
 }
 
 /// `authd keys revoke KID`: the emergency path.
@@ -370,9 +380,13 @@ pub async fn revoke(
     kid: &Kid,
 ) -> Result<RevokeOutcome, KeyError> {
     let candidate = generate(bits, sealer, clock).await?;
-    Ok(store
+    let outcome = store
         .revoke_key(kid, clock.now(), schedule, &candidate)
-        .await?)
+        .await?;
+    if let RevokeOutcome::Revoked { .. } = &outcome {
+        crate::audit::record(crate::audit::Event::KeyRevoked { kid: &kid.0 });
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

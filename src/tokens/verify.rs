@@ -42,6 +42,24 @@ pub enum VerifyError {
     Invalid(String),
 }
 
+impl VerifyError {
+    /// A short label for `jwt_validation_failures_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Malformed => "malformed",
+            VerifyError::Algorithm => "algorithm",
+            VerifyError::Type => "type",
+            VerifyError::UnknownKey => "unknown_kid",
+            VerifyError::Invalid(kind) => match kind.as_str() {
+                "InvalidSignature" => "signature",
+                "ExpiredSignature" => "expired",
+                "InvalidIssuer" => "issuer",
+                _ => "claims",
+            },
+        }
+    }
+}
+
 /// Verifies `token` against the published keys, with expiry judged by
 /// `clock` (injected, so tests that move time see tokens expire).
 pub fn verify_access_token(
