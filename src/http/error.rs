@@ -23,6 +23,12 @@ pub struct ApiError {
     request_id: RequestId,
 }
 
+impl ApiError {
+    pub fn new(error: Error, request_id: RequestId) -> Self {
+        Self { error, request_id }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.error.code())
@@ -50,6 +56,7 @@ impl ResponseError for ApiError {
             Error::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,

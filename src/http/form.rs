@@ -8,6 +8,9 @@ use futures_util::StreamExt;
 use crate::oauth::authorization::Step;
 use crate::oauth::{Error, Params};
 
+/// How long a request body may take to arrive.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The raw body, if it is a form within `limit` bytes.
 pub async fn read_body(
     request: &HttpRequest,
@@ -33,16 +36,24 @@ pub async fn read_body(
     if declared.is_some_and(|length| length > limit) {
         return Err(Error::PayloadTooLarge(limit));
     }
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk
-            .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(Error::PayloadTooLarge(limit));
+    // The head has its own deadline (`client_request_timeout`); the body
+    // gets this one, so a client that stalls mid-body cannot hold a
+    // connection and a handler forever.
+    let read = async {
+        let mut bytes = web::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|_| Error::InvalidRequest("the request body could not be read".into()))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(Error::PayloadTooLarge(limit));
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+        Ok(bytes)
+    };
+    tokio::time::timeout(BODY_DEADLINE, read)
+        .await
+        .map_err(|_| Error::RequestTimeout)?
 }
 
 /// A form body as parameters; a repeated parameter is `invalid_request`.

@@ -127,9 +127,29 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(userinfo::userinfo_post))
                 .default_service(web::to(error::method_not_allowed_get_post)),
         )
-        .service(web::resource("/assets/authd.css").route(web::get().to(assets::stylesheet)))
-        .service(web::resource("/assets/logo.svg").route(web::get().to(assets::logo)))
-        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+        .service(
+            web::resource("/assets/authd.css")
+                .route(web::get().to(assets::stylesheet))
+                .route(web::head().to(assets::stylesheet))
+                .default_service(web::to(error::method_not_allowed_get)),
+        )
+        .service(
+            web::resource("/assets/logo.svg")
+                .route(web::get().to(assets::logo))
+                .route(web::head().to(assets::logo))
+                .default_service(web::to(error::method_not_allowed_get)),
+        )
+        .service(
+            web::resource("/healthz")
+                .route(web::get().to(health::healthz))
+                .route(web::head().to(health::healthz))
+                .default_service(web::to(error::method_not_allowed_get)),
+        )
+        .service(
+            web::resource("/readyz")
+                .route(web::get().to(health::readyz))
+                .route(web::head().to(health::readyz))
+                .default_service(web::to(error::method_not_allowed_get)),
+        )
         .default_service(web::to(error::not_found));
 }

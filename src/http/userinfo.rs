@@ -154,6 +154,15 @@ fn challenge(error: &Error, request_id: RequestId) -> HttpResponse {
                 request_id,
             );
         }
+        // Not about the token: the common error path (status, Retry-After,
+        // rate-limit headers) and no challenge.
+        Error::PayloadTooLarge(_)
+        | Error::RequestTimeout
+        | Error::RateLimited(_)
+        | Error::TemporarilyUnavailable(_) => {
+            use actix_web::ResponseError;
+            return super::error::ApiError::new(error.clone(), request_id).error_response();
+        }
         _ => StatusCode::BAD_REQUEST,
     };
     let description = error.to_string();

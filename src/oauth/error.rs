@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 /// An OAuth error. Descriptions are fixed strings or built from values that
 /// are not secret: never from a secret, token, code or password.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// RFC 6749 §5.2: malformed request, missing or repeated parameter.
     #[error("{0}")]
@@ -48,6 +48,9 @@ pub enum Error {
     /// RFC 6750 §3.1: the token lacks the scope the resource needs.
     #[error("{0}")]
     InsufficientScope(Cow<'static, str>),
+    /// The request body did not arrive in time (RFC 9110 §15.5.9: 408).
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// The request body is over the endpoint's limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -67,7 +70,9 @@ impl Error {
     /// The `error` value of the response.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidRequest(_) | Error::PayloadTooLarge(_) => "invalid_request",
+            Error::InvalidRequest(_) | Error::PayloadTooLarge(_) | Error::RequestTimeout => {
+                "invalid_request"
+            }
             Error::InvalidClient(_) => "invalid_client",
             Error::InvalidGrant(_) => "invalid_grant",
             Error::UnauthorizedClient(_) => "unauthorized_client",

@@ -9,6 +9,7 @@ mod db_faults;
 mod hardening;
 mod helpers;
 mod housekeeping;
+mod input_limits;
 mod keys;
 mod logout;
 mod logs;
