@@ -159,6 +159,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub master_key: MasterKey,
     pub config: Config,
+    /// The `/metrics` port when `config.metrics_bind` was set.
+    pub metrics_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
     // Last: the database outlives the server that uses it.
     pub database: Arc<TestDatabase>,
@@ -244,12 +246,14 @@ pub async fn spawn_app_on(
     adjust(&mut config);
     let app = Application::build(config.clone(), true).await?;
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     Ok(TestApp {
         issuer,
         port,
+        metrics_port,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

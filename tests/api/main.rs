@@ -14,6 +14,7 @@ mod keys;
 mod logout;
 mod logs;
 mod master_key;
+mod metrics;
 mod rate_limits;
 mod refresh;
 mod resource_server;
