@@ -157,7 +157,11 @@ pub enum KeysCommand {
     },
     /// Emergency: withdraw a (compromised) key from the JWKS at once; if it
     /// was signing, the next key signs from now on.
-    Revoke { kid: String },
+    Revoke {
+        /// Key ids are base64url and may start with '-'.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -659,4 +663,20 @@ async fn keys(command: KeysCommand, config: &Config, clock: &dyn Clock) -> Resul
     print_json(&keys);
     runtime.store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kids are base64url: about one in 64 starts with '-', which a CLI
+    /// parser would take for an option.
+    #[test]
+    fn a_kid_starting_with_a_dash_is_an_argument() {
+        let cli = Cli::try_parse_from(["authd", "keys", "revoke", "-OH7ueWS"]).unwrap();
+        match cli.command {
+            Some(Command::Keys(KeysCommand::Revoke { kid })) => assert_eq!(kid, "-OH7ueWS"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
