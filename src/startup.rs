@@ -392,6 +392,7 @@ impl Application {
         use tokio::signal::unix::{SignalKind, signal};
         let handle = self.server.handle();
         let state = self.state.clone();
+        let replica = self.replica.clone();
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         tokio::spawn(async move {
@@ -408,6 +409,11 @@ impl Application {
                 "shutting down: /readyz answers 503; still serving for the drain delay"
             );
             tokio::time::sleep(drain).await;
+            // While the workers (and their database connections) still
+            // run: a rotation need not wait for this record to age out.
+            if let Err(error) = state.store.forget_master_key_holder(&replica).await {
+                tracing::warn!(%error, "cannot remove this replica's master-key record");
+            }
             tracing::info!("no longer accepting connections; finishing in-flight requests");
             handle.stop(true).await;
         });

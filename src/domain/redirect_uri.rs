@@ -91,7 +91,9 @@ fn without_loopback_port(uri: &str) -> Option<String> {
     let rest = match rest.strip_prefix(':') {
         Some(after_colon) => {
             let digits = after_colon.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 || digits > 5 {
+            // A real port: 1 to 5 digits that fit in 16 bits (`:99999` was
+            // accepted before; found by the redirect_uri fuzz target).
+            if digits == 0 || after_colon[..digits].parse::<u16>().is_err() {
                 return None;
             }
             &after_colon[digits..]
@@ -111,6 +113,14 @@ impl fmt::Display for RedirectUri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loopback_port_must_be_a_port() {
+        let registered = RedirectUri::parse("http://127.0.0.1/cb").unwrap();
+        assert!(registered.matches("http://127.0.0.1:65535/cb"));
+        assert!(!registered.matches("http://127.0.0.1:99999/cb"));
+        assert!(!registered.matches("http://127.0.0.1:65536/cb"));
+    }
 
     #[test]
     fn accepts_https_and_loopback_http() {

@@ -153,11 +153,7 @@ fn check_rest(
     // RFC 6749 §3.1: "Request and response parameters MUST NOT be included
     // more than once."
     if let Some(name) = repeated.first() {
-        let name: String = name
-            .chars()
-            .filter(char::is_ascii_graphic)
-            .take(40)
-            .collect();
+        let name = super::params::printable(name);
         return Err(Error::InvalidRequest(
             format!("parameter '{name}' is repeated").into(),
         ));

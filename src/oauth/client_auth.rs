@@ -88,8 +88,14 @@ fn parse_basic(header: &[u8]) -> Result<(String, SecretString), Error> {
         .map_err(|_| malformed_basic())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed_basic())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed_basic)?;
+    let id = form_decode(id).ok_or_else(malformed_basic)?;
+    // An empty client id names no client (found by the basic_auth fuzz
+    // target; it failed later anyway, now it fails here).
+    if id.is_empty() {
+        return Err(malformed_basic());
+    }
     Ok((
-        form_decode(id).ok_or_else(malformed_basic)?,
+        id,
         SecretString::from(form_decode(secret).ok_or_else(malformed_basic)?),
     ))
 }

@@ -70,9 +70,12 @@ impl Params {
 }
 
 /// A parameter name fit to echo in an error: short and printable.
-fn printable(name: &str) -> String {
+/// A parameter name as it may appear in an `error_description`: RFC 6749
+/// §5.2 allows only %x20-21 / %x23-5B / %x5D-7E (no `"` and no `\`).
+/// Found by the form fuzz target.
+pub fn printable(name: &str) -> String {
     name.chars()
-        .filter(|c| c.is_ascii_graphic())
+        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
         .take(40)
         .collect()
 }
@@ -86,6 +89,9 @@ mod tests {
         let error = Params::parse(b"grant_type=a&scope=x&scope=y").unwrap_err();
         assert_eq!(error.code(), "invalid_request");
         assert_eq!(error.to_string(), "parameter 'scope' is repeated");
+        // RFC 6749 §5.2's character set: no quote and no backslash.
+        let error = Params::parse(b"e%22e%5Co=1&e%22e%5Co=2").unwrap_err();
+        assert_eq!(error.to_string(), "parameter 'eeo' is repeated");
     }
 
     #[test]
