@@ -59,7 +59,8 @@ artifact_list() {
     find "$1" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | sort
 }
 
-declare -a rows findings
+rows=()
+findings=()
 failed=0
 for target in "${targets[@]}"; do
     bin="$bin_dir/$target"
