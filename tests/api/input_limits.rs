@@ -1039,7 +1039,8 @@ async fn malformed_basic_credentials_are_refused(backend: Backend) {
         (
             "empty id",
             value(&basic(b":")),
-            "client authentication failed",
+            // An empty id names no client: refused while parsing.
+            "malformed Basic credentials",
         ),
         (
             "bad percent escape",
