@@ -249,7 +249,7 @@ impl RateLimitHits {
         *self
             .counts
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .entry(bucket)
             .or_default() += 1;
     }
@@ -258,7 +258,7 @@ impl RateLimitHits {
         let mut counts: Vec<_> = self
             .counts
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(k, v)| (*k, *v))
             .collect();
@@ -298,11 +298,19 @@ impl RateLimits {
             introspect: Bucket::new(settings.introspect),
             failures: Bucket::new(settings.client_auth_failures),
             blocked: Mutex::new(HashMap::new()),
-            tiers: settings
-                .tiers
-                .iter()
-                .map(|(name, rate)| (name.clone(), Bucket::new(*rate)))
-                .collect(),
+            tiers: {
+                let mut tiers: HashMap<String, Bucket<String>> = settings
+                    .tiers
+                    .iter()
+                    .map(|(name, rate)| (name.clone(), Bucket::new(*rate)))
+                    .collect();
+                // `check_tier` falls back to the standard tier: it always
+                // exists, even for settings built in code.
+                tiers
+                    .entry(DEFAULT_TIER.to_owned())
+                    .or_insert_with(|| Bucket::new(RateLimitSettings::default().tiers[1].1));
+                tiers
+            },
             hits: RateLimitHits::default(),
         }
     }
@@ -325,7 +333,7 @@ impl RateLimits {
     /// IP, before its credentials are even checked.
     pub fn client_auth_blocked(&self, ip: IpAddr, client_id: &str) -> Option<Decision> {
         let key = (ip, client_id.to_owned());
-        let mut blocked = self.blocked.lock().expect("not poisoned");
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         let until = *blocked.get(&key)?;
         let now = Instant::now();
         if until <= now {
@@ -359,7 +367,7 @@ impl RateLimits {
             let until = Instant::now() + wait;
             self.blocked
                 .lock()
-                .expect("not poisoned")
+                .unwrap_or_else(|p| p.into_inner())
                 .insert(key, until);
         }
     }
@@ -393,7 +401,7 @@ impl RateLimits {
         let now = Instant::now();
         self.blocked
             .lock()
-            .expect("not poisoned")
+            .unwrap_or_else(|p| p.into_inner())
             .retain(|_, until| *until > now);
     }
 }
