@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod oauth;
 pub mod secrets;

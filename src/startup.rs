@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::crypto::{Digester, Purpose, Sealer};
 use crate::http::pages::Pages;
 use crate::http::{self, AppState};
+use crate::listener::AcceptGate;
 use crate::oauth::ClientRegistry;
 use crate::oauth::authorization::AuthorizationFlow;
 use crate::oauth::codes::Codes;
@@ -119,6 +120,9 @@ pub struct Application {
     port: u16,
     issuer: String,
     server: Server,
+    /// The listener again, to close it without resetting queued
+    /// connections (`listener.rs`).
+    gate: Arc<AcceptGate>,
     state: web::Data<AppState>,
     refresher: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
@@ -287,6 +291,13 @@ impl Application {
             config.cache_refresh,
         ));
         let https = issuer.starts_with("https://");
+        let gate =
+            AcceptGate::new(&listener)
+                .map(Arc::new)
+                .map_err(|source| StartupError::Bind {
+                    address: address.to_string(),
+                    source,
+                })?;
         let server = serve(
             listener,
             state.clone(),
@@ -329,6 +340,7 @@ impl Application {
             port: address.port(),
             issuer,
             server,
+            gate,
             state,
             refresher,
             housekeeping,
@@ -391,6 +403,7 @@ impl Application {
     pub async fn run_until_signalled(self, drain: std::time::Duration) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let handle = self.server.handle();
+        let gate = self.gate.clone();
         let state = self.state.clone();
         let replica = self.replica.clone();
         let mut terminate = signal(SignalKind::terminate())?;
@@ -414,7 +427,15 @@ impl Application {
             if let Err(error) = state.store.forget_master_key_holder(&replica).await {
                 tracing::warn!(%error, "cannot remove this replica's master-key record");
             }
-            tracing::info!("no longer accepting connections; finishing in-flight requests");
+            // New connections are refused before the listener closes, so
+            // no connection the kernel already completed is reset.
+            let closing = gate.close().await;
+            tracing::info!(
+                filtered = closing.filtered,
+                queued = closing.queued_at_start,
+                waited_ms = closing.waited.as_millis() as u64,
+                "no longer accepting connections; finishing in-flight requests"
+            );
             handle.stop(true).await;
         });
         self.run_until_stopped().await?;

@@ -1,0 +1,180 @@
+//! Closing the listening socket without dropping queued connections.
+//!
+//! A client's connection is complete (and its request often already sent)
+//! once the kernel has queued it on the listening socket, before authd
+//! accepts it. Closing a listener resets every connection still in that
+//! queue: a client that "got a connection" loses its request. actix-server
+//! simply drops the listener when it stops, so under load a few queued
+//! connections were reset at every graceful shutdown.
+//!
+//! The gate closes the door first and empties the room second:
+//! 1. a socket filter on the listener drops new SYNs (the client retries
+//!    its SYN after about a second, and by then finds the port closed:
+//!    connection refused, nothing lost), while handshakes already under
+//!    way still complete;
+//! 2. actix keeps accepting until the kernel's accept queue is empty and
+//!    has stayed empty for longer than a local round trip;
+//! 3. only then does the caller stop the server, which closes the socket
+//!    with nothing queued.
+//!
+//! Hand-written: neither actix-server nor any crate offers "stop taking
+//! new connections but serve the queued ones" (Linux has no
+//! `shutdown(SHUT_RD)` for that: on a listener it resets the queue too).
+//! The filter is set with `socket2`; the queue length is read with
+//! `getsockopt(TCP_INFO)`, which socket2 does not wrap.
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use socket2::{SockFilter, Socket};
+
+/// Classic BPF, run by the kernel on each packet for the listener with the
+/// data at the TCP header (`tcp_filter` in `tcp_v4_rcv`/`tcp_v6_rcv`).
+/// A pure SYN (SYN set, ACK clear: byte 13 of RFC 9293 §3.1 masked with
+/// 0x12 equals 0x02) is dropped; everything else is kept whole, so the
+/// final ACK of a handshake under way still completes it.
+const DROP_NEW_SYNS: [SockFilter; 5] = [
+    // ldb [13]: the flags byte
+    SockFilter::new(0x30, 0, 0, 13),
+    // and #0x12: SYN | ACK
+    SockFilter::new(0x54, 0, 0, 0x12),
+    // jeq #0x02: a pure SYN → next (drop), else skip one (keep)
+    SockFilter::new(0x15, 0, 1, 0x02),
+    // ret #0: drop
+    SockFilter::new(0x06, 0, 0, 0),
+    // ret #-1: keep the whole packet
+    SockFilter::new(0x06, 0, 0, u32::MAX),
+];
+
+/// How long the queue must stay empty before the listener may close: well
+/// over a round trip to the proxy in front of authd, so a handshake whose
+/// SYN-ACK left before the filter went on has finished.
+const QUIET: Duration = Duration::from_millis(100);
+/// Never wait longer than this for the queue (accepting stalled).
+const LIMIT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(5);
+
+/// A second handle on the server's listening socket (the same kernel
+/// socket: actix holds the other).
+pub struct AcceptGate {
+    socket: Socket,
+}
+
+/// What [`AcceptGate::close`] saw, for the shutdown log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Closing {
+    /// Whether new SYNs were refused (false where the filter is not
+    /// available; the listener then closes the old way).
+    pub filtered: bool,
+    /// Connections queued when the filter went on.
+    pub queued_at_start: u32,
+    /// How long until the queue had been empty for [`QUIET`].
+    pub waited: Duration,
+}
+
+impl AcceptGate {
+    pub fn new(listener: &TcpListener) -> std::io::Result<Self> {
+        Ok(Self {
+            socket: Socket::from(listener.try_clone()?),
+        })
+    }
+
+    /// Stops new connections from arriving and waits until actix has
+    /// accepted every queued one; the caller then stops the server.
+    pub async fn close(&self) -> Closing {
+        let start = Instant::now();
+        if let Err(error) = self.socket.attach_filter(&DROP_NEW_SYNS) {
+            tracing::warn!(%error, "cannot filter new connections; closing the listener at once");
+            return Closing {
+                filtered: false,
+                queued_at_start: 0,
+                waited: Duration::ZERO,
+            };
+        }
+        let queued_at_start = self.queued().unwrap_or(0);
+        let mut empty_since: Option<Instant> = None;
+        while start.elapsed() < LIMIT {
+            match self.queued() {
+                Ok(0) => {
+                    let since = *empty_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= QUIET {
+                        break;
+                    }
+                }
+                Ok(_) => empty_since = None,
+                Err(error) => {
+                    // Cannot see the queue: wait the quiet time once.
+                    tracing::warn!(%error, "cannot read the accept queue length");
+                    tokio::time::sleep(QUIET).await;
+                    break;
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Closing {
+            filtered: true,
+            queued_at_start,
+            waited: start.elapsed(),
+        }
+    }
+
+    /// Connections the kernel has completed and nobody accepted yet: for a
+    /// listening socket, Linux reports the accept queue's length as
+    /// `tcpi_unacked` (`tcp_get_info`).
+    fn queued(&self) -> std::io::Result<u32> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `tcp_info` is plain old data (all zeroes is valid), the
+        // kernel writes at most `len` bytes into it, and the descriptor is
+        // owned by `self.socket` for the duration of the call.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let result = unsafe {
+            libc::getsockopt(
+                self.socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if result != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(info.tcpi_unacked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    #[tokio::test]
+    async fn the_queue_length_is_read_and_new_connections_are_refused_after_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let gate = AcceptGate::new(&listener).unwrap();
+        assert_eq!(gate.queued().unwrap(), 0);
+        let _first = TcpStream::connect(address).unwrap();
+        let _second = TcpStream::connect(address).unwrap();
+        assert_eq!(gate.queued().unwrap(), 2, "two completed, none accepted");
+        let _accepted = listener.accept().unwrap();
+        assert_eq!(gate.queued().unwrap(), 1);
+        let _accepted = listener.accept().unwrap();
+
+        // Nobody accepts from here on: with the filter on, a new SYN is
+        // dropped, so nothing more can enter the queue.
+        let closing = gate.close().await;
+        assert!(closing.filtered);
+        assert_eq!(closing.queued_at_start, 0);
+        assert!(closing.waited >= QUIET, "{closing:?}");
+        let attempt = std::thread::spawn(move || {
+            TcpStream::connect_timeout(&address, Duration::from_millis(300))
+        });
+        let result = attempt.join().unwrap();
+        assert!(
+            result.is_err(),
+            "a new connection was completed after the gate closed"
+        );
+        assert_eq!(gate.queued().unwrap(), 0, "nothing was queued");
+    }
+}
