@@ -451,7 +451,40 @@ async fn reseal_column(
             }
         }
         if !changes.is_empty() {
-            total += store.replace_sealed_values(column, &changes).await?;
+            total += replace_with_retries(store, column, &changes).await?;
+        }
+    }
+}
+
+/// How often a batch that lost a lock race is tried again, and the first
+/// pause (doubled each time: 50 ms … 6.4 s, 12.75 s in all).
+const BUSY_RETRIES: u32 = 8;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// One batch, tried again while the database is busy (on SQLite a write
+/// lock held by serving replicas can outlast the busy timeout). Safe to
+/// repeat: every replacement is conditional on the value that was read.
+async fn replace_with_retries(
+    store: &dyn Store,
+    column: SealedColumn,
+    changes: &[Resealed],
+) -> Result<u64, SecretsError> {
+    let mut pause = BUSY_PAUSE;
+    let mut attempt = 0;
+    loop {
+        match store.replace_sealed_values(column, changes).await {
+            Ok(replaced) => return Ok(replaced),
+            Err(error) if error.is_busy() && attempt < BUSY_RETRIES => {
+                attempt += 1;
+                tracing::info!(
+                    table = column.as_str(),
+                    attempt,
+                    "the database is busy; retrying this batch"
+                );
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(error) => return Err(error.into()),
         }
     }
 }

@@ -95,7 +95,8 @@ impl Error {
     /// An unexpected failure; its cause is logged, never shown. A database
     /// that cannot be reached (down, restarting, pool exhausted) is not a
     /// bug: it becomes `temporarily_unavailable` (503 + Retry-After), so
-    /// clients retry and operators see a clear signal.
+    /// clients retry and operators see a clear signal; so does a lock wait
+    /// that ran out.
     pub fn internal<E: std::fmt::Display + 'static>(cause: E) -> Self {
         let any: &dyn std::any::Any = &cause;
         if let Some(store_error) = any.downcast_ref::<crate::store::Error>()
@@ -105,6 +106,15 @@ impl Error {
             return Error::TemporarilyUnavailable(
                 "the server cannot reach its database; retry shortly".into(),
             );
+        }
+        // A lock wait that ran out (SQLite's busy timeout under a long
+        // write, a PostgreSQL deadlock victim): nothing was changed, and
+        // the same request succeeds when retried.
+        if let Some(store_error) = any.downcast_ref::<crate::store::Error>()
+            && store_error.is_busy()
+        {
+            tracing::warn!(error = %store_error, "database busy");
+            return Error::TemporarilyUnavailable("the server is busy; retry shortly".into());
         }
         Error::Internal(cause.to_string())
     }

@@ -100,6 +100,26 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The statement lost a lock race and can be retried as it is: SQLite
+    /// `SQLITE_BUSY`/`SQLITE_LOCKED` (5/6, with their extended codes) once
+    /// its busy timeout ran out; PostgreSQL serialization failure, deadlock
+    /// or `lock_not_available` (40001, 40P01, 55P03).
+    pub fn is_busy(&self) -> bool {
+        let Error::Database(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        let Some(code) = db.code() else {
+            return false;
+        };
+        if matches!(code.as_ref(), "40001" | "40P01" | "55P03") {
+            return true;
+        }
+        // SQLite reports the extended result code; the primary code is
+        // its low byte.
+        code.parse::<u32>()
+            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+    }
 }
 
 /// The connection pool right now (for `/metrics`).
@@ -626,7 +646,8 @@ pub trait MasterKeyRepository {
         after: &str,
         limit: u32,
     ) -> Result<Vec<(String, Vec<u8>)>>;
-    /// Records (or refreshes) the key ids `replica` holds.
+    /// Records (or refreshes) the key ids `replica` holds, and deletes the
+    /// records of replicas not seen for a day.
     async fn record_master_key_holder(
         &self,
         replica: &str,
@@ -635,8 +656,8 @@ pub trait MasterKeyRepository {
     ) -> Result<()>;
     /// Forgets `replica` (it is stopping).
     async fn forget_master_key_holder(&self, replica: &str) -> Result<()>;
-    /// `(replica, key ids)` of every replica seen since `since`; older
-    /// records are deleted.
+    /// `(replica, key ids)` of every replica seen since `since` (reads
+    /// only).
     async fn master_key_holders(&self, since: DateTime<Utc>) -> Result<Vec<(String, String)>>;
     /// Applies the replacements in one transaction; returns how many rows
     /// still held the value that was read.
@@ -753,5 +774,42 @@ pub async fn connect(url: &str, settings: PoolSettings) -> Result<Arc<dyn Store>
         Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
     } else {
         Err(Error::UnsupportedUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    /// A second writer on a locked SQLite file (busy timeout 0) gets
+    /// SQLITE_BUSY: a lock race to retry, not an outage.
+    #[tokio::test]
+    async fn a_lost_sqlite_lock_race_is_busy_and_not_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let mut first = SqliteConnection::connect_with(&options).await.unwrap();
+        let mut second = SqliteConnection::connect_with(&options).await.unwrap();
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&mut first)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut first)
+            .await
+            .unwrap();
+        let error: Error = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut second)
+            .await
+            .expect_err("the write lock is held")
+            .into();
+        assert!(error.is_busy(), "{error}");
+        assert!(!error.is_unavailable(), "{error}");
+        assert!(!Error::Refused("x").is_busy());
+        assert!(!Error::Database(sqlx::Error::PoolTimedOut).is_busy());
     }
 }

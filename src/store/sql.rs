@@ -734,6 +734,12 @@ macro_rules! impl_master_key_repository {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
+                // A replica silent for a day crashed without forgetting
+                // its record; nothing reads it any more.
+                sqlx::query("DELETE FROM master_key_holders WHERE seen_at < $1")
+                    .bind(now - chrono::Duration::days(1))
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
 
@@ -749,13 +755,12 @@ macro_rules! impl_master_key_repository {
                 &self,
                 since: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<Vec<(String, String)>> {
-                sqlx::query("DELETE FROM master_key_holders WHERE seen_at < $1")
-                    .bind(since)
-                    .execute(&self.pool)
-                    .await?;
+                // Read only: the check before a rotation must not queue
+                // behind writers (on SQLite, the one write lock).
                 Ok(sqlx::query_as(
-                    "SELECT replica, key_ids FROM master_key_holders ORDER BY replica",
+                    "SELECT replica, key_ids FROM master_key_holders WHERE seen_at >= $1 ORDER BY replica",
                 )
+                .bind(since)
                 .fetch_all(&self.pool)
                 .await?)
             }
@@ -1273,7 +1278,8 @@ macro_rules! impl_refresh_repository {
                     "UPDATE refresh_tokens SET consumed_at = $1 \
                      WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
                      AND revoked_at IS NULL AND expires_at > $1 \
-                     AND family_id IN (SELECT id FROM refresh_token_families WHERE revoked_at IS NULL AND expires_at > $1) \
+                     AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
+                                 AND f.revoked_at IS NULL AND f.expires_at > $1) \
                      RETURNING id, family_id, grant_sealed",
                 )
                 .bind(now)
