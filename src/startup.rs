@@ -498,11 +498,29 @@ fn serve(
                     }
                 }
             })
-            // Preflights are answered before routing; other responses of
-            // the CORS routes get their headers on the way out.
+            // Preflights are answered before routing, after taking from
+            // the same per-IP buckets as any request (an OPTIONS flood is
+            // limited too; a refused preflight is a 429 without CORS
+            // headers, which a browser treats as a failed preflight);
+            // other responses of the CORS routes get their headers on the
+            // way out.
             .wrap_fn(|request, service| {
                 let answer = match http::cors::preflight(&request) {
-                    Some(preflight) => Err(request.into_response(preflight).map_into_right_body()),
+                    Some(mut preflight) => {
+                        let response = match http::rate_limit::admit(&request) {
+                            Ok(decision) => {
+                                if let Some(decision) = decision {
+                                    http::rate_limit::add_headers(
+                                        preflight.headers_mut(),
+                                        &decision,
+                                    );
+                                }
+                                preflight
+                            }
+                            Err(refusal) => *refusal,
+                        };
+                        Err(request.into_response(response).map_into_right_body())
+                    }
                     None => Ok((http::cors::pending(&request), service.call(request))),
                 };
                 async move {

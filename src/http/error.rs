@@ -135,8 +135,16 @@ pub async fn method_not_allowed_get(request_id: RequestId) -> HttpResponse {
     method_not_allowed("GET, HEAD", request_id)
 }
 
+/// `/authorize` and `/logout`: their GET has effects (a pending request, a
+/// sign-out prompt) that a HEAD, whose answer nobody sees, should not have.
 pub async fn method_not_allowed_get_post(request_id: RequestId) -> HttpResponse {
     method_not_allowed("GET, POST", request_id)
+}
+
+/// The sign-in pages and `/userinfo`: HEAD is GET without the body (RFC
+/// 9110 §9.3.2).
+pub async fn method_not_allowed_get_head_post(request_id: RequestId) -> HttpResponse {
+    method_not_allowed("GET, HEAD, POST", request_id)
 }
 
 pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {

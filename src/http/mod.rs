@@ -106,14 +106,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/login")
                 .route(web::get().to(login::login_page))
+                .route(web::head().to(login::login_page))
                 .route(web::post().to(login::login))
-                .default_service(web::to(error::method_not_allowed_get_post)),
+                .default_service(web::to(error::method_not_allowed_get_head_post)),
         )
         .service(
             web::resource("/consent")
                 .route(web::get().to(consent::consent_page))
+                .route(web::head().to(consent::consent_page))
                 .route(web::post().to(consent::consent))
-                .default_service(web::to(error::method_not_allowed_get_post)),
+                .default_service(web::to(error::method_not_allowed_get_head_post)),
         )
         .service(
             web::resource("/logout")
@@ -124,8 +126,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/userinfo")
                 .route(web::get().to(userinfo::userinfo_get))
+                .route(web::head().to(userinfo::userinfo_get))
                 .route(web::post().to(userinfo::userinfo_post))
-                .default_service(web::to(error::method_not_allowed_get_post)),
+                .default_service(web::to(error::method_not_allowed_get_head_post)),
         )
         .service(
             web::resource("/assets/authd.css")

@@ -437,12 +437,18 @@ async fn api_preflights_answer_registered_origins_only(backend: Backend) {
     }
 }
 
-/// Preflights are answered before the rate limits: a browser's preflights
-/// do not use up the requests they precede. A refusal (RFC 6585 §4) is
-/// readable by a registered origin, `Retry-After` included.
-async fn preflights_do_not_count_against_rate_limits(backend: Backend) {
+/// Preflights take from the per-IP bucket like every request ("per client
+/// IP on every route"), so an OPTIONS flood is limited too. A preflight
+/// within the limit carries the `X-RateLimit-*` headers; a refused one is
+/// a bare 429 (no CORS headers: the browser reports a failed preflight),
+/// while a refused request is readable by a registered origin, with
+/// `Retry-After` (RFC 6585 §4). Each phase comes from its own believed
+/// client IP (`X-Forwarded-For` from a trusted proxy), so waiting for the
+/// origin to reach the server's cache uses no phase's bucket.
+async fn preflights_take_from_the_per_ip_bucket(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
-        config.rate_limits.ip = "2/min".parse().unwrap();
+        config.rate_limits.ip = "3/min".parse().unwrap();
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await
     else {
@@ -450,26 +456,64 @@ async fn preflights_do_not_count_against_rate_limits(backend: Backend) {
     };
     let (id, secret) = machine_client_from(&app, &[APP]).await;
     wait_for_origin(&app, APP).await;
-    for round in 0..5 {
-        let response = preflight(&app, "/token", Some(APP), "POST", None).await;
-        assert_eq!(response.status(), 204, "preflight {round}");
-        assert!(
-            header(&response, "x-ratelimit-remaining").is_none(),
-            "preflight {round} took from no bucket"
-        );
-    }
-    for round in 0..2 {
-        let response = client_credentials_from(&app, &id, &secret, Some(APP)).await;
-        assert_eq!(response.status(), 200, "request {round} within the limit");
-    }
-    let refused = client_credentials_from(&app, &id, &secret, Some(APP)).await;
-    assert_eq!(refused.status(), 429, "the third request in a minute");
+    let preflight_as = |ip: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/token"))
+            .header("access-control-request-method", "POST")
+            .header("origin", APP)
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    let token_as = |ip: &'static str| {
+        app.http
+            .post(app.url("/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .header("origin", APP)
+            .header("x-forwarded-for", ip)
+            .send()
+    };
+    const A: &str = "203.0.113.7";
+    let remaining = |response: &reqwest::Response| {
+        header(response, "x-ratelimit-remaining").map(|r| r.parse::<u64>().unwrap())
+    };
+
+    let first = preflight_as(A).await.unwrap();
+    assert_eq!(first.status(), 204, "first preflight");
+    assert_eq!(
+        header(&first, "access-control-allow-origin"),
+        Some(APP),
+        "preflight within the limit"
+    );
+    assert_eq!(header(&first, "x-ratelimit-limit"), Some("3"));
+    assert_eq!(remaining(&first), Some(2), "the preflight took one");
+    let token = token_as(A).await.unwrap();
+    assert_eq!(token.status(), 200, "the request it preceded");
+    assert_eq!(remaining(&token), Some(1));
+    let second = preflight_as(A).await.unwrap();
+    assert_eq!(second.status(), 204);
+    assert_eq!(remaining(&second), Some(0));
+
+    // The bucket is empty: the next preflight is refused without CORS
+    // headers, the next request is refused readably.
+    let refused = preflight_as(A).await.unwrap();
+    assert_eq!(refused.status(), 429, "a preflight over the limit");
+    assert!(header(&refused, "retry-after").is_some());
+    assert!(
+        header(&refused, "access-control-allow-origin").is_none(),
+        "a refused preflight grants nothing"
+    );
+    assert_eq!(remaining(&refused), Some(0));
+    let refused = token_as(A).await.unwrap();
+    assert_eq!(refused.status(), 429, "a request over the limit");
     assert!(header(&refused, "retry-after").is_some());
     assert_readable_by(&refused, APP, "429 from a registered origin");
     assert_varies_on_origin(&refused, "429");
-    // Preflights still answer once the bucket is empty.
-    let response = preflight(&app, "/token", Some(APP), "POST", None).await;
-    assert_eq!(response.status(), 204, "preflight after the limit");
+
+    // Another client IP has its own bucket.
+    let other = preflight_as("203.0.113.8").await.unwrap();
+    assert_eq!(other.status(), 204, "another IP");
+    assert_eq!(remaining(&other), Some(2));
 }
 
 /// `/userinfo` (OIDC Core §5.3) and the code exchange of a browser app (a
@@ -726,8 +770,8 @@ async fn other_routes_never_send_cors_headers(backend: Backend) {
     // answer, so a browser refuses the cross-origin request.
     for (path, allow) in [
         ("/authorize", "GET, POST"),
-        ("/login", "GET, POST"),
-        ("/consent", "GET, POST"),
+        ("/login", "GET, HEAD, POST"),
+        ("/consent", "GET, HEAD, POST"),
         ("/logout", "GET, POST"),
         ("/introspect", "POST"),
     ] {
@@ -1087,7 +1131,7 @@ on_both_backends!(
     public_documents_are_readable_by_any_origin,
     token_responses_are_readable_only_by_the_clients_origins,
     api_preflights_answer_registered_origins_only,
-    preflights_do_not_count_against_rate_limits,
+    preflights_take_from_the_per_ip_bucket,
     userinfo_is_readable_by_the_token_clients_origins,
     revocation_is_readable_by_the_clients_origins,
     other_routes_never_send_cors_headers,

@@ -117,6 +117,41 @@ async fn bearer_token_is_accepted_in_the_header_or_the_form_body(backend: Backen
     }
 }
 
+/// RFC 9110 §9.3.2: HEAD is GET without the body: the same status and
+/// headers (a token's challenge included), nothing after them.
+async fn head_answers_like_get_without_a_body(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    app.user("alice").await;
+    let response = tokens(&app, &client, "alice", "openid profile").await;
+    let token = access_token(&response);
+    let url = app.url("/userinfo");
+    let head = app.http.head(&url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(head.status(), 200, "HEAD with a valid token");
+    assert_eq!(head.headers()["content-type"], "application/json");
+    assert_eq!(head.headers()["cache-control"], "no-store");
+    assert!(head.bytes().await.unwrap().is_empty(), "no body");
+
+    let head = app.http.head(&url).send().await.unwrap();
+    assert_bare_challenge(&head, "HEAD without a token");
+    assert!(head.bytes().await.unwrap().is_empty(), "no body");
+    let head = app
+        .http
+        .head(&url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 401, "HEAD with a forged token");
+    let challenge = challenge(&head).unwrap_or_default();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+}
+
 /// RFC 6750 §2: "Clients MUST NOT use more than one method to transmit the
 /// token in each request" → 400 `invalid_request` (§3.1). authd does not
 /// take the token from the URL (§2.3 is optional and leaks it into logs).
@@ -378,4 +413,5 @@ on_both_backends!(
     token_without_openid_is_insufficient_scope,
     forged_and_foreign_tokens_are_invalid_token,
     disabled_user_token_is_invalid_token,
+    head_answers_like_get_without_a_body,
 );
