@@ -40,12 +40,9 @@ pub async fn authorize_post(
             super::pages::see_other(&format!("/authorize?{query}"))
         }
         Ok(bytes) => authorize(&request, &state, &bytes, request_id).await,
-        Err(error) => state.pages.error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "Sign-in cannot continue",
-            &error.to_string(),
-            request_id,
-        ),
+        Err(error) => state
+            .pages
+            .form_error("Sign-in cannot continue", &error, request_id),
     }
 }
 

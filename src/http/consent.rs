@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;
 
 use super::AppState;
-use super::form::read_page_form;
+use super::form::read_form;
 use super::login::PageQuery;
 
 const BODY_LIMIT: usize = 8 * 1024;
@@ -32,9 +32,13 @@ pub async fn consent(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> HttpResponse {
-    let form = match read_page_form(&request, body, BODY_LIMIT).await {
+    let form = match read_form(&request, body, BODY_LIMIT).await {
         Ok(form) => form,
-        Err(response) => return state.pages.answer(response.into(), request_id),
+        Err(error) => {
+            return state
+                .pages
+                .form_error("Sign-in cannot continue", &error, request_id);
+        }
     };
     let cookie = super::session_cookie(&request, &state.pages);
     match state.flow.consent(cookie, &form).await {

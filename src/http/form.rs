@@ -5,7 +5,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
-use crate::oauth::authorization::Step;
 use crate::oauth::{Error, Params};
 
 /// How long a request body may take to arrive.
@@ -63,15 +62,4 @@ pub async fn read_form(
     limit: usize,
 ) -> Result<Params, Error> {
     Params::parse(&read_body(request, body, limit).await?)
-}
-
-/// A page's form; anything malformed gets the error page.
-pub async fn read_page_form(
-    request: &HttpRequest,
-    body: web::Payload,
-    limit: usize,
-) -> Result<Params, Step> {
-    read_form(request, body, limit)
-        .await
-        .map_err(|error| Step::ErrorPage(format!("The form could not be read: {error}.").into()))
 }

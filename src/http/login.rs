@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use tracing_actix_web::RequestId;
 
 use super::AppState;
-use super::form::read_page_form;
+use super::form::read_form;
 
 const BODY_LIMIT: usize = 8 * 1024;
 
@@ -37,9 +37,13 @@ pub async fn login(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> HttpResponse {
-    let mut form = match read_page_form(&request, body, BODY_LIMIT).await {
+    let mut form = match read_form(&request, body, BODY_LIMIT).await {
         Ok(form) => form,
-        Err(response) => return state.pages.answer(response.into(), request_id),
+        Err(error) => {
+            return state
+                .pages
+                .form_error("Sign-in cannot continue", &error, request_id);
+        }
     };
     let password = SecretString::from(form.take("password").unwrap_or_default());
     let cookie = super::session_cookie(&request, &state.pages);

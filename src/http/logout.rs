@@ -33,7 +33,11 @@ pub async fn logout_post(
 ) -> HttpResponse {
     let params = match read_body(&request, body, BODY_LIMIT).await {
         Ok(bytes) => Params::parse(&bytes),
-        Err(error) => Err(error),
+        Err(error) => {
+            return state
+                .pages
+                .form_error("Sign-out cannot continue", &error, request_id);
+        }
     };
     logout(&request, &state, params, true, request_id).await
 }

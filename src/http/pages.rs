@@ -185,6 +185,27 @@ impl Pages {
         )
     }
 
+    /// A posted form that could not be read: 413 over the size limit, 408
+    /// when it did not arrive in time, 400 otherwise; the page says why.
+    pub fn form_error(
+        &self,
+        heading: &str,
+        error: &crate::oauth::Error,
+        request_id: RequestId,
+    ) -> HttpResponse {
+        let status = match error {
+            crate::oauth::Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            crate::oauth::Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        self.error(
+            status,
+            heading,
+            &format!("The form could not be read: {error}."),
+            request_id,
+        )
+    }
+
     /// A 500 page: the cause is logged, the user gets the request id.
     pub fn internal_error(
         &self,

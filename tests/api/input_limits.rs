@@ -3,7 +3,7 @@
 //! Bodies are bounded per endpoint (`src/http/form.rs` and the handlers:
 //! 16 KiB at `/token`, `/revoke`, `/introspect`, `/userinfo`, `/authorize`
 //! and `/logout`, 8 KiB for the login and consent forms): 413 with a JSON
-//! error at the API endpoints, the 400 error page at the pages; a body
+//! error at the API endpoints, a 413 error page at the pages; a body
 //! must arrive within 10 s (else 408). Long
 //! values are client errors. The request head is bounded by actix-http (96
 //! headers, 128 KiB: a 40 KB header passes). A client that does not finish
@@ -363,7 +363,7 @@ async fn oversized_bodies_are_refused_with_413(backend: Backend) {
     assert_eq!(challenge, None, "/userinfo: no challenge for a 413");
 
     // The pages (login, consent, and the POST forms of /authorize and
-    // /logout) answer an oversized form with their error page, 400.
+    // /logout) answer an oversized form with their error page, 413.
     for (path, limit) in [
         ("/login", 8192),
         ("/consent", 8192),
@@ -371,7 +371,7 @@ async fn oversized_bodies_are_refused_with_413(backend: Backend) {
         ("/logout", 16384),
     ] {
         let response = post_encoded(&app, path, padded_form("csrf=x", OVERSIZED)).await;
-        let html = error_page(response, 400, path).await;
+        let html = error_page(response, 413, path).await;
         assert!(
             html.contains(&format!("request body is larger than {limit} bytes")),
             "{path}: the page says why: {html}"
@@ -383,7 +383,7 @@ async fn oversized_bodies_are_refused_with_413(backend: Backend) {
             false,
         )
         .await;
-        assert_eq!(answer.status, Some(400), "chunked {path}");
+        assert_eq!(answer.status, Some(413), "chunked {path}");
         assert!(
             String::from_utf8_lossy(&answer.body)
                 .contains(&format!("request body is larger than {limit} bytes")),
