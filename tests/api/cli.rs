@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::client_credentials::verify_access_token;
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, WebClient, authorize_query, location, on_both_backends, pkce,
-    spawn_app,
+    Backend, PASSWORD, TestApp, WebClient, authorize_query, json_ok, location, on_both_backends,
+    pkce, spawn_app,
 };
 
 fn authd(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
@@ -37,16 +37,6 @@ fn authd(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().unwrap()
-}
-
-fn json_ok(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
 }
 
 fn fails_with(output: &Output, message: &str) {

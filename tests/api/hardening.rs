@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use crate::authorization_code::code_for;
 use crate::helpers::{
-    Backend, PASSWORD, TestApp, WebClient, authorize_query, form_value, location, on_both_backends,
-    pkce, spawn_app, spawn_app_on, test_database,
+    Backend, PASSWORD, TestApp, WebClient, authorize_query, form_value, json_ok, location,
+    on_both_backends, pkce, spawn_app, spawn_app_on, test_database,
 };
 
 /// The origin registered for the first client of a test.
@@ -1021,16 +1021,6 @@ fn authd(app: &TestApp, args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .output()
         .expect("authd binary runs")
-}
-
-fn json_ok(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
 }
 
 /// `clients create --name x --allowed-origin origin…`; the stored origins

@@ -561,3 +561,58 @@ pub async fn exchange_code(
     };
     request.form(&form).send().await.unwrap()
 }
+
+/// The JSON a CLI command printed; the test fails (with its stderr) when
+/// the command did not succeed.
+pub fn json_ok(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+/// The kid of the key in `state` in the JSON of `authd keys list`.
+pub fn state_of(keys: &serde_json::Value, state: &str) -> String {
+    keys.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == state)
+        .unwrap_or_else(|| panic!("a {state} key in {keys}"))["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `kid` of a JWT's JOSE header.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token)
+        .expect("JOSE header")
+        .kid
+        .expect("kid in header")
+}
+
+/// A client-credentials access token (the request must succeed).
+pub async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
+    let response = app.client_credentials(id, secret).await;
+    assert_eq!(response.status(), 200, "client credentials");
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Polls `check` every 100 ms for 5 s.
+pub async fn within_5_seconds<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..50 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 5 s");
+}

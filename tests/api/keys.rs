@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::authorization_code::sign_in_and_exchange;
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, on_both_backends, spawn_app, spawn_app_on, test_config,
-    test_database,
+    Backend, TestApp, TestDatabase, cc_token, json_ok, kid_of, on_both_backends, spawn_app,
+    spawn_app_on, state_of, test_config, test_database, within_5_seconds,
 };
 
 /// An app whose time is a [`MockClock`]; the schedule runs every 100 ms.
@@ -202,13 +202,6 @@ fn kids(jwks: &JwkSet) -> BTreeSet<String> {
         .iter()
         .map(|k| k.common.key_id.clone().expect("every JWK has a kid"))
         .collect()
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token)
-        .expect("JOSE header")
-        .kid
-        .expect("kid in header")
 }
 
 fn key_in(keys: &[SigningKeyRecord], state: KeyState) -> &SigningKeyRecord {
@@ -504,49 +497,6 @@ fn authd(app: &TestApp, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
-}
-
-fn json_ok(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-}
-
-fn state_of(keys: &Value, state: &str) -> String {
-    keys.as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == state)
-        .unwrap_or_else(|| panic!("a {state} key in {keys}"))["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
-    let response = app.client_credentials(id, secret).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Polls `check` every 100 ms for 5 s.
-async fn within_5_seconds<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..50 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 5 s");
 }
 
 async fn introspect(app: &TestApp, caller: &(String, String), token: &str) -> Value {

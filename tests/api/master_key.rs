@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::authorization_code::{code_for, sign_in_and_exchange, userinfo};
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, WebClient, authorize_query, exchange_code, location,
+    Backend, TestApp, TestDatabase, WebClient, authorize_query, exchange_code, json_ok, location,
     on_both_backends, pkce, query_param, spawn_app_on, test_database,
 };
 
@@ -64,16 +64,6 @@ fn authd_with(
         .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
-}
-
-fn json_ok(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
 }
 
 async fn offline_client(app: &TestApp) -> WebClient {

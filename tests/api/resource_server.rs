@@ -13,7 +13,10 @@ use authd::crypto::MasterKey;
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_on, test_database};
+use crate::helpers::{
+    Backend, TestApp, cc_token, json_ok, kid_of, on_both_backends, spawn_app_on, state_of,
+    test_database, within_5_seconds,
+};
 
 /// authd's JWKS `max-age` is a quarter of this (src/tokens/keyring.rs).
 const PREPUBLISH: Duration = Duration::from_secs(80);
@@ -240,56 +243,6 @@ fn authd(app: &TestApp, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
-}
-
-fn json_ok(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "exit {:?}: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-}
-
-fn state_of(keys: &Value, state: &str) -> String {
-    keys.as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["state"] == state)
-        .unwrap_or_else(|| panic!("a {state} key in {keys}"))["kid"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token)
-        .expect("JOSE header")
-        .kid
-        .expect("kid in header")
-}
-
-async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
-    let response = app.client_credentials(id, secret).await;
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// Polls `check` every 100 ms for 5 s.
-async fn within_5_seconds<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..50 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 5 s");
 }
 
 async fn published_kids(app: &TestApp) -> Vec<String> {

@@ -18,8 +18,8 @@ use crate::authorization_code::{
     challenge, code_for, disable_user, jwt_part, sign_in_and_exchange, userinfo,
 };
 use crate::helpers::{
-    Backend, Browser, Pkce, TestApp, WebClient, assert_no_store, exchange_code, on_both_backends,
-    pkce, spawn_app, spawn_app_on, test_database,
+    Backend, Browser, Pkce, TestApp, WebClient, assert_no_store, cc_token, exchange_code,
+    on_both_backends, pkce, spawn_app, spawn_app_on, test_database,
 };
 
 /// The scope of a sign-in that yields a refresh token (OIDC Core §11).
@@ -82,14 +82,6 @@ impl Tokens {
             scope: field("scope"),
         }
     }
-}
-
-/// A client-credentials access token for the machine client `id`.
-async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
-    let response = app.client_credentials(id, secret).await;
-    assert_eq!(response.status(), 200, "client credentials");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Signs `username` in at `client` with `offline_access` and exchanges the code.

@@ -6,7 +6,7 @@ use authd::startup::StartupError;
 use serde_json::Value;
 
 use crate::client_credentials::verify_access_token;
-use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_on, test_database};
+use crate::helpers::{Backend, TestApp, cc_token, on_both_backends, spawn_app_on, test_database};
 
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
     let jwks: Value = app.get_json("/.well-known/jwks.json").await;
@@ -16,19 +16,6 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect()
-}
-
-async fn cc_token(app: &TestApp, id: &str, secret: &str) -> String {
-    let response: Value = app
-        .client_credentials(id, secret)
-        .await
-        .json()
-        .await
-        .unwrap();
-    response["access_token"]
-        .as_str()
-        .expect("token issued")
-        .to_owned()
 }
 
 fn copy(key: &MasterKey) -> MasterKey {
