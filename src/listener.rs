@@ -54,7 +54,8 @@ const LIMIT: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(5);
 
 /// A second handle on the server's listening socket (the same kernel
-/// socket: actix holds the other).
+/// socket: actix holds the other). Drop it before the server stops: while
+/// it lives, the socket keeps listening even after actix closed its handle.
 pub struct AcceptGate {
     socket: Socket,
 }
@@ -176,5 +177,18 @@ mod tests {
             "a new connection was completed after the gate closed"
         );
         assert_eq!(gate.queued().unwrap(), 0, "nothing was queued");
+
+        // The gate's handle alone keeps the socket listening (why it must
+        // be dropped before the server stops); once both are gone a new
+        // connection is refused at once.
+        drop(listener);
+        let attempt = TcpStream::connect_timeout(&address, Duration::from_millis(300));
+        assert!(
+            !matches!(&attempt, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "still listening through the gate: {attempt:?}"
+        );
+        drop(gate);
+        let refused = TcpStream::connect(address).expect_err("nothing listens");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }

@@ -121,8 +121,10 @@ pub struct Application {
     issuer: String,
     server: Server,
     /// The listener again, to close it without resetting queued
-    /// connections (`listener.rs`).
-    gate: Arc<AcceptGate>,
+    /// connections (`listener.rs`). Taken by `run_until_signalled`; dropped
+    /// before the server stops, so that this second handle never keeps the
+    /// socket listening after actix closes its own.
+    gate: Option<AcceptGate>,
     state: web::Data<AppState>,
     refresher: tokio::task::JoinHandle<()>,
     housekeeping: tokio::task::JoinHandle<()>,
@@ -291,13 +293,10 @@ impl Application {
             config.cache_refresh,
         ));
         let https = issuer.starts_with("https://");
-        let gate =
-            AcceptGate::new(&listener)
-                .map(Arc::new)
-                .map_err(|source| StartupError::Bind {
-                    address: address.to_string(),
-                    source,
-                })?;
+        let gate = AcceptGate::new(&listener).map_err(|source| StartupError::Bind {
+            address: address.to_string(),
+            source,
+        })?;
         let server = serve(
             listener,
             state.clone(),
@@ -340,7 +339,7 @@ impl Application {
             port: address.port(),
             issuer,
             server,
-            gate,
+            gate: Some(gate),
             state,
             refresher,
             housekeeping,
@@ -366,7 +365,9 @@ impl Application {
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM or a handle).
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        // Only the signal path closes through the gate (it has taken it).
+        drop(self.gate.take());
         let metrics = self.metrics_server.map(|(server, _)| {
             let handle = server.handle();
             tokio::spawn(server);
@@ -400,10 +401,10 @@ impl Application {
     /// (load balancers notice and stop sending), then the listener closes,
     /// in-flight requests get up to `AUTHD_SHUTDOWN_TIMEOUT`, the pool
     /// closes. Returns when all is done (the binary exits 0).
-    pub async fn run_until_signalled(self, drain: std::time::Duration) -> std::io::Result<()> {
+    pub async fn run_until_signalled(mut self, drain: std::time::Duration) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let handle = self.server.handle();
-        let gate = self.gate.clone();
+        let gate = self.gate.take();
         let state = self.state.clone();
         let replica = self.replica.clone();
         let mut terminate = signal(SignalKind::terminate())?;
@@ -429,13 +430,18 @@ impl Application {
             }
             // New connections are refused before the listener closes, so
             // no connection the kernel already completed is reset.
-            let closing = gate.close().await;
-            tracing::info!(
-                filtered = closing.filtered,
-                queued = closing.queued_at_start,
-                waited_ms = closing.waited.as_millis() as u64,
-                "no longer accepting connections; finishing in-flight requests"
-            );
+            if let Some(gate) = gate {
+                let closing = gate.close().await;
+                tracing::info!(
+                    filtered = closing.filtered,
+                    queued = closing.queued_at_start,
+                    waited_ms = closing.waited.as_millis() as u64,
+                    "no longer accepting connections; finishing in-flight requests"
+                );
+                // Our handle first: the socket then closes when actix
+                // drops its own, and later SYNs are refused, not dropped.
+                drop(gate);
+            }
             handle.stop(true).await;
         });
         self.run_until_stopped().await?;

@@ -219,7 +219,6 @@ impl Drop for Server {
 }
 
 /// What became of one `/token` request.
-/// What became of one `/token` request.
 #[derive(Debug, Clone)]
 enum Outcome {
     /// 200 with a complete token response.
@@ -525,6 +524,97 @@ on_both_backends!(
     sigterm_drains_a_keep_alive_load,
     sigterm_drains_a_fresh_connection_load
 );
+
+/// After the drain delay, while an in-flight request still runs, a new
+/// connection is refused at once (not left waiting on a socket that still
+/// listens but drops its SYNs): the listener is really closed. The request
+/// in flight is a POST whose body stalls; authd answers it 408 when the
+/// body deadline (10 s) passes, and only then exits 0.
+async fn new_connections_are_refused_while_in_flight_requests_finish(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let binary = Binary::new(&database.url);
+    let mut server = binary.serve(&[("AUTHD_SHUTDOWN_DRAIN", "1s")]).await;
+    server.wait_ready(Duration::from_secs(30)).await;
+    let address = format!("127.0.0.1:{}", server.port);
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /token HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\ngrant_type",
+        )
+        .await
+        .unwrap();
+    // Let the request reach its handler before the signal.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let term = Instant::now();
+    server.terminate();
+
+    // Connections are served through the drain delay, then refused. A
+    // socket that still listened (while dropping SYNs) would leave every
+    // attempt hanging until authd exits.
+    let mut refused_after = None;
+    let mut dropped = 0;
+    while term.elapsed() < Duration::from_secs(5) {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(&address),
+        )
+        .await;
+        match attempt {
+            Ok(Err(error)) if error.kind() == std::io::ErrorKind::ConnectionRefused => {
+                refused_after = Some(term.elapsed());
+                break;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => panic!("connect failed with {error}"),
+            // Its SYN was dropped: it came while the gate was closing
+            // (new SYNs are dropped until the queue is empty, ~100 ms).
+            Err(_) => dropped += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused_after = refused_after.unwrap_or_else(|| {
+        panic!("no connection refused within 5 s of SIGTERM ({dropped} attempts hung)")
+    });
+    assert!(dropped <= 1, "{dropped} attempts hung");
+    assert!(
+        refused_after >= DRAIN,
+        "refused {refused_after:?} after SIGTERM, within the drain delay"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "authd still runs: the stalled request is in flight"
+    );
+
+    // The request in flight gets its answer, then authd exits 0.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), stalled.read_to_end(&mut answer))
+        .await
+        .expect("the stalled request is answered or closed within 15 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "the stalled body is cut off with 408: {answer}"
+    );
+    let exit = server.wait_exit(Duration::from_secs(10)).await;
+    let stderr = server.stderr();
+    eprintln!(
+        "in-flight shutdown ({backend:?}): refused {refused_after:?} after SIGTERM \
+         ({dropped} attempt dropped during the gate); \
+         exit {:?} {:?} after SIGTERM",
+        exit.map(|status| status.code()),
+        term.elapsed()
+    );
+    assert_eq!(exit.and_then(|s| s.code()), Some(0), "{stderr}");
+    server.assert_no_panic();
+}
+
+on_both_backends!(new_connections_are_refused_while_in_flight_requests_finish);
 
 /// `AUTHD_SHUTDOWN_DRAIN=0`: no drain delay; an idle server exits 0 at once
 /// on SIGINT (Ctrl-C) as on SIGTERM.
