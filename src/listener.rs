@@ -25,25 +25,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use socket2::{SockFilter, Socket};
-
-/// Classic BPF, run by the kernel on each packet for the listener with the
-/// data at the TCP header (`tcp_filter` in `tcp_v4_rcv`/`tcp_v6_rcv`).
-/// A pure SYN (SYN set, ACK clear: byte 13 of RFC 9293 §3.1 masked with
-/// 0x12 equals 0x02) is dropped; everything else is kept whole, so the
-/// final ACK of a handshake under way still completes it.
-const DROP_NEW_SYNS: [SockFilter; 5] = [
-    // ldb [13]: the flags byte
-    SockFilter::new(0x30, 0, 0, 13),
-    // and #0x12: SYN | ACK
-    SockFilter::new(0x54, 0, 0, 0x12),
-    // jeq #0x02: a pure SYN → next (drop), else skip one (keep)
-    SockFilter::new(0x15, 0, 1, 0x02),
-    // ret #0: drop
-    SockFilter::new(0x06, 0, 0, 0),
-    // ret #-1: keep the whole packet
-    SockFilter::new(0x06, 0, 0, u32::MAX),
-];
+use socket2::Socket;
 
 /// How long the queue must stay empty before the listener may close: well
 /// over a round trip to the proxy in front of authd, so a handshake whose
@@ -83,7 +65,7 @@ impl AcceptGate {
     /// accepted every queued one; the caller then stops the server.
     pub async fn close(&self) -> Closing {
         let start = Instant::now();
-        if let Err(error) = self.socket.attach_filter(&DROP_NEW_SYNS) {
+        if let Err(error) = sys::refuse_new_connections(&self.socket) {
             tracing::warn!(%error, "cannot filter new connections; closing the listener at once");
             return Closing {
                 filtered: false,
@@ -117,20 +99,51 @@ impl AcceptGate {
             waited: start.elapsed(),
         }
     }
+    fn queued(&self) -> std::io::Result<u32> {
+        sys::queued(&self.socket)
+    }
+}
+
+/// The Linux calls: the socket filter and the accept-queue length.
+#[cfg(target_os = "linux")]
+mod sys {
+    use socket2::{SockFilter, Socket};
+
+    /// Classic BPF, run by the kernel on each packet for the listener with the
+    /// data at the TCP header (`tcp_filter` in `tcp_v4_rcv`/`tcp_v6_rcv`).
+    /// A pure SYN (SYN set, ACK clear: byte 13 of RFC 9293 §3.1 masked with
+    /// 0x12 equals 0x02) is dropped; everything else is kept whole, so the
+    /// final ACK of a handshake under way still completes it.
+    const DROP_NEW_SYNS: [SockFilter; 5] = [
+        // ldb [13]: the flags byte
+        SockFilter::new(0x30, 0, 0, 13),
+        // and #0x12: SYN | ACK
+        SockFilter::new(0x54, 0, 0, 0x12),
+        // jeq #0x02: a pure SYN → next (drop), else skip one (keep)
+        SockFilter::new(0x15, 0, 1, 0x02),
+        // ret #0: drop
+        SockFilter::new(0x06, 0, 0, 0),
+        // ret #-1: keep the whole packet
+        SockFilter::new(0x06, 0, 0, u32::MAX),
+    ];
+
+    pub fn refuse_new_connections(socket: &Socket) -> std::io::Result<()> {
+        socket.attach_filter(&DROP_NEW_SYNS)
+    }
 
     /// Connections the kernel has completed and nobody accepted yet: for a
     /// listening socket, Linux reports the accept queue's length as
     /// `tcpi_unacked` (`tcp_get_info`).
-    fn queued(&self) -> std::io::Result<u32> {
+    pub fn queued(socket: &Socket) -> std::io::Result<u32> {
         use std::os::fd::AsRawFd;
         // SAFETY: `tcp_info` is plain old data (all zeroes is valid), the
         // kernel writes at most `len` bytes into it, and the descriptor is
-        // owned by `self.socket` for the duration of the call.
+        // owned by `socket` for the duration of the call.
         let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
         let result = unsafe {
             libc::getsockopt(
-                self.socket.as_raw_fd(),
+                socket.as_raw_fd(),
                 libc::IPPROTO_TCP,
                 libc::TCP_INFO,
                 (&mut info as *mut libc::tcp_info).cast(),
@@ -144,7 +157,29 @@ impl AcceptGate {
     }
 }
 
-#[cfg(test)]
+/// Elsewhere the gate cannot filter: `close` says so and the listener
+/// closes at once, as actix does.
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    use socket2::Socket;
+
+    fn unsupported() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "listener socket filters need Linux",
+        )
+    }
+
+    pub fn refuse_new_connections(_: &Socket) -> std::io::Result<()> {
+        Err(unsupported())
+    }
+
+    pub fn queued(_: &Socket) -> std::io::Result<u32> {
+        Err(unsupported())
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use std::net::TcpStream;
@@ -157,7 +192,18 @@ mod tests {
         assert_eq!(gate.queued().unwrap(), 0);
         let _first = TcpStream::connect(address).unwrap();
         let _second = TcpStream::connect(address).unwrap();
-        assert_eq!(gate.queued().unwrap(), 2, "two completed, none accepted");
+        // The final ACKs may still be on their way through loopback.
+        let queued_soon = || {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            loop {
+                let queued = gate.queued().unwrap();
+                if queued == 2 || Instant::now() > deadline {
+                    return queued;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        assert_eq!(queued_soon(), 2, "two completed, none accepted");
         let _accepted = listener.accept().unwrap();
         assert_eq!(gate.queued().unwrap(), 1);
         let _accepted = listener.accept().unwrap();

@@ -409,7 +409,7 @@ impl Application {
         let replica = self.replica.clone();
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        tokio::spawn(async move {
+        let watcher = tokio::spawn(async move {
             let name = tokio::select! {
                 _ = terminate.recv() => "SIGTERM",
                 _ = interrupt.recv() => "SIGINT",
@@ -444,7 +444,11 @@ impl Application {
             }
             handle.stop(true).await;
         });
-        self.run_until_stopped().await?;
+        let result = self.run_until_stopped().await;
+        // Stopped some other way (a handle): the watcher, and the gate's
+        // handle on the socket with it, must not outlive the server.
+        watcher.abort();
+        result?;
         tracing::info!("stopped");
         Ok(())
     }

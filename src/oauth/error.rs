@@ -108,8 +108,9 @@ impl Error {
             );
         }
         // A lock wait that ran out (SQLite's busy timeout under a long
-        // write, a PostgreSQL deadlock victim): nothing was changed, and
-        // the same request succeeds when retried.
+        // write, a PostgreSQL deadlock victim): the statement's transaction
+        // was rolled back, and a retry of the request is expected to
+        // succeed.
         if let Some(store_error) = any.downcast_ref::<crate::store::Error>()
             && store_error.is_busy()
         {

@@ -112,13 +112,17 @@ impl Error {
         let Some(code) = db.code() else {
             return false;
         };
-        if matches!(code.as_ref(), "40001" | "40P01" | "55P03") {
-            return true;
+        if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            // The extended result code; the primary code is its low byte.
+            return code
+                .parse::<u32>()
+                .is_ok_and(|code| matches!(code & 0xff, 5 | 6));
         }
-        // SQLite reports the extended result code; the primary code is
-        // its low byte.
-        code.parse::<u32>()
-            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+        // PostgreSQL SQLSTATEs (also all digits at times: 42501 is not
+        // busy, hence the check of the driver above).
+        db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some()
+            && matches!(code.as_ref(), "40001" | "40P01" | "55P03")
     }
 }
 

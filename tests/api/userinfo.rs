@@ -117,6 +117,30 @@ async fn bearer_token_is_accepted_in_the_header_or_the_form_body(backend: Backen
     }
 }
 
+/// `HEAD /userinfo` over a raw connection (`Connection: close`): every byte
+/// the server sent.
+async fn raw_head(app: &TestApp, token: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
+    let request =
+        format!("HEAD /userinfo HTTP/1.1\r\nHost: x\r\n{authorization}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut raw),
+    )
+    .await
+    .expect("the server closes the connection")
+    .unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 /// RFC 9110 §9.3.2: HEAD is GET without the body: the same status and
 /// headers (a token's challenge included), nothing after them.
 async fn head_answers_like_get_without_a_body(backend: Backend) {
@@ -132,11 +156,19 @@ async fn head_answers_like_get_without_a_body(backend: Backend) {
     assert_eq!(head.status(), 200, "HEAD with a valid token");
     assert_eq!(head.headers()["content-type"], "application/json");
     assert_eq!(head.headers()["cache-control"], "no-store");
-    assert!(head.bytes().await.unwrap().is_empty(), "no body");
+    // An HTTP client never reads a body after a HEAD; the raw bytes tell
+    // whether the server sent one.
+    let raw = raw_head(&app, Some(token)).await;
+    let (status_line, rest) = raw.split_once("\r\n\r\n").expect("a complete head");
+    assert!(status_line.starts_with("HTTP/1.1 200"), "{raw}");
+    assert_eq!(rest, "", "HEAD answered with a body");
 
     let head = app.http.head(&url).send().await.unwrap();
     assert_bare_challenge(&head, "HEAD without a token");
-    assert!(head.bytes().await.unwrap().is_empty(), "no body");
+    let raw = raw_head(&app, None).await;
+    let (status_line, rest) = raw.split_once("\r\n\r\n").expect("a complete head");
+    assert!(status_line.starts_with("HTTP/1.1 401"), "{raw}");
+    assert_eq!(rest, "", "HEAD answered with a body");
     let head = app
         .http
         .head(&url)
