@@ -95,11 +95,9 @@ pub fn preflight(request: &ServiceRequest) -> Option<HttpResponse> {
         }
         Policy::Registered(methods) => {
             let state = state_of(request);
-            let origin = origin_of(request);
-            let registered = origin
-                .as_deref()
-                .is_some_and(|o| state.token_endpoint.clients.origin_registered(o));
-            if !registered {
+            let registered =
+                origin_of(request).filter(|o| state.token_endpoint.clients.origin_registered(o));
+            let Some(origin) = registered else {
                 let request_id = request.extensions_get_request_id();
                 let mut refused = json_error(
                     StatusCode::FORBIDDEN,
@@ -111,8 +109,8 @@ pub fn preflight(request: &ServiceRequest) -> Option<HttpResponse> {
                     .headers_mut()
                     .insert(header::VARY, HeaderValue::from_static("Origin"));
                 return Some(refused);
-            }
-            let origin = HeaderValue::from_str(&origin.expect("registered")).ok()?;
+            };
+            let origin = HeaderValue::from_str(&origin).ok()?;
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,

@@ -9,7 +9,7 @@
 //! Credentials mode is never allowed. Every response says `nosniff`, is
 //! `no-store` unless it is a cacheable document, and carries HSTS (RFC 6797
 //! §6.1) when the issuer is https.
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use authd::config::Config;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::authorization_code::code_for;
 use crate::helpers::{
     Backend, PASSWORD, TestApp, WebClient, authorize_query, form_value, json_ok, location,
-    on_both_backends, pkce, spawn_app, spawn_app_on, test_database,
+    on_both_backends, pkce, run_authd, spawn_app, spawn_app_on, test_database,
 };
 
 /// The origin registered for the first client of a test.
@@ -1020,18 +1020,7 @@ async fn an_https_issuer_adds_hsts_to_every_response(backend: Backend) {
 
 /// Runs the `authd` binary against the app's database.
 fn authd(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database.url)
-        .env("AUTHD_MASTER_KEY", app.master_key.to_base64())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("authd binary runs")
+    run_authd(app, args)
 }
 
 /// `clients create --name x --allowed-origin origin…`; the stored origins

@@ -616,3 +616,26 @@ where
     }
     panic!("{what}: not within 5 s");
 }
+
+/// The `authd` binary against `database_url` with `key` as
+/// `AUTHD_MASTER_KEY`: a clean environment (only `PATH`), warnings only in
+/// its log, stdin closed. Callers add arguments and variables.
+pub fn authd_command(database_url: &str, key: &MasterKey) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("AUTHD_MASTER_KEY", key.to_base64())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// `authd ARGS…` against the app's database, to completion.
+pub fn run_authd(app: &TestApp, args: &[&str]) -> std::process::Output {
+    authd_command(&app.database.url, &app.master_key)
+        .args(args)
+        .output()
+        .expect("authd binary runs")
+}

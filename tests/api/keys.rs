@@ -2,7 +2,7 @@
 //! removed, driven by the schedule every replica runs with the injected
 //! clock; the JWKS (RFC 7517 §5) with `Cache-Control` and `ETag`.
 use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use serde_json::Value;
 
 use crate::authorization_code::sign_in_and_exchange;
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, cc_token, json_ok, kid_of, on_both_backends, spawn_app,
-    spawn_app_on, state_of, test_config, test_database, within_5_seconds,
+    Backend, TestApp, TestDatabase, cc_token, json_ok, kid_of, on_both_backends, run_authd,
+    spawn_app, spawn_app_on, state_of, test_config, test_database, within_5_seconds,
 };
 
 /// An app whose time is a [`MockClock`]; the schedule runs every 100 ms.
@@ -487,16 +487,7 @@ async fn two_processes_on_one_postgres_rotate_once(backend: Backend) {
 }
 
 fn authd(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_authd"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database.url)
-        .env("AUTHD_MASTER_KEY", app.master_key.to_base64())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("authd binary runs")
+    run_authd(app, args)
 }
 
 async fn introspect(app: &TestApp, caller: &(String, String), token: &str) -> Value {

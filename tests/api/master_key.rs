@@ -4,7 +4,7 @@
 //! every flow works with the new key alone: client secrets, browser
 //! sessions, codes issued before, refresh tokens issued before, signing.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use authd::clock::SystemClock;
@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::authorization_code::{code_for, sign_in_and_exchange, userinfo};
 use crate::helpers::{
-    Backend, TestApp, TestDatabase, WebClient, authorize_query, exchange_code, json_ok, location,
-    on_both_backends, pkce, query_param, spawn_app_on, test_database,
+    Backend, TestApp, TestDatabase, WebClient, authd_command, authorize_query, exchange_code,
+    json_ok, location, on_both_backends, pkce, query_param, spawn_app_on, test_database,
 };
 
 const OFFLINE_SCOPE: &str = "openid offline_access orders:read";
@@ -53,15 +53,9 @@ fn authd_with(
     env: &[(&str, &str)],
     args: &[&str],
 ) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_authd"))
+    authd_command(&database.url, key)
         .args(args)
-        .env_clear()
         .envs(env.iter().copied())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &database.url)
-        .env("AUTHD_MASTER_KEY", key.to_base64())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
 }

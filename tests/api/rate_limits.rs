@@ -6,7 +6,7 @@
 //! (RFC 6585 §4, RFC 9110 §10.2.3): JSON on API routes, the error page on
 //! the sign-in pages. Every test client is 127.0.0.1, so each test sets
 //! small limits on its own app.
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 
 use authd::config::Config;
@@ -15,7 +15,9 @@ use authd::oauth::rate_limit::RateLimitSettings;
 use authd::oauth::registration::NewClient;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, on_both_backends, spawn_app_on, test_database};
+use crate::helpers::{
+    Backend, TestApp, authd_command, on_both_backends, spawn_app_on, test_database,
+};
 
 async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let database = test_database(backend).await?;
@@ -446,15 +448,9 @@ async fn token_requests_are_limited_per_client_by_tier(backend: Backend) {
 
 /// The `authd` binary against the app's database, with `env` added.
 fn authd(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_authd"))
+    authd_command(&app.database.url, &app.master_key)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database.url)
-        .env("AUTHD_MASTER_KEY", app.master_key.to_base64())
-        .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
 }

@@ -14,8 +14,8 @@ use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, TestApp, cc_token, json_ok, kid_of, on_both_backends, spawn_app_on, state_of,
-    test_database, within_5_seconds,
+    Backend, TestApp, authd_command, cc_token, json_ok, kid_of, on_both_backends, spawn_app_on,
+    state_of, test_database, within_5_seconds,
 };
 
 /// authd's JWKS `max-age` is a quarter of this (src/tokens/keyring.rs).
@@ -227,20 +227,14 @@ fn challenge(response: &reqwest::Response) -> String {
 }
 
 fn authd(app: &TestApp, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_authd"))
+    authd_command(&app.database.url, &app.master_key)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database.url)
-        .env("AUTHD_MASTER_KEY", app.master_key.to_base64())
         // The schedule the running app has, so the CLI dates keys alike.
         .env("AUTHD_KEY_PREPUBLISH", format!("{}s", PREPUBLISH.as_secs()))
         .env(
             "AUTHD_KEY_ROTATION_PERIOD",
             format!("{}s", ROTATION_PERIOD.as_secs()),
         )
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .expect("authd binary runs")
 }
