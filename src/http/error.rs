@@ -70,7 +70,7 @@ impl ResponseError for ApiError {
                 "the server could not complete the request; quote the request_id when reporting it"
                     .to_owned()
             }
-            other => other.to_string(),
+            other => other.description(),
         };
         let mut response = json_error(
             self.status_code(),
@@ -97,7 +97,8 @@ impl ResponseError for ApiError {
 }
 
 /// A JSON error response that no cache keeps (RFC 6749 §5.1 applies the
-/// same headers to errors as to tokens).
+/// same headers to errors as to tokens). The description is put in the
+/// RFC 6749 §5.2 character set here, whoever wrote it.
 pub fn json_error(
     status: StatusCode,
     code: &str,
@@ -109,7 +110,7 @@ pub fn json_error(
         .insert_header((header::PRAGMA, "no-cache"))
         .json(ErrorBody {
             error: code,
-            error_description: description,
+            error_description: &crate::oauth::error::description_text(description),
             request_id: request_id.to_string(),
         })
 }

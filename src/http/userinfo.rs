@@ -165,11 +165,11 @@ fn challenge(error: &Error, request_id: RequestId) -> HttpResponse {
         }
         _ => StatusCode::BAD_REQUEST,
     };
-    let description = error.to_string();
+    // RFC 6750 §3: the same character set as RFC 6749 §5.2 (no `"`).
+    let description = error.description();
     let mut value = format!(
-        r#"Bearer realm="authd", error="{}", error_description="{}""#,
+        r#"Bearer realm="authd", error="{}", error_description="{description}""#,
         error.code(),
-        description.replace(['"', '\\'], "")
     );
     if matches!(error, Error::InsufficientScope(_)) {
         value.push_str(r#", scope="openid""#);

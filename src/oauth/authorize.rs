@@ -296,7 +296,7 @@ pub fn error_location(
     issuer: &str,
     error: &Error,
 ) -> String {
-    let description = error.to_string();
+    let description = error.description();
     let mut pairs = vec![
         ("error", error.code()),
         ("error_description", description.as_str()),

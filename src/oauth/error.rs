@@ -67,6 +67,13 @@ pub enum Error {
 }
 
 impl Error {
+    /// The `error_description` of the response, in the character set the
+    /// RFCs allow (see [`description_text`]). Every renderer (JSON body,
+    /// `WWW-Authenticate` challenge, error redirect) takes it from here.
+    pub fn description(&self) -> String {
+        description_text(&self.to_string()).into_owned()
+    }
+
     /// The `error` value of the response.
     pub fn code(&self) -> &'static str {
         match self {
@@ -118,5 +125,142 @@ impl Error {
             return Error::TemporarilyUnavailable("the server is busy; retry shortly".into());
         }
         Error::Internal(cause.to_string())
+    }
+}
+
+/// Whether `c` may appear in an `error_description`: RFC 6749 §4.1.2.1 and
+/// §5.2 (and RFC 6750 §3) allow only %x20-21 / %x23-5B / %x5D-7E, i.e.
+/// printable ASCII without `"` and `\\`.
+fn allowed_in_description(c: char) -> bool {
+    matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')
+}
+
+/// `text` made fit for an `error_description`. Descriptions are written for
+/// people and may cite "RFC 6749 §3.3" or quote with typographic marks; the
+/// renderer, not each message, guarantees the RFCs' character set: common
+/// marks get an ASCII spelling, `"` becomes `'`, `\\` becomes `/`, any other
+/// character outside the set becomes `?`, and runs of spaces become one.
+pub fn description_text(text: &str) -> Cow<'_, str> {
+    if text.chars().all(allowed_in_description) && !text.contains("  ") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let replacement: &str = match c {
+            c if allowed_in_description(c) => {
+                out.push(c);
+                continue;
+            }
+            '§' => "section ",
+            '"' | '\u{2018}' | '\u{2019}' | '\u{201c}' | '\u{201d}' | '\u{ab}' | '\u{bb}' => "'",
+            '\\' => "/",
+            '\u{2026}' => "...",
+            '\u{2010}'..='\u{2015}' | '\u{2212}' => "-",
+            c if c.is_whitespace() || c.is_control() => " ",
+            _ => "?",
+        };
+        out.push_str(replacement);
+    }
+    let mut collapsed = String::with_capacity(out.len());
+    for c in out.trim().chars() {
+        if c == ' ' && collapsed.ends_with(' ') {
+            continue;
+        }
+        collapsed.push(c);
+    }
+    Cow::Owned(collapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant, built around `message` where it takes one. The
+    /// match has no wildcard: a new variant does not compile until it is
+    /// listed here, so the character-set test below covers it.
+    fn every_variant(message: &str) -> Vec<Error> {
+        let text = || Cow::Owned(message.to_owned());
+        let all = vec![
+            Error::InvalidRequest(text()),
+            Error::InvalidClient(text()),
+            Error::InvalidGrant(text()),
+            Error::UnauthorizedClient(text()),
+            Error::UnsupportedGrantType(text()),
+            Error::InvalidScope(text()),
+            Error::UnsupportedResponseType(text()),
+            Error::AccessDenied(text()),
+            Error::LoginRequired(text()),
+            Error::ConsentRequired(text()),
+            Error::RequestNotSupported,
+            Error::RequestUriNotSupported,
+            Error::InvalidToken(text()),
+            Error::InsufficientScope(text()),
+            Error::RequestTimeout,
+            Error::PayloadTooLarge(16384),
+            Error::RateLimited(crate::oauth::rate_limit::Decision {
+                limit: 1,
+                remaining: 0,
+                reset: 60,
+                retry_after: Some(60),
+            }),
+            Error::TemporarilyUnavailable(text()),
+            Error::Internal(message.to_owned()),
+        ];
+        for error in &all {
+            match error {
+                Error::InvalidRequest(_)
+                | Error::InvalidClient(_)
+                | Error::InvalidGrant(_)
+                | Error::UnauthorizedClient(_)
+                | Error::UnsupportedGrantType(_)
+                | Error::InvalidScope(_)
+                | Error::UnsupportedResponseType(_)
+                | Error::AccessDenied(_)
+                | Error::LoginRequired(_)
+                | Error::ConsentRequired(_)
+                | Error::RequestNotSupported
+                | Error::RequestUriNotSupported
+                | Error::InvalidToken(_)
+                | Error::InsufficientScope(_)
+                | Error::RequestTimeout
+                | Error::PayloadTooLarge(_)
+                | Error::RateLimited(_)
+                | Error::TemporarilyUnavailable(_)
+                | Error::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_variant_describes_itself_in_the_rfc_character_set() {
+        let hostile = "scope is malformed (RFC 6749 \u{a7}3.3) \u{201c}caf\u{e9}\u{201d} \"q\" back\\slash\ttab\n\u{0}nul \u{2026} \u{1F600}";
+        for error in every_variant(hostile) {
+            let description = error.description();
+            assert!(
+                description.chars().all(allowed_in_description),
+                "{}: {description:?}",
+                error.code()
+            );
+            assert!(!description.is_empty(), "{}", error.code());
+        }
+    }
+
+    #[test]
+    fn descriptions_keep_their_meaning_in_ascii() {
+        assert_eq!(
+            description_text("scope is malformed (RFC 6749 \u{a7}3.3)"),
+            "scope is malformed (RFC 6749 section 3.3)"
+        );
+        assert_eq!(
+            description_text("RFC 8252 \u{a7} 8.6: \u{201c}x\u{201d} \"y\" a\\b \u{2026}"),
+            "RFC 8252 section 8.6: 'x' 'y' a/b ..."
+        );
+        assert_eq!(description_text("caf\u{e9}"), "caf?");
+        // Already fine: borrowed, not copied.
+        assert!(matches!(
+            description_text("token is missing"),
+            Cow::Borrowed("token is missing")
+        ));
     }
 }

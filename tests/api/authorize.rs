@@ -122,8 +122,12 @@ fn assert_error_redirect(
         Some(error),
         "{context}: {back}"
     );
+    // RFC 6749 §4.1.2.1: %x20-21 / %x23-5B / %x5D-7E, whatever the message
+    // cites ("scope is malformed (RFC 6749 §3.3)").
     assert!(
-        query_param(&back, "error_description").is_some_and(|d| !d.is_empty()),
+        query_param(&back, "error_description").is_some_and(|d| !d.is_empty()
+            && d.bytes()
+                .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))),
         "{context}: error_description in {back}"
     );
     assert_eq!(query_param(&back, "state").as_deref(), state, "{context}");

@@ -422,6 +422,16 @@ async fn every_error_gets_its_rfc_6749_response(backend: Backend) {
             "{}",
             case.name
         );
+        // RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E
+        // (the malformed-scope message cites "RFC 6749 §3.3").
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(
+            description
+                .bytes()
+                .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+            "{}: {description:?}",
+            case.name
+        );
         assert_eq!(body["request_id"], request_id.as_str(), "{}", case.name);
         assert!(
             !body.to_string().contains(&secret),
