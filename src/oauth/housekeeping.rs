@@ -18,10 +18,10 @@ pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long past its expiry a row is kept. Redeemed codes stay an hour so
 /// that a replay within the lifetime of the tokens issued from them is
-/// still recognised (RFC 6749 §4.1.2); `jti` records stay as long as
-/// validators accept the token (expiry plus the clock-skew leeway), or a
-/// revoked token would look unrevoked for that minute; the rest goes at
-/// expiry.
+/// still recognised (RFC 6749 §4.1.2); `jti` records stay a minute past
+/// the token's expiry, so a replica whose clock runs a little behind still
+/// finds the record of a token it has not yet judged expired; the rest goes
+/// at expiry.
 fn grace(what: Prunable) -> Duration {
     match what {
         Prunable::AuthorizationCodes => Duration::hours(1),

@@ -1,13 +1,18 @@
-//! authd's own checks of the access tokens it issued (for `/userinfo`):
-//! signature by a published key, `typ: at+jwt` (RFC 9068 §4), `iss`, `exp`
-//! with ≤ 60 s skew. jsonwebtoken does the JOSE work; which algorithm and
-//! which keys are acceptable is decided here, never by the token.
+//! authd's own checks of the access tokens it issued (for `/userinfo` and
+//! `/introspect`): signature by a published key, `typ: at+jwt` (RFC 9068
+//! §4), `iss`, `exp` by authd's own clock without leeway. jsonwebtoken does
+//! the JOSE work; which algorithm and which keys are acceptable is decided
+//! here, never by the token.
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use super::Keys;
 
-/// DESIGN: clock skew tolerated on validation.
+/// DESIGN: the clock skew *other parties* may tolerate when they validate
+/// authd's tokens (resource servers; see `examples/resource_server.rs`).
+/// Retired keys stay published that much longer. authd itself judges its
+/// own tokens by its own clock, without it (RFC 7662 §2.2: an expired token
+/// is inactive).
 pub const LEEWAY_SECONDS: u64 = 60;
 
 /// The claims authd reads back from its access tokens.
@@ -92,8 +97,9 @@ pub fn verify_access_token(
     let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
         .map(|data| data.claims)
         .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))?;
-    // DESIGN: at most 60 s of clock skew.
-    if claims.exp + LEEWAY_SECONDS as i64 <= clock.now().timestamp() {
+    // The issuer's own clock decides, with no leeway: leeway is for other
+    // parties' clocks (RFC 7519 §4.1.4: expired once now >= exp).
+    if claims.exp <= clock.now().timestamp() {
         return Err(VerifyError::Invalid("ExpiredSignature".into()));
     }
     Ok(claims)

@@ -1,6 +1,10 @@
 //! The UserInfo endpoint (OIDC Core §5.3) with RFC 6750 bearer tokens:
 //! where the token may be, the challenges of each refusal, and the tokens
 //! that must never be accepted.
+use std::sync::Arc;
+
+use authd::clock::MockClock;
+use authd::startup::Application;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -431,9 +435,79 @@ async fn disabled_user_token_is_invalid_token(backend: Backend) {
     .await;
 }
 
-// An expired access token is not tested here: tokens live 15 minutes with
-// 60 s leeway and the app runs on the system clock, so one cannot be made
-// without waiting or forging a signature (which the cases above cover).
+/// Security review finding 5 (RFC 7662 §2.2; RFC 7519 §4.1.4): authd judges
+/// its own tokens by its own clock, without the clock-skew leeway that is
+/// for other parties' clocks. A second server on the same database and
+/// issuer runs on a mock clock: 5 s before `exp` the token is good at
+/// `/userinfo` and `/introspect`; at `exp` and 10 s after it is not.
+async fn own_tokens_expire_at_exp_without_leeway(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    app.user("alice").await;
+    let (api, api_secret) = app
+        .register(authd::oauth::registration::NewClient {
+            name: "API".into(),
+            can_introspect: true,
+            ..Default::default()
+        })
+        .await;
+    let api_secret = api_secret.expect("confidential");
+    let response = tokens(&app, &client, "alice", "openid").await;
+    let token = access_token(&response).to_owned();
+    let exp = jwt_part(&token, 1)["exp"].as_i64().unwrap();
+
+    let clock = Arc::new(MockClock::new(
+        chrono::DateTime::from_timestamp(exp - 5, 0).unwrap(),
+    ));
+    let mut config = app.config.clone();
+    config.issuer = Some(app.issuer.clone());
+    let late = Application::build_with_clock(config, false, clock.clone())
+        .await
+        .expect("second server starts");
+    let base = format!("http://127.0.0.1:{}", late.port());
+    let handle = late.handle();
+    tokio::spawn(late.run_until_stopped());
+    let userinfo_status = || async {
+        app.http
+            .get(format!("{base}/userinfo"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let introspected = || async {
+        let body: Value = app
+            .http
+            .post(format!("{base}/introspect"))
+            .basic_auth(&api, Some(&api_secret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body
+    };
+
+    assert_eq!(userinfo_status().await, 200, "5 s before exp");
+    assert_eq!(introspected().await["active"], true, "5 s before exp");
+    clock.advance(chrono::Duration::seconds(5));
+    assert_eq!(userinfo_status().await, 401, "at exp");
+    assert_eq!(introspected().await, json!({"active": false}), "at exp");
+    clock.advance(chrono::Duration::seconds(10));
+    assert_eq!(userinfo_status().await, 401, "10 s past exp");
+    assert_eq!(
+        introspected().await,
+        json!({"active": false}),
+        "10 s past exp"
+    );
+    handle.stop(true).await;
+}
 
 on_both_backends!(
     userinfo_returns_the_claims_of_the_granted_scope,
@@ -446,4 +520,5 @@ on_both_backends!(
     forged_and_foreign_tokens_are_invalid_token,
     disabled_user_token_is_invalid_token,
     head_answers_like_get_without_a_body,
+    own_tokens_expire_at_exp_without_leeway,
 );
