@@ -299,7 +299,7 @@ async fn clients(
         ClientsCommand::List => print_json(&registration::list(store).await?),
         ClientsCommand::Show { id } => print_json(&registration::show(store, &id).await?),
         ClientsCommand::Delete { id } => {
-            registration::delete(store, &id).await?;
+            registration::delete(store, clock, &id).await?;
             print_json(&json!({ "deleted": id }));
         }
         ClientsCommand::RotateSecret { id } => {

@@ -17,6 +17,7 @@ use crate::http::{self, AppState};
 use crate::listener::AcceptGate;
 use crate::oauth::ClientRegistry;
 use crate::oauth::authorization::AuthorizationFlow;
+use crate::oauth::bearer::BearerTokens;
 use crate::oauth::codes::Codes;
 use crate::oauth::login::Authenticator;
 use crate::oauth::metadata::ServerMetadata;
@@ -230,6 +231,14 @@ impl Application {
             &config.rate_limits,
         ));
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        let bearer = Arc::new(BearerTokens {
+            store: store.clone(),
+            clients: clients.clone(),
+            keys: keys.clone(),
+            issuer: issuer.clone(),
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        });
         let state = web::Data::new(AppState {
             token_endpoint: TokenEndpoint {
                 clients,
@@ -240,14 +249,9 @@ impl Application {
                 store: store.clone(),
                 limits: rate_limits.clone(),
                 metrics: metrics.clone(),
+                bearer: bearer.clone(),
             },
-            userinfo: UserInfo {
-                store: store.clone(),
-                keys: keys.clone(),
-                issuer: issuer.clone(),
-                clock: clock.clone(),
-                metrics: metrics.clone(),
-            },
+            userinfo: UserInfo { bearer },
             keys,
             master_keys: runtime.secrets.master_keys.clone(),
             store: store.clone(),

@@ -30,7 +30,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let listed =
         tokio::time::timeout(Duration::from_secs(2), state.store.list_signing_keys()).await;
     if let Ok(Ok(keys)) = listed {
-        let now = state.userinfo.clock.now();
+        let now = state.userinfo.bearer.clock.now();
         for key_state in [
             KeyState::Next,
             KeyState::Active,

@@ -6,10 +6,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::bearer::Inactive;
 use super::token::TokenEndpoint;
 use super::{Error, Params};
-use crate::domain::{Client, ClientKind, UserId};
-use crate::tokens::verify;
+use crate::domain::{Client, ClientKind};
 
 /// RFC 7662 §2.2.
 #[derive(Debug, Serialize, Default)]
@@ -99,51 +99,19 @@ impl TokenEndpoint {
         caller: &Client,
         token: &str,
     ) -> Result<Option<Introspection>, Error> {
-        let claims = match verify::verify_access_token_reloading(
-            self.tokens.keys(),
-            self.tokens.issuer(),
-            token,
-            self.tokens.clock(),
-        )
-        .await
-        {
-            Ok(claims) => claims,
-            Err(reason) => {
-                // Refresh tokens are opaque: only JWT-shaped tokens count.
-                if token.split('.').count() == 3 {
-                    self.metrics
-                        .jwt_validation_failures
-                        .with_label_values(&[reason.reason()])
-                        .inc();
-                }
-                return Ok(None);
-            }
+        // Refresh tokens are opaque: only JWT-shaped tokens are judged (and
+        // counted as failures) here.
+        if token.split('.').count() != 3 {
+            return Ok(None);
+        }
+        let active = match self.bearer.check(token).await? {
+            Ok(active) => active,
+            Err(Inactive::Unverified(_)) => return Ok(None),
+            Err(_) => return Ok(Some(Introspection::inactive())),
         };
+        let claims = active.claims;
         if !may_see(caller, &claims.client_id) {
             return Ok(Some(Introspection::inactive()));
-        }
-        let record = self
-            .store
-            .find_access_token(&claims.jti)
-            .await
-            .map_err(Error::internal)?;
-        if record.as_ref().is_some_and(|r| r.revoked) {
-            return Ok(Some(Introspection::inactive()));
-        }
-        // A user's token: the user must still be allowed to sign in.
-        if claims.sub != claims.client_id {
-            let enabled = match claims.sub.parse().map(UserId) {
-                Ok(user) => self
-                    .store
-                    .find_user(user)
-                    .await
-                    .map_err(Error::internal)?
-                    .is_some_and(|u| !u.disabled),
-                Err(_) => false,
-            };
-            if !enabled || record.is_none() {
-                return Ok(Some(Introspection::inactive()));
-            }
         }
         Ok(Some(Introspection {
             active: true,

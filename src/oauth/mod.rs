@@ -3,6 +3,7 @@
 //! Uses tokens, store, crypto and domain.
 pub mod authorization;
 pub mod authorize;
+pub mod bearer;
 pub mod client_auth;
 pub mod client_registry;
 pub mod codes;

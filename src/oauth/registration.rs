@@ -401,8 +401,14 @@ pub async fn list(store: &dyn Store) -> Result<Vec<ClientView>, RegistrationErro
         .collect())
 }
 
-pub async fn delete(store: &dyn Store, id: &str) -> Result<(), RegistrationError> {
-    if store.delete_client(&parse_id(id)?).await? {
+/// Deletes a client and ends everything it holds (`Store::delete_client`);
+/// running replicas refuse its tokens within their cache refresh interval.
+pub async fn delete(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+) -> Result<(), RegistrationError> {
+    if store.delete_client(&parse_id(id)?, clock.now()).await? {
         crate::audit::record(crate::audit::Event::ClientDeleted { client_id: id });
         Ok(())
     } else {

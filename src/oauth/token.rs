@@ -83,6 +83,8 @@ pub struct TokenEndpoint {
     pub store: Arc<dyn Store>,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Whether an access token is active (`/introspect`).
+    pub bearer: Arc<super::bearer::BearerTokens>,
 }
 
 impl TokenEndpoint {

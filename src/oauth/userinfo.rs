@@ -5,10 +5,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::Error;
-use crate::domain::{Scope, UserId};
-use crate::store::Store;
-use crate::tokens::verify::{self, VerifyError};
-use crate::tokens::{Keys, ProfileClaims};
+use crate::domain::Scope;
+use crate::tokens::ProfileClaims;
 
 #[derive(Serialize)]
 pub struct UserInfoClaims {
@@ -45,11 +43,7 @@ impl From<ProfileClaims<'_>> for ProfileClaimsOwned {
 }
 
 pub struct UserInfo {
-    pub store: Arc<dyn Store>,
-    pub keys: Arc<Keys>,
-    pub issuer: String,
-    pub clock: Arc<dyn crate::clock::Clock>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub bearer: Arc<super::bearer::BearerTokens>,
 }
 
 fn invalid_token() -> Error {
@@ -60,42 +54,19 @@ fn invalid_token() -> Error {
 impl UserInfo {
     #[tracing::instrument(level = "debug", name = "oauth.userinfo", skip_all)]
     pub async fn claims(&self, token: &str) -> Result<UserInfoClaims, Error> {
-        let claims = verify::verify_access_token_reloading(
-            &self.keys,
-            &self.issuer,
-            token,
-            self.clock.as_ref(),
-        )
-        .await
-        .map_err(|reason: VerifyError| {
-            self.metrics
-                .jwt_validation_failures
-                .with_label_values(&[reason.reason()])
-                .inc();
-            tracing::info!(%reason, "userinfo: token refused");
-            invalid_token()
-        })?;
-        // Issued for a user (never client credentials, whose sub is the
-        // client) and recorded, so that revocation is seen.
-        let record = self
-            .store
-            .find_access_token(&claims.jti)
-            .await
-            .map_err(Error::internal)?;
-        let Some(record) = record.filter(|r| !r.revoked && r.client_id == claims.client_id) else {
-            self.metrics
-                .jwt_validation_failures
-                .with_label_values(&["revoked"])
-                .inc();
-            tracing::info!(jti = %claims.jti, "userinfo: token not on record or revoked");
+        let active = self
+            .bearer
+            .check(token)
+            .await?
+            .map_err(|_| invalid_token())?;
+        // Issued for a user, never by client credentials (whose sub is the
+        // client).
+        let Some(user) = active.user else {
+            tracing::info!("userinfo: a client's own token has no user");
             return Err(invalid_token());
         };
-        let user_id = claims
-            .sub
-            .parse()
-            .map(UserId)
-            .map_err(|_| invalid_token())?;
-        let scope: Scope = claims
+        let scope: Scope = active
+            .claims
             .scope
             .as_deref()
             .and_then(|s| s.parse().ok())
@@ -105,18 +76,8 @@ impl UserInfo {
                 "the access token was not issued with the openid scope".into(),
             ));
         }
-        let user = self
-            .store
-            .find_user(user_id)
-            .await
-            .map_err(Error::internal)?
-            .filter(|user| !user.disabled)
-            .ok_or_else(|| {
-                tracing::info!(jti = %record.jti, "userinfo: user gone or disabled");
-                invalid_token()
-            })?;
         Ok(UserInfoClaims {
-            client_id: claims.client_id.clone(),
+            client_id: active.claims.client_id,
             sub: user.id.to_string(),
             profile: ProfileClaims::for_scope(&user, &scope).into(),
         })

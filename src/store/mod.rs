@@ -147,8 +147,11 @@ pub trait ClientRepository {
     async fn insert_client(&self, client: &Client) -> Result<()>;
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>>;
     async fn list_clients(&self) -> Result<Vec<Client>>;
-    /// Returns whether a client was deleted.
-    async fn delete_client(&self, id: &ClientId) -> Result<bool>;
+    /// Deletes the client and, in the same transaction, everything it
+    /// holds: codes, refresh-token families, consents, pending requests;
+    /// its recorded access tokens are revoked. Returns whether a client
+    /// was deleted.
+    async fn delete_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool>;
     /// Returns whether the client exists and is confidential.
     async fn replace_client_secret(
         &self,

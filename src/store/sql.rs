@@ -85,13 +85,26 @@ macro_rules! impl_repositories {
             async fn delete_client(
                 &self,
                 id: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
+                // Codes, refresh-token families (and their tokens), consents
+                // and pending requests go with the client (ON DELETE
+                // CASCADE); the recorded access tokens are revoked. The
+                // DELETE comes first: it waits for a code redemption in
+                // flight, whose access token the UPDATE then sees.
                 let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
                     .bind(id.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query($crate::store::sql::BUMP_EPOCH)
                     .bind("clients")
                     .execute(&mut *tx)

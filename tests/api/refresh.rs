@@ -898,7 +898,7 @@ async fn deleted_client_can_no_longer_refresh(backend: Backend) {
     let runtime = Runtime::open(&app.config, false, &SystemClock)
         .await
         .expect("open database");
-    registration::delete(runtime.store.as_ref(), &client.id)
+    registration::delete(runtime.store.as_ref(), &SystemClock, &client.id)
         .await
         .expect("client deleted");
     runtime.store.close().await;

@@ -19,7 +19,7 @@ use crate::authorization_code::{
 };
 use crate::helpers::{
     Backend, Browser, Pkce, TestApp, WebClient, assert_no_store, cc_token, exchange_code,
-    on_both_backends, pkce, spawn_app, spawn_app_on, test_database,
+    on_both_backends, pkce, run_authd, spawn_app, spawn_app_on, test_database, within_5_seconds,
 };
 
 /// The scope of a sign-in that yields a refresh token (OIDC Core §11).
@@ -1117,6 +1117,71 @@ async fn a_disabled_users_tokens_are_inactive(backend: Backend) {
     );
 }
 
+/// Security review finding 4: `authd clients delete` ends everything the
+/// client holds. Its user's access token is refused at `/userinfo` and
+/// inactive at `/introspect`, its refresh token is inactive, its
+/// client-credentials token is inactive (it is on record nowhere: the
+/// registry decides), and in the database its access tokens are revoked in
+/// the deleting transaction. Another client's tokens keep working.
+async fn a_deleted_clients_tokens_stop_working(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = offline_client(&app, "App", false).await;
+    let other = offline_client(&app, "Other", false).await;
+    let (api, api_secret) = introspector(&app).await;
+    let api = Auth::Basic(&api, &api_secret);
+    let (machine, machine_secret) = app.machine_client(&["orders:read"]).await;
+    app.user("alice").await;
+    let tokens = sign_in_offline(&app, &app.browser(), &client, "alice").await;
+    let others = sign_in_offline(&app, &app.browser(), &other, "alice").await;
+    let machine_token = cc_token(&app, &machine, &machine_secret).await;
+    for (token, case) in [
+        (&tokens.access, "access token"),
+        (&tokens.refresh, "refresh token"),
+        (&machine_token, "client-credentials token"),
+    ] {
+        assert_eq!(
+            introspection(&app, api, token, None).await["active"],
+            true,
+            "{case} before the deletion"
+        );
+    }
+    assert_eq!(userinfo(&app, &tokens.access).await.status(), 200);
+
+    for id in [&client.id, &machine] {
+        let output = run_authd(&app, &["clients", "delete", id]);
+        assert!(output.status.success(), "{output:?}");
+    }
+    // In the database at once: the deleting transaction revoked the
+    // recorded access token.
+    let runtime = authd::startup::Runtime::open(&app.config, false, &authd::clock::SystemClock)
+        .await
+        .expect("open database");
+    let jti = jwt_part(&tokens.access, 1)["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = runtime.store.find_access_token(&jti).await.unwrap();
+    assert!(record.is_some_and(|r| r.revoked), "revoked with the client");
+    runtime.store.close().await;
+    // This server within its cache refresh interval (100 ms in tests).
+    within_5_seconds("the deleted client's tokens are refused", || async {
+        introspection(&app, api, &machine_token, None).await == json!({"active": false})
+    })
+    .await;
+    assert_userinfo_refused(&app, &tokens.access, "deleted client's access token").await;
+    assert_inactive(&app, api, &tokens.access, "deleted client's access token").await;
+    assert_inactive(&app, api, &tokens.refresh, "deleted client's refresh token").await;
+    assert_inactive(&app, api, &machine_token, "deleted client's own token").await;
+    assert_eq!(
+        introspection(&app, api, &others.access, None).await["active"],
+        true,
+        "another client's access token"
+    );
+    assert_eq!(userinfo(&app, &others.access).await.status(), 200);
+}
+
 /// RFC 7662 §2.1 and §4: a client not registered as a resource server may
 /// only learn about tokens issued to itself; another client's token, user
 /// or machine, is `{"active": false}` to it.
@@ -1630,6 +1695,7 @@ on_both_backends!(
     inactive_tokens_are_exactly_active_false,
     expired_tokens_are_inactive,
     a_disabled_users_tokens_are_inactive,
+    a_deleted_clients_tokens_stop_working,
     a_client_without_the_introspect_permission_sees_only_its_own_tokens,
     database_dump_yields_nothing_the_server_accepts,
 );

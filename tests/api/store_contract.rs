@@ -148,8 +148,8 @@ async fn clients_round_trip(backend: Backend) {
         Some(new_secret)
     );
 
-    assert!(store.delete_client(&public.id).await.unwrap());
-    assert!(!store.delete_client(&public.id).await.unwrap());
+    assert!(store.delete_client(&public.id, now()).await.unwrap());
+    assert!(!store.delete_client(&public.id, now()).await.unwrap());
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
 
     let after = store.cache_epochs().await.unwrap();
@@ -1147,7 +1147,7 @@ async fn consents_are_saved_replaced_listed_and_revoked(backend: Backend) {
             .is_err()
     );
     // Deleting the client removes the consents given to it.
-    assert!(store.delete_client(&second.id).await.unwrap());
+    assert!(store.delete_client(&second.id, now()).await.unwrap());
     assert!(store.list_consents(alice.id).await.unwrap().is_empty());
 }
 
@@ -1292,6 +1292,55 @@ async fn codes_are_redeemed_once_by_their_client(backend: Backend) {
     assert!(store.find_access_token("jti-none").await.unwrap().is_none());
 }
 
+/// Deleting a client ends what it holds in the same transaction: its
+/// recorded access tokens are revoked and its codes are gone; another
+/// client's are untouched.
+async fn deleting_a_client_revokes_its_access_tokens(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let doomed = client(ClientKind::Confidential);
+    let kept = client(ClientKind::Confidential);
+    store.insert_client(&doomed).await.unwrap();
+    store.insert_client(&kept).await.unwrap();
+    let token_expires_at = now() + TimeDelta::minutes(15);
+    for (owner, digest, jti) in [
+        (&doomed, [0x51; 32], "jti-doomed"),
+        (&kept, [0x52; 32], "jti-kept"),
+    ] {
+        store
+            .insert_code(&code_record(&owner.id, &digest, TimeDelta::seconds(60)))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .redeem_code(&digest, &owner.id, now(), jti, token_expires_at)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    let unredeemed = code_record(&doomed.id, &[0x53; 32], TimeDelta::seconds(60));
+    store.insert_code(&unredeemed).await.unwrap();
+
+    assert!(store.delete_client(&doomed.id, now()).await.unwrap());
+    let revoked = |jti: &'static str| {
+        let store = store.clone();
+        async move { store.find_access_token(jti).await.unwrap().unwrap().revoked }
+    };
+    assert!(revoked("jti-doomed").await, "the deleted client's token");
+    assert!(!revoked("jti-kept").await, "another client's token");
+    assert!(
+        store
+            .redeem_code(&[0x53; 32], &doomed.id, now(), "jti-late", token_expires_at)
+            .await
+            .unwrap()
+            .is_none(),
+        "its codes went with it"
+    );
+    assert!(!store.delete_client(&doomed.id, now()).await.unwrap());
+}
+
 async fn codes_cannot_be_redeemed_after_they_expire(backend: Backend) {
     let Some((store, _db)) = open(backend).await else {
         return;
@@ -1411,6 +1460,7 @@ on_both_backends!(
     consents_are_saved_replaced_listed_and_revoked,
     codes_are_redeemed_once_by_their_client,
     codes_cannot_be_redeemed_after_they_expire,
+    deleting_a_client_revokes_its_access_tokens,
     concurrent_redemptions_of_a_code_have_one_winner,
 );
 
