@@ -105,12 +105,25 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `AUTHD_RATE_LIMIT_*` and `AUTHD_RATE_TIERS`.
     pub rate_limits: crate::oauth::rate_limit::RateLimitSettings,
-    /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose
-    /// `X-Forwarded-For` / `Forwarded` headers are believed (none by default).
+    /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose client-IP
+    /// header is believed (none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AUTHD_CLIENT_IP_HEADER`: the one header the proxy writes.
+    pub client_ip_header: crate::oauth::rate_limit::ClientIpHeader,
+    /// `AUTHD_IPV6_PREFIX`: IPv6 clients are limited per prefix of this length.
+    pub ipv6_prefix: u8,
 }
 
 impl Config {
+    /// How the client IP is found (see `http::rate_limit::client_ip`).
+    pub fn client_ip(&self) -> crate::oauth::rate_limit::ClientIpSettings {
+        crate::oauth::rate_limit::ClientIpSettings {
+            trusted_proxies: self.trusted_proxies.clone(),
+            header: self.client_ip_header,
+            ipv6_prefix: self.ipv6_prefix,
+        }
+    }
+
     /// The signing-key schedule these settings describe.
     pub fn key_schedule(&self) -> crate::store::KeySchedule {
         let to_chrono =
@@ -264,6 +277,27 @@ impl Config {
             shutdown_timeout: duration(&get, "AUTHD_SHUTDOWN_TIMEOUT", "30s")?,
             rate_limits: rate_limits(&get)?,
             trusted_proxies: trusted_proxies(&get)?,
+            client_ip_header: match get("AUTHD_CLIENT_IP_HEADER") {
+                None => Default::default(),
+                Some(text) => text
+                    .parse()
+                    .map_err(|problem| ConfigError::new("AUTHD_CLIENT_IP_HEADER", problem))?,
+            },
+            ipv6_prefix: {
+                use crate::oauth::rate_limit::{DEFAULT_IPV6_PREFIX, IPV6_PREFIXES};
+                let prefix = number(&get, "AUTHD_IPV6_PREFIX", DEFAULT_IPV6_PREFIX)?;
+                if !IPV6_PREFIXES.contains(&prefix) {
+                    return Err(ConfigError::new(
+                        "AUTHD_IPV6_PREFIX",
+                        format!(
+                            "expected a prefix length from {} to {}, got {prefix}",
+                            IPV6_PREFIXES.start(),
+                            IPV6_PREFIXES.end()
+                        ),
+                    ));
+                }
+                prefix
+            },
         })
     }
 }
@@ -557,6 +591,10 @@ mod tests {
             ("AUTHD_KEY_ROTATION_PERIOD", "0s"),
             ("AUTHD_KEY_PREPUBLISH", "31days"),
             ("AUTHD_KEY_CHECK_INTERVAL", "-1"),
+            ("AUTHD_CLIENT_IP_HEADER", "x-client-ip"),
+            ("AUTHD_IPV6_PREFIX", "16"),
+            ("AUTHD_IPV6_PREFIX", "129"),
+            ("AUTHD_IPV6_PREFIX", "/64"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

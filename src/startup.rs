@@ -259,7 +259,7 @@ impl Application {
             flow,
             pages,
             rate_limits: rate_limits.clone(),
-            trusted_proxies: config.trusted_proxies.clone(),
+            client_ip: config.client_ip(),
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
         });

@@ -1,7 +1,8 @@
 //! Logging: one subscriber, set once; one line per HTTP request.
 //!
 //! The request line carries method, route pattern, path (never the query
-//! string, which could carry credentials), status, latency and request id.
+//! string, which could carry credentials), client IP, status, latency and
+//! request id.
 //! Nothing here formats request bodies or headers.
 use std::time::Instant;
 
@@ -68,11 +69,19 @@ impl RootSpanBuilder for RequestLog {
             .get::<RequestStart>()
             .map(|start| start.0.elapsed().as_micros() as u64)
             .unwrap_or_default();
+        // The address `http::rate_limit::client_ip` believed (the one
+        // function that decides it), or "-" when none was decided.
+        let client_ip = request
+            .extensions()
+            .get::<crate::oauth::rate_limit::ClientIp>()
+            .map(|ip| ip.addr.to_string())
+            .unwrap_or_else(|| "-".to_owned());
         // request_id, method and route come from the span.
         span.in_scope(|| {
             tracing::info!(
                 target: "authd::http",
                 path = request.path(),
+                client_ip,
                 status = response.status().as_u16(),
                 latency_us,
                 "request"

@@ -44,8 +44,8 @@ pub struct AppState {
     pub userinfo: UserInfo,
     pub pages: pages::Pages,
     pub rate_limits: Arc<crate::oauth::rate_limit::RateLimits>,
-    /// `AUTHD_TRUSTED_PROXIES`
-    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AUTHD_TRUSTED_PROXIES`, `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`
+    pub client_ip: crate::oauth::rate_limit::ClientIpSettings,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,

@@ -6,7 +6,6 @@
 //! id, and only that session can continue it. Each step answers with a
 //! [`Step`]: a page to render or a place to send the browser.
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -15,6 +14,7 @@ use secrecy::SecretString;
 use super::authorize::{self, AuthorizationRequest, Rejection};
 use super::codes::{Codes, Grant};
 use super::login::{Authenticator, LoginFailure};
+use super::rate_limit::ClientIp;
 use super::session::{CookieValue, Session, Sessions};
 use super::{ClientRegistry, Error, Params};
 use crate::clock::Clock;
@@ -202,7 +202,7 @@ impl AuthorizationFlow {
         cookie: Option<CookieValue>,
         form: &Params,
         password: SecretString,
-        ip: Option<IpAddr>,
+        ip: Option<ClientIp>,
     ) -> Result<Answer, Error> {
         let Some((session, pending)) = self.continue_pending(cookie, form.get("request")).await?
         else {
@@ -222,7 +222,7 @@ impl AuthorizationFlow {
                 crate::audit::record(crate::audit::Event::LoginFailed {
                     username,
                     client_id: pending.client.id.as_str(),
-                    ip,
+                    ip: ip.map(|ip| ip.addr),
                 });
                 let mut view = self.login_view(&session, &pending, None);
                 view.login_hint = Some(username.chars().take(64).collect());
@@ -239,7 +239,7 @@ impl AuthorizationFlow {
         crate::audit::record(crate::audit::Event::LoginSucceeded {
             user_id: &user.id.to_string(),
             client_id: pending.client.id.as_str(),
-            ip,
+            ip: ip.map(|ip| ip.addr),
         });
         let session = self.sessions.sign_in(&session, user.clone()).await?;
         let now = self.clock.now();

@@ -5,7 +5,6 @@
 //! costs the same time as a wrong password, and every failure gets the
 //! same message: no way to learn which usernames exist.
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -13,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Error;
+use super::rate_limit::{ClientIp, IpKey};
 use crate::clock::Clock;
 use crate::crypto::password;
 use crate::domain::{User, Username};
@@ -61,7 +61,7 @@ impl Authenticator {
         &self,
         username: &str,
         password: SecretString,
-        ip: Option<IpAddr>,
+        ip: Option<ClientIp>,
     ) -> Result<Arc<User>, LoginFailure> {
         let now = self.clock.now();
         let keys = throttle_keys(username, ip);
@@ -116,17 +116,17 @@ fn verify_password(password: &SecretString, phc: &str) -> bool {
 }
 
 /// The throttle keys of an attempt: the username, then the client IP.
-fn throttle_keys(username: &str, ip: Option<IpAddr>) -> [ThrottleKey; 2] {
+fn throttle_keys(username: &str, ip: Option<ClientIp>) -> [ThrottleKey; 2] {
     [
         ThrottleKey::Username(username.chars().take(64).collect()),
-        ThrottleKey::Ip(ip),
+        ThrottleKey::Ip(ip.map(|ip| ip.key)),
     ]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ThrottleKey {
     Username(String),
-    Ip(Option<IpAddr>),
+    Ip(Option<IpKey>),
 }
 
 impl ThrottleKey {

@@ -22,6 +22,107 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
+/// The one header authd reads a client's address from, when the peer is a
+/// trusted proxy (`AUTHD_CLIENT_IP_HEADER`): the one the operator's proxy
+/// writes. Any other forwarding header is the client's own and ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For`, which nginx, HAProxy, Envoy and cloud load
+    /// balancers append to.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+    /// `X-Real-IP`, set (not appended) by the proxy.
+    XRealIp,
+}
+
+impl FromStr for ClientIpHeader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            "x-real-ip" => Ok(Self::XRealIp),
+            _ => Err(format!(
+                "expected x-forwarded-for, forwarded or x-real-ip, got {text:?}"
+            )),
+        }
+    }
+}
+
+impl ClientIpHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+            Self::XRealIp => "x-real-ip",
+        }
+    }
+}
+
+/// How authd finds a client's address: `AUTHD_TRUSTED_PROXIES`,
+/// `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`.
+#[derive(Debug, Clone)]
+pub struct ClientIpSettings {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub header: ClientIpHeader,
+    /// IPv6 clients are counted by this prefix (one /64 is one subscriber).
+    pub ipv6_prefix: u8,
+}
+
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+/// Shorter prefixes would lump whole providers into one bucket.
+pub const IPV6_PREFIXES: std::ops::RangeInclusive<u8> = 32..=128;
+
+impl Default for ClientIpSettings {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            header: ClientIpHeader::default(),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
+        }
+    }
+}
+
+/// What a per-address limit counts against: an IPv4 address, or an IPv6
+/// address cut to its prefix, since one subscriber holds a whole /64 (2^64
+/// addresses; RFC 6177) and would otherwise get as many fresh buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpKey(IpAddr);
+
+impl IpKey {
+    pub fn new(ip: IpAddr, ipv6_prefix: u8) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let prefix = u32::from(ipv6_prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                Self(IpAddr::V6((u128::from(v6) & mask).into()))
+            }
+        }
+    }
+}
+
+/// A client's address as authd believes it: `addr` for the audit log and
+/// the request log, `key` for every limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp {
+    pub addr: IpAddr,
+    pub key: IpKey,
+}
+
+impl ClientIp {
+    pub fn new(addr: IpAddr, ipv6_prefix: u8) -> Self {
+        let addr = addr.to_canonical();
+        Self {
+            addr,
+            key: IpKey::new(addr, ipv6_prefix),
+        }
+    }
+}
+
 /// `N/sec`, `N/min` or `N/hour`: a burst of N, refilled evenly over the
 /// period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,13 +372,13 @@ impl RateLimitHits {
 /// a load balancer admit up to N times the numbers (docs/operations.md).
 pub struct RateLimits {
     clock: DefaultClock,
-    every: Bucket<IpAddr>,
-    well_known: Bucket<IpAddr>,
-    login: Bucket<IpAddr>,
-    introspect: Bucket<IpAddr>,
-    failures: Bucket<(IpAddr, String)>,
+    every: Bucket<IpKey>,
+    well_known: Bucket<IpKey>,
+    login: Bucket<IpKey>,
+    introspect: Bucket<IpKey>,
+    failures: Bucket<(IpKey, String)>,
     /// (IP, client_id) pairs that used up their failures, until when.
-    blocked: Mutex<HashMap<(IpAddr, String), Instant>>,
+    blocked: Mutex<HashMap<(IpKey, String), Instant>>,
     tiers: HashMap<String, Bucket<String>>,
     pub hits: RateLimitHits,
 }
@@ -316,7 +417,7 @@ impl RateLimits {
     }
 
     /// Takes one request from `bucket` for `ip`.
-    pub fn check_ip(&self, bucket: IpBucket, ip: IpAddr) -> Decision {
+    pub fn check_ip(&self, bucket: IpBucket, ip: IpKey) -> Decision {
         let decision = match bucket {
             IpBucket::Every => self.every.check(&ip, &self.clock),
             IpBucket::WellKnown => self.well_known.check(&ip, &self.clock),
@@ -331,7 +432,7 @@ impl RateLimits {
 
     /// Refuses a client that used up its failed authentications from this
     /// IP, before its credentials are even checked.
-    pub fn client_auth_blocked(&self, ip: IpAddr, client_id: &str) -> Option<Decision> {
+    pub fn client_auth_blocked(&self, ip: IpKey, client_id: &str) -> Option<Decision> {
         let key = (ip, client_id.to_owned());
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         let until = *blocked.get(&key)?;
@@ -353,7 +454,7 @@ impl RateLimits {
     /// Records a failed client authentication. The failure that empties the
     /// bucket blocks the pair until the bucket admits one again: N failures
     /// are answered 401, the next request 429.
-    pub fn client_auth_failed(&self, ip: IpAddr, client_id: &str) {
+    pub fn client_auth_failed(&self, ip: IpKey, client_id: &str) {
         let key = (ip, client_id.to_owned());
         let decision = self.failures.check(&key, &self.clock);
         let wait = match decision.retry_after {
@@ -410,6 +511,71 @@ impl RateLimits {
 mod tests {
     use super::*;
 
+    fn key(text: &str) -> IpKey {
+        IpKey::new(text.parse().unwrap(), DEFAULT_IPV6_PREFIX)
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_prefix() {
+        let one = key("2001:db8:1:2:aaaa::1");
+        assert_eq!(one, key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(one, key("2001:db8:1:3::1"));
+        let by_48 = |text: &str| IpKey::new(text.parse().unwrap(), 48);
+        assert_eq!(by_48("2001:db8:1:2::1"), by_48("2001:db8:1:ffff::1"));
+        let exact = |text: &str| IpKey::new(text.parse().unwrap(), 128);
+        assert_ne!(exact("2001:db8::1"), exact("2001:db8::2"));
+        // IPv4 is per address, also when it arrives IPv4-mapped.
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(
+            ClientIp::new("::ffff:192.0.2.1".parse().unwrap(), 64).addr,
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        // One /64 shares one bucket.
+        let settings = RateLimitSettings {
+            ip: "2/hour".parse().unwrap(),
+            ..Default::default()
+        };
+        let limits = RateLimits::new(&settings);
+        assert!(
+            limits
+                .check_ip(IpBucket::Every, key("2001:db8::1"))
+                .allowed()
+        );
+        assert!(
+            limits
+                .check_ip(IpBucket::Every, key("2001:db8::2"))
+                .allowed()
+        );
+        assert!(
+            !limits
+                .check_ip(IpBucket::Every, key("2001:db8::3"))
+                .allowed()
+        );
+        assert!(
+            limits
+                .check_ip(IpBucket::Every, key("2001:db8:0:1::1"))
+                .allowed()
+        );
+    }
+
+    #[test]
+    fn the_client_ip_header_is_named_by_the_operator() {
+        assert_eq!(
+            "X-Forwarded-For".parse::<ClientIpHeader>(),
+            Ok(ClientIpHeader::XForwardedFor)
+        );
+        assert_eq!(
+            "forwarded".parse::<ClientIpHeader>(),
+            Ok(ClientIpHeader::Forwarded)
+        );
+        assert_eq!(
+            "x-real-ip".parse::<ClientIpHeader>(),
+            Ok(ClientIpHeader::XRealIp)
+        );
+        assert!("x-client-ip".parse::<ClientIpHeader>().is_err());
+    }
+
     #[test]
     fn rates_parse_and_print() {
         let rate: Rate = "600/min".parse().unwrap();
@@ -437,7 +603,7 @@ mod tests {
             ..Default::default()
         };
         let limits = RateLimits::new(&settings);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip = key("192.0.2.1");
         let seen: Vec<u32> = (0..3)
             .map(|_| limits.check_ip(IpBucket::Every, ip).remaining)
             .collect();
@@ -448,7 +614,7 @@ mod tests {
         assert!((1100..=1200).contains(&wait), "{wait}");
         assert_eq!(refused.limit, 3);
         // Another address has its own bucket.
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let other = key("192.0.2.2");
         assert!(limits.check_ip(IpBucket::Every, other).allowed());
         assert_eq!(limits.hits.snapshot(), vec![("ip", 1)]);
     }
@@ -460,7 +626,7 @@ mod tests {
             ..Default::default()
         };
         let limits = RateLimits::new(&settings);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip = key("192.0.2.1");
         for _ in 0..2 {
             assert!(limits.client_auth_blocked(ip, "c1").is_none());
             limits.client_auth_failed(ip, "c1");
@@ -468,7 +634,7 @@ mod tests {
         let blocked = limits.client_auth_blocked(ip, "c1").expect("blocked");
         assert!(blocked.retry_after.unwrap() > 1000);
         assert!(limits.client_auth_blocked(ip, "c2").is_none());
-        let elsewhere: IpAddr = "192.0.2.9".parse().unwrap();
+        let elsewhere = key("192.0.2.9");
         assert!(limits.client_auth_blocked(elsewhere, "c1").is_none());
     }
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::client_auth::{self, ClientCredentials};
 use super::codes::Codes;
 use super::grants;
-use super::rate_limit::{Decision, RateLimits};
+use super::rate_limit::{ClientIp, Decision, RateLimits};
 use super::refresh::RefreshTokens;
 use super::{ClientRegistry, Error, Params};
 use crate::crypto::Digester;
@@ -15,7 +15,6 @@ use crate::domain::Client;
 use crate::domain::{GrantType, Scope};
 use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
-use std::net::IpAddr;
 
 /// The grant types `/token` implements now; discovery advertises exactly
 /// these.
@@ -100,7 +99,7 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
-        ip: Option<IpAddr>,
+        ip: Option<ClientIp>,
     ) -> Result<(TokenResponse, Decision, Arc<Client>), Error> {
         let grant = requested_grant(params)?;
         tracing::Span::current().record("grant_type", grant.as_str());
@@ -114,7 +113,7 @@ impl TokenEndpoint {
         if !decision.allowed() {
             crate::audit::record(crate::audit::Event::RateLimited {
                 limit: "token_tier",
-                ip,
+                ip: ip.map(|ip| ip.addr),
                 client_id: Some(client.id.as_str()),
             });
             return Err(Error::RateLimited(decision));
@@ -164,17 +163,17 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
-        ip: Option<IpAddr>,
+        ip: Option<ClientIp>,
     ) -> Result<Arc<Client>, Error> {
         let credentials = ClientCredentials::from_request(authorization, params)?;
         // Bounded: the key must not grow with whatever a caller sends.
         let id: String = credentials.client_id().chars().take(64).collect();
         if let Some(ip) = ip
-            && let Some(decision) = self.limits.client_auth_blocked(ip, &id)
+            && let Some(decision) = self.limits.client_auth_blocked(ip.key, &id)
         {
             crate::audit::record(crate::audit::Event::RateLimited {
                 limit: "client_auth_failures",
-                ip: Some(ip),
+                ip: Some(ip.addr),
                 client_id: Some(&id),
             });
             return Err(Error::RateLimited(decision));
@@ -184,7 +183,7 @@ impl TokenEndpoint {
         if let Err(Error::InvalidClient(_)) = &result {
             self.metrics.client_auth_failures.inc();
             if let Some(ip) = ip {
-                self.limits.client_auth_failed(ip, &id);
+                self.limits.client_auth_failed(ip.key, &id);
             }
         }
         result

@@ -16,7 +16,8 @@ use authd::oauth::registration::NewClient;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, TestApp, authd_command, on_both_backends, spawn_app_on, test_database,
+    Backend, TestApp, authd_command, authorize_query, form_value, location, on_both_backends, pkce,
+    spawn_app_on, test_database,
 };
 
 async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
@@ -414,6 +415,167 @@ async fn forwarded_headers_are_ignored_without_trusted_proxies(backend: Backend)
     app.stop().await;
 }
 
+/// Security review finding 1: behind a proxy that appends to
+/// `X-Forwarded-For` (nginx, HAProxy, Envoy), a client's own `Forwarded`
+/// header passes through untouched and must not choose its address.
+/// Twenty-one failed logins, each with a new `Forwarded: for=`, from one
+/// address the proxy names: the login throttle holds (20 free failures
+/// per IP, then 429).
+async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        app.config.client_ip_header,
+        authd::oauth::rate_limit::ClientIpHeader::XForwardedFor,
+        "the default"
+    );
+    let client = app.web_client(false, &[]).await;
+    let browser = app.browser();
+    let login = location(
+        &browser
+            .authorize(&authorize_query(&client, &pkce(), &[]))
+            .await,
+    );
+    let html = browser.get(&login).await.text().await.unwrap();
+    let csrf = form_value(&html, "csrf").unwrap();
+    let request = form_value(&html, "request").unwrap();
+    let mut statuses = Vec::new();
+    for n in 1..=21 {
+        let username = format!("nobody{n}");
+        let response = browser
+            .http
+            .post(app.url("/login"))
+            .header("forwarded", format!("for=198.51.100.{n}"))
+            .header("x-forwarded-for", "203.0.113.50")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
+                ("username", username.as_str()),
+                ("password", "wrong password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..20], [200; 20], "{statuses:?}");
+    assert_eq!(statuses[20], 429, "{statuses:?}");
+    app.stop().await;
+}
+
+/// Security review finding 1: a client cannot spend another address's
+/// failed-authentication allowance by naming it in a `Forwarded` header
+/// the proxy passed through: the victim still gets its token.
+async fn a_forwarded_header_cannot_block_another_address(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.rate_limits.client_auth_failures = "10/min".parse().unwrap();
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    let (id, secret) = app.machine_client(&["orders:read"]).await;
+    let token_request = |secret: &str, forwarded: Option<&str>, proxied_for: &str| {
+        let mut request = app
+            .http
+            .post(app.url("/token"))
+            .header("x-forwarded-for", proxied_for.to_owned())
+            .basic_auth(&id, Some(secret.to_owned()))
+            .form(&[("grant_type", "client_credentials")]);
+        if let Some(forwarded) = forwarded {
+            request = request.header("forwarded", forwarded.to_owned());
+        }
+        request.send()
+    };
+    for _ in 0..11 {
+        let response = token_request("wrong", Some("for=203.0.113.10"), "203.0.113.9")
+            .await
+            .unwrap();
+        assert!([401, 429].contains(&response.status().as_u16()));
+    }
+    // The attacker's own address is blocked...
+    assert_json_429(
+        token_request(&secret, None, "203.0.113.9").await.unwrap(),
+        10,
+        6,
+    )
+    .await;
+    // ...the address it named is not.
+    let victim = token_request(&secret, None, "203.0.113.10").await.unwrap();
+    assert_eq!(victim.status(), 200);
+    app.stop().await;
+}
+
+/// `AUTHD_CLIENT_IP_HEADER=forwarded`: the proxy writes RFC 7239
+/// `Forwarded`, so that is read and a client's `X-Forwarded-For` is not.
+async fn only_the_configured_client_ip_header_is_read(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.rate_limits.ip = "2/min".parse().unwrap();
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        config.client_ip_header = authd::oauth::rate_limit::ClientIpHeader::Forwarded;
+    })
+    .await
+    else {
+        return;
+    };
+    let get = |forwarded: &'static str, xff: String| {
+        app.http
+            .get(app.url("/userinfo"))
+            .header("forwarded", forwarded)
+            .header("x-forwarded-for", xff)
+            .send()
+    };
+    for n in 1..=2 {
+        let response = get("for=198.51.100.1", format!("192.0.2.{n}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "request {n}");
+    }
+    assert_json_429(
+        get("for=198.51.100.1", "192.0.2.3".into()).await.unwrap(),
+        2,
+        30,
+    )
+    .await;
+    let elsewhere = get(r#"for="[2001:db8::1]:443""#, "192.0.2.1".into())
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 401, "another address");
+    app.stop().await;
+}
+
+/// Security review finding 8: IPv6 clients are counted per /64
+/// (`AUTHD_IPV6_PREFIX`): fresh addresses from one prefix share its bucket;
+/// another prefix has its own.
+async fn ipv6_addresses_share_their_prefixs_bucket(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.rate_limits.ip = "2/min".parse().unwrap();
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(app.config.ipv6_prefix, 64, "the default");
+    let get = |address: &'static str| {
+        app.http
+            .get(app.url("/userinfo"))
+            .header("x-forwarded-for", address)
+            .send()
+    };
+    assert_eq!(get("2001:db8:1:2::1").await.unwrap().status(), 401);
+    assert_eq!(get("2001:db8:1:2:ffff::9").await.unwrap().status(), 401);
+    assert_json_429(get("2001:db8:1:2:abcd::1").await.unwrap(), 2, 30).await;
+    assert_eq!(get("2001:db8:1:3::1").await.unwrap().status(), 401);
+    app.stop().await;
+}
+
 async fn token_requests_are_limited_per_client_by_tier(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.tiers =
@@ -525,6 +687,10 @@ on_both_backends!(
     introspection_has_its_own_bucket,
     failed_client_authentication_blocks_the_ip_and_client_pair,
     forwarded_headers_are_ignored_without_trusted_proxies,
+    a_clients_own_forwarded_header_does_not_escape_the_login_throttle,
+    a_forwarded_header_cannot_block_another_address,
+    only_the_configured_client_ip_header_is_read,
+    ipv6_addresses_share_their_prefixs_bucket,
     token_requests_are_limited_per_client_by_tier,
     cli_refuses_an_unknown_rate_tier,
 );
