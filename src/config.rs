@@ -525,7 +525,13 @@ fn write_new_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    if !dir.exists() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
     let temporary = dir.join(format!(".master.key.{}", uuid::Uuid::new_v4().simple()));
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()

@@ -36,7 +36,7 @@ pub enum Error {
     Refused(&'static str),
     #[error("must start with postgres://, postgresql:// or sqlite:")]
     UnsupportedUrl,
-    #[error("cannot create the SQLite directory {path}: {source}")]
+    #[error("cannot create the SQLite database or its directory {path}: {source}")]
     SqliteDirectory {
         path: String,
         source: std::io::Error,

@@ -1,3 +1,4 @@
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use sqlx::SqlitePool;
@@ -23,16 +24,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(settings.acquire_timeout);
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|dir| !dir.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| Error::SqliteDirectory {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
+        prepare_private_files(options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -40,6 +32,60 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
+}
+
+/// The database holds usernames, emails, consents and password hashes: a
+/// new directory is created 0700 and a new database file 0600 before
+/// SQLite opens it (SQLite gives the `-wal` and `-shm` files the database
+/// file's mode). Existing files readable by others are reported, as the
+/// master key file is, and left as they are.
+fn prepare_private_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::SqliteDirectory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(Error::SqliteDirectory {
+                path: path.display().to_string(),
+                source,
+            });
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(metadata) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                path = %file.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the database file is readable by others than its owner; chmod 600 it"
+            );
+        }
+    }
+    Ok(())
 }
 
 impl SqliteStore {

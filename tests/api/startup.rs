@@ -116,3 +116,65 @@ on_both_backends!(
     wrong_master_key_refuses_to_start,
     replicas_starting_together_create_one_signing_key,
 );
+
+/// The mode bits of `path` (permissions only).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Security review finding 6: the SQLite database holds usernames, emails,
+/// consents and password hashes. `authd migrate` creates its directory
+/// 0700 and the file 0600, and a running server's `-wal` and `-shm` files
+/// are 0600 too; an existing database readable by others is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_private_to_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/nested/authd.db");
+    let url = format!("sqlite://{}", path.display());
+    let key = MasterKey::generate();
+    let output = crate::helpers::authd_command(&url, &key)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(mode(&dir.path().join("data/nested")), 0o700);
+    assert_eq!(mode(&path), 0o600);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("readable by others"), "{stderr}");
+
+    // A running server writes through the WAL.
+    let config = crate::helpers::test_config(&url, &key);
+    let app = authd::startup::Application::build(config, true)
+        .await
+        .expect("app starts");
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    for suffix in ["-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    handle.stop(true).await;
+
+    // A database made looser by hand is reported (and left alone).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let output = crate::helpers::authd_command(&url, &key)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the database file is readable by others than its owner"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&path), 0o644);
+}
