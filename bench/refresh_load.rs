@@ -67,6 +67,7 @@ async fn main() {
         ))
         .unwrap(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        password_key_version: 1,
         name: None,
         email: None,
         email_verified: false,

@@ -356,6 +356,7 @@ async fn run(backend: &str, batch: u32, online: bool, settings: &Settings) -> Ou
         id: authd::domain::UserId(uuid::Uuid::new_v4()),
         username: authd::domain::Username::parse("reseal-bench").expect("username"),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        password_key_version: 1,
         name: None,
         email: None,
         email_verified: false,

@@ -322,6 +322,9 @@ struct UserView {
     email: Option<String>,
     email_verified: bool,
     disabled: bool,
+    /// The master-key version whose pepper keyed the password hash (0: a
+    /// hash from before peppers; re-keyed at the next sign-in).
+    password_key_version: u32,
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -349,11 +352,12 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             if email.as_deref().is_some_and(|e| !plausible(e)) {
                 return Err(CliError::Invalid("--email must be an email address".into()));
             }
-            let password_hash = hash_password(read_password_from_stdin()?).await?;
+            let hashed = hash_password(&runtime, read_password_from_stdin()?).await?;
             let user = User {
                 id: UserId(uuid::Uuid::new_v4()),
                 username,
-                password_hash,
+                password_hash: hashed.phc,
+                password_key_version: hashed.key_version,
                 name,
                 email,
                 email_verified,
@@ -373,9 +377,9 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
         }
         UsersCommand::SetPassword { id, .. } => {
             let user_id = parse_user_id(&id)?;
-            let password_hash = hash_password(read_password_from_stdin()?).await?;
+            let hashed = hash_password(&runtime, read_password_from_stdin()?).await?;
             if !store
-                .set_password(user_id, &password_hash, clock.now())
+                .set_password(user_id, &hashed.phc, hashed.key_version, clock.now())
                 .await?
             {
                 return Err(CliError::Invalid(format!("no user with id {id}")));
@@ -434,6 +438,7 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
                     email: u.email,
                     email_verified: u.email_verified,
                     disabled: u.disabled,
+                    password_key_version: u.password_key_version,
                     created_at: u.created_at,
                 })
                 .collect();
@@ -471,8 +476,17 @@ fn profile_value(flag: &str, value: String) -> Result<String, CliError> {
     }
 }
 
-async fn hash_password(password: SecretString) -> Result<String, CliError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
+/// argon2id keyed with the current master key's pepper.
+async fn hash_password(
+    runtime: &Runtime,
+    password: SecretString,
+) -> Result<password::HashedPassword, CliError> {
+    let pepper = runtime
+        .secrets
+        .peppers
+        .current()
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    tokio::task::spawn_blocking(move || password::hash(&password, &pepper))
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))?
         .map_err(|e| CliError::Invalid(e.to_string()))

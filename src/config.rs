@@ -112,6 +112,9 @@ pub struct Config {
     pub client_ip_header: crate::oauth::rate_limit::ClientIpHeader,
     /// `AUTHD_IPV6_PREFIX`: IPv6 clients are limited per prefix of this length.
     pub ipv6_prefix: u8,
+    /// `AUTHD_PASSWORD_CHECKS` and `AUTHD_PASSWORD_CHECK_WAIT`: how many
+    /// argon2id checks run at once, and how long a login waits for one.
+    pub password_checks: crate::oauth::login::PasswordChecks,
 }
 
 impl Config {
@@ -297,6 +300,10 @@ impl Config {
                     ));
                 }
                 prefix
+            },
+            password_checks: crate::oauth::login::PasswordChecks {
+                concurrent: positive(&get, "AUTHD_PASSWORD_CHECKS", cores())?,
+                wait: duration(&get, "AUTHD_PASSWORD_CHECK_WAIT", "2s")?,
             },
         })
     }
@@ -601,6 +608,8 @@ mod tests {
             ("AUTHD_IPV6_PREFIX", "16"),
             ("AUTHD_IPV6_PREFIX", "129"),
             ("AUTHD_IPV6_PREFIX", "/64"),
+            ("AUTHD_PASSWORD_CHECKS", "0"),
+            ("AUTHD_PASSWORD_CHECK_WAIT", "forever"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

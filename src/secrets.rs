@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::crypto::master_key::{KEY_LEN, short_id};
+use crate::crypto::password::Peppers;
 use crate::crypto::{
     DIGEST_PURPOSES, Digester, MasterKey, MasterKeys, MasterKeysError, Purpose, RegisteredVersion,
     SealError, Sealer,
@@ -65,6 +66,8 @@ pub enum SecretsError {
 /// The keys a process works with once the database has confirmed them.
 pub struct Secrets {
     pub master_keys: Arc<MasterKeys>,
+    /// The password peppers, one per master-key version.
+    pub peppers: Arc<Peppers>,
     digest_keys: Vec<(Purpose, SecretBox<[u8; KEY_LEN]>)>,
 }
 
@@ -125,8 +128,11 @@ impl Secrets {
             });
         }
         let digest_keys = load_digest_keys(store, &master_keys, clock).await?;
+        let peppers = Arc::new(Peppers::new(master_keys.clone()));
+        sync_peppers(store, &master_keys, &peppers, clock).await?;
         let secrets = Self {
             master_keys,
+            peppers,
             digest_keys,
         };
         crate::audit::set_username_key(secrets.digester(Purpose::AuditUsername));
@@ -149,16 +155,81 @@ impl Secrets {
 }
 
 /// Re-reads the registered versions after a `master_keys` epoch bump, so
-/// this replica seals under a version another process registered.
+/// this replica seals (and peppers new password hashes) under a version
+/// another process registered.
 pub async fn follow_rotation(
     store: &dyn Store,
-    master_keys: &MasterKeys,
+    master_keys: &Arc<MasterKeys>,
+    peppers: &Peppers,
+    clock: &dyn Clock,
 ) -> Result<u32, SecretsError> {
     let versions = store.master_key_versions().await?;
     master_keys
         .assign(&registered(&versions))
         .map_err(|e| SecretsError::Refused(e.to_string()))?;
+    sync_peppers(store, master_keys, peppers, clock).await?;
     Ok(master_keys.current_version())
+}
+
+/// The `digest_keys` name of a master-key version's password pepper.
+fn pepper_name(version: u32) -> String {
+    format!("{}/v{version}", Purpose::PasswordPepper.name())
+}
+
+/// Stores the password pepper of every registered version whose key this
+/// process holds (sealed, like the digest keys, so master-key rotations
+/// re-seal it), then loads every stored pepper. So a hash keyed under an
+/// earlier version still verifies after that version's key is dropped, and
+/// is re-keyed at the user's next sign-in (docs/operations.md).
+async fn sync_peppers(
+    store: &dyn Store,
+    master_keys: &Arc<MasterKeys>,
+    peppers: &Peppers,
+    clock: &dyn Clock,
+) -> Result<(), SecretsError> {
+    let sealer = Sealer::with_keys(master_keys.clone(), Purpose::DigestKeySealing);
+    let mut stored = store.digest_keys().await?;
+    let mut inserted = false;
+    for version in store.master_key_versions().await?.iter().map(|v| v.version) {
+        let name = pepper_name(version);
+        if stored.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if let Some(pepper) = peppers.derive(version) {
+            // Insert if absent: every holder derives the same bytes.
+            store
+                .insert_digest_key(&name, &sealer.seal(&name, &pepper), clock.now())
+                .await?;
+            inserted = true;
+        }
+    }
+    if inserted {
+        stored = store.digest_keys().await?;
+    }
+    let mut opened = std::collections::BTreeMap::new();
+    for (name, sealed) in &stored {
+        let Some(version) = name
+            .strip_prefix(Purpose::PasswordPepper.name())
+            .and_then(|rest| rest.strip_prefix("/v"))
+            .and_then(|v| v.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let unreadable = |error| SecretsError::Unreadable {
+            table: "digest_keys",
+            id: name.clone(),
+            error,
+        };
+        let bytes: [u8; KEY_LEN] = sealer
+            .open(name, sealed)
+            .map_err(unreadable)?
+            .expose_secret()
+            .try_into()
+            .map_err(|_| unreadable(SealError::Malformed))?;
+        opened.insert(version, bytes);
+    }
+    peppers.set_stored(opened);
+    Ok(())
 }
 
 /// Digest keys are derived once from master key version 1 (the same bytes
@@ -338,6 +409,16 @@ pub async fn rotate(
     master_keys
         .assign(&registered(&versions))
         .map_err(|e| SecretsError::Refused(e.to_string()))?;
+    // The new version's pepper (and the old one's, if a database from
+    // before peppers never stored it) are stored before anything else:
+    // once the old key is dropped, only storage holds the old pepper.
+    sync_peppers(
+        store,
+        master_keys,
+        &Peppers::new(master_keys.clone()),
+        clock,
+    )
+    .await?;
     tokio::time::sleep(options.propagation_delay).await;
 
     let mut resealed: BTreeMap<&'static str, u64> =
@@ -499,6 +580,9 @@ pub struct VersionStatus {
     pub current: bool,
     /// Whether this process was given the key.
     pub configured: bool,
+    /// Password hashes keyed with this version's pepper. Those under an
+    /// earlier version are re-keyed at each user's next sign-in.
+    pub password_hashes: u64,
 }
 
 pub async fn status(
@@ -507,6 +591,13 @@ pub async fn status(
 ) -> Result<Vec<VersionStatus>, SecretsError> {
     let versions = store.master_key_versions().await?;
     let current = versions.last().map(|v| v.version);
+    let hashes = store.password_key_versions().await?;
+    let hashes_of = |version: u32| {
+        hashes
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map_or(0, |(_, count)| *count)
+    };
     Ok(versions
         .iter()
         .map(|v| VersionStatus {
@@ -516,6 +607,7 @@ pub async fn status(
             resealed_at: v.resealed_at,
             current: Some(v.version) == current,
             configured: master_keys.holds(v.version),
+            password_hashes: hashes_of(v.version),
         })
         .collect())
 }

@@ -219,9 +219,14 @@ impl Application {
                 runtime.digester(Purpose::CsrfToken),
                 clock.clone(),
             ),
-            authenticator: Authenticator::new(store.clone(), clock.clone())
-                .await
-                .map_err(StartupError::SignIn)?,
+            authenticator: Authenticator::new(
+                store.clone(),
+                runtime.secrets.peppers.clone(),
+                config.password_checks,
+                clock.clone(),
+            )
+            .await
+            .map_err(StartupError::SignIn)?,
             codes: codes.clone(),
             store: store.clone(),
             clock: clock.clone(),
@@ -254,6 +259,7 @@ impl Application {
             userinfo: UserInfo { bearer },
             keys,
             master_keys: runtime.secrets.master_keys.clone(),
+            peppers: runtime.secrets.peppers.clone(),
             store: store.clone(),
             metadata: ArcSwap::from_pointee(metadata),
             flow,
@@ -682,7 +688,14 @@ async fn refresh_caches(
         if epochs.master_keys != seen.master_keys {
             // A master-key rotation registered or finished a version. Keys
             // are read at start only, so a missing key is reported once.
-            match crate::secrets::follow_rotation(state.store.as_ref(), &state.master_keys).await {
+            match crate::secrets::follow_rotation(
+                state.store.as_ref(),
+                &state.master_keys,
+                &state.peppers,
+                state.flow.clock.as_ref(),
+            )
+            .await
+            {
                 Ok(version) => {
                     tracing::info!(version, "sealing under master key version");
                     seen.master_keys = epochs.master_keys;

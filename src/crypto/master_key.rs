@@ -33,6 +33,9 @@ pub enum Purpose {
     DigestKeySealing,
     /// Keyed hashes of usernames in audit events.
     AuditUsername,
+    /// argon2id's secret input for user passwords, one per master-key
+    /// version (see `crypto::password::Peppers`).
+    PasswordPepper,
 }
 
 /// The purposes whose keys make keyed digests or MACs. A digest cannot be
@@ -63,6 +66,7 @@ impl Purpose {
             Purpose::RefreshTokenSealing => b"authd/v1/seal/refresh-token",
             Purpose::DigestKeySealing => b"authd/v1/seal/digest-key",
             Purpose::AuditUsername => b"authd/v1/digest/audit-username",
+            Purpose::PasswordPepper => b"authd/v1/pepper/password",
         }
     }
 

@@ -33,8 +33,10 @@ impl Username {
 pub struct User {
     pub id: UserId,
     pub username: Username,
-    /// argon2id PHC string; never shown.
+    /// argon2id PHC string keyed with a pepper; never shown.
     pub password_hash: String,
+    /// The master-key version whose pepper keyed it (0: none, an old hash).
+    pub password_key_version: u32,
     /// OIDC `name` (profile scope).
     pub name: Option<String>,
     /// OIDC `email` and `email_verified` (email scope).

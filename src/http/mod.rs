@@ -37,6 +37,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     /// Shared with every sealer; follows master-key rotations.
     pub master_keys: Arc<crate::crypto::MasterKeys>,
+    /// The password peppers; follow master-key rotations too.
+    pub peppers: Arc<crate::crypto::password::Peppers>,
     pub store: Arc<dyn Store>,
     /// The discovery document, serialised once per change.
     pub metadata: ArcSwap<Bytes>,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use tracing_actix_web::RequestId;
 
-use crate::oauth::authorization::{Answer, ConsentView, LoginView, Step};
+use crate::oauth::authorization::{Answer, ConsentView, LoginView, Step, TryLater};
 use crate::oauth::session::CookieValue;
 
 /// The built-in templates and assets, compiled in.
@@ -291,14 +291,29 @@ impl Pages {
                  has expired. Go back to the application and try again.",
                 request_id,
             ),
-            Step::Throttled { retry_after, view } => {
-                let message = format!(
-                    "Too many failed sign-in attempts. Wait {retry_after} seconds, then try again."
-                );
+            Step::TryLater {
+                why,
+                retry_after,
+                view,
+            } => {
+                let (status, message) = match why {
+                    TryLater::Throttled => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "Too many failed sign-in attempts. Wait {retry_after} seconds, then try again."
+                        ),
+                    ),
+                    TryLater::Busy => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "Too many people are signing in right now. Wait {retry_after} seconds, then try again."
+                        ),
+                    ),
+                };
                 let mut view = view;
                 view.error = None;
                 let mut response = self.page(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    status,
                     "login.html",
                     "Sign in",
                     json!({

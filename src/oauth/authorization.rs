@@ -65,11 +65,22 @@ pub enum Step {
     ErrorPage(Cow<'static, str>),
     /// 403 page: the form's CSRF token is missing or wrong.
     Forbidden,
-    /// 429 page: too many failed logins.
-    Throttled {
+    /// The login page again, refused for now: too many failed logins (429)
+    /// or every password check busy (503).
+    TryLater {
+        why: TryLater,
         retry_after: u64,
         view: LoginView,
     },
+}
+
+/// Why a login was not checked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryLater {
+    /// Too many failures for this username or address.
+    Throttled,
+    /// Every password check is taken.
+    Busy,
 }
 
 /// A step, and the session cookie to set when it changed.
@@ -232,7 +243,22 @@ impl AuthorizationFlow {
             Err(LoginFailure::Throttled { retry_after }) => {
                 let mut view = self.login_view(&session, &pending, None);
                 view.login_hint = Some(username.chars().take(64).collect());
-                return Ok(Step::Throttled { retry_after, view }.into());
+                return Ok(Step::TryLater {
+                    why: TryLater::Throttled,
+                    retry_after,
+                    view,
+                }
+                .into());
+            }
+            Err(LoginFailure::Busy { retry_after }) => {
+                let mut view = self.login_view(&session, &pending, None);
+                view.login_hint = Some(username.chars().take(64).collect());
+                return Ok(Step::TryLater {
+                    why: TryLater::Busy,
+                    retry_after,
+                    view,
+                }
+                .into());
             }
             Err(LoginFailure::Internal(error)) => return Err(error),
         };

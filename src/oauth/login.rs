@@ -1,20 +1,25 @@
 //! Checking a username and password, and throttling failures.
 //!
-//! argon2id runs on tokio's blocking pool, never on an HTTP worker. An
-//! unknown username is checked against a decoy hash made at start, so it
+//! argon2id runs on tokio's blocking pool, never on an HTTP worker, and at
+//! most `AUTHD_PASSWORD_CHECKS` at a time: each check holds 19 MiB, so an
+//! unbounded burst of failed logins would take the process's memory (and
+//! every core) with it. An attempt waits at most `AUTHD_PASSWORD_CHECK_WAIT`
+//! for its turn, then gets `503` + `Retry-After`. An unknown username is
+//! checked against a decoy hash made at start, in the same queue, so it
 //! costs the same time as a wrong password, and every failure gets the
 //! same message: no way to learn which usernames exist.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use chrono::{DateTime, Duration, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
+use tokio::sync::Semaphore;
 
 use super::Error;
 use super::rate_limit::{ClientIp, IpKey};
 use crate::clock::Clock;
-use crate::crypto::password;
+use crate::crypto::password::{self, HashedPassword, Peppers};
 use crate::domain::{User, Username};
 use crate::store::Store;
 
@@ -27,28 +32,62 @@ pub enum LoginFailure {
     Throttled {
         retry_after: u64,
     },
+    /// Every password check is taken: try again after this many seconds.
+    Busy {
+        retry_after: u64,
+    },
     Internal(Error),
+}
+
+/// The bound on concurrent password checks (`AUTHD_PASSWORD_CHECKS`,
+/// `AUTHD_PASSWORD_CHECK_WAIT`).
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordChecks {
+    /// How many argon2id evaluations may run at once.
+    pub concurrent: usize,
+    /// How long an attempt may wait for one before it is refused.
+    pub wait: StdDuration,
 }
 
 pub struct Authenticator {
     store: Arc<dyn Store>,
-    decoy_hash: Arc<str>,
+    peppers: Arc<Peppers>,
+    decoy: Arc<HashedPassword>,
+    checks: Arc<Semaphore>,
+    wait: StdDuration,
     throttle: LoginThrottle,
     clock: Arc<dyn Clock>,
     failures: std::sync::atomic::AtomicU64,
 }
 
+/// What one password check found.
+struct Checked {
+    verified: bool,
+    /// The same password keyed under the current pepper, when the stored
+    /// hash was keyed under an earlier one (re-keying at sign-in).
+    rekeyed: Option<HashedPassword>,
+}
+
 impl Authenticator {
     /// Hashes a random decoy password once (a few tens of milliseconds).
-    pub async fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        peppers: Arc<Peppers>,
+        checks: PasswordChecks,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
         let decoy = SecretString::from(crate::crypto::random::secret_token());
-        let decoy_hash = tokio::task::spawn_blocking(move || password::hash(&decoy))
+        let pepper = peppers.current().map_err(Error::internal)?;
+        let decoy = tokio::task::spawn_blocking(move || password::hash(&decoy, &pepper))
             .await
             .map_err(Error::internal)?
             .map_err(Error::internal)?;
         Ok(Self {
             store,
-            decoy_hash: decoy_hash.into(),
+            peppers,
+            decoy: Arc::new(decoy),
+            checks: Arc::new(Semaphore::new(checks.concurrent.max(1))),
+            wait: checks.wait,
             throttle: LoginThrottle::default(),
             clock,
             failures: std::sync::atomic::AtomicU64::new(0),
@@ -63,11 +102,9 @@ impl Authenticator {
         password: SecretString,
         ip: Option<ClientIp>,
     ) -> Result<Arc<User>, LoginFailure> {
-        let now = self.clock.now();
         let keys = throttle_keys(username, ip);
-        // Counted as a failure before the password is checked and taken
-        // back on success: parallel guesses cannot all slip past the check.
-        if let Err(retry_after) = self.throttle.reserve(&keys, now) {
+        // A throttled attempt is refused before it waits for a check.
+        if let Some(retry_after) = self.throttle.blocked(&keys, self.clock.now()) {
             return Err(LoginFailure::Throttled { retry_after });
         }
         let user = match Username::parse(username) {
@@ -78,16 +115,24 @@ impl Authenticator {
                 .map_err(|e| LoginFailure::Internal(Error::internal(e)))?,
             None => None,
         };
-        let hash = user
-            .as_ref()
-            .map_or_else(|| self.decoy_hash.to_string(), |u| u.password_hash.clone());
-        let verified = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| LoginFailure::Internal(Error::internal(e)))?;
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(self.wait, self.checks.clone().acquire_owned()).await
+        else {
+            tracing::warn!("every password check is busy; login refused with 503");
+            return Err(LoginFailure::Busy {
+                retry_after: self.wait.as_secs().max(1),
+            });
+        };
+        // Counted as a failure before the password is checked and taken
+        // back on success: parallel guesses cannot all slip past the check.
+        if let Err(retry_after) = self.throttle.reserve(&keys, self.clock.now()) {
+            return Err(LoginFailure::Throttled { retry_after });
+        }
+        let checked = self.check(user.as_ref(), password, permit).await?;
         match user {
-            Some(user) if verified && !user.disabled => {
+            Some(user) if checked.verified && !user.disabled => {
                 self.throttle.succeeded(&keys);
-                Ok(Arc::new(user))
+                Ok(Arc::new(self.rekey(user, checked.rekeyed).await))
             }
             _ => {
                 self.failures
@@ -97,22 +142,79 @@ impl Authenticator {
         }
     }
 
+    /// One argon2id check (plus, for a hash under an earlier pepper that
+    /// matched, one hash under the current pepper) on the blocking pool,
+    /// holding `permit` until it is done.
+    async fn check(
+        &self,
+        user: Option<&User>,
+        password: SecretString,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Result<Checked, LoginFailure> {
+        let (hash, version) = match user {
+            Some(user) => (user.password_hash.clone(), user.password_key_version),
+            None => (self.decoy.phc.clone(), self.decoy.key_version),
+        };
+        let pepper = self.peppers.get(version);
+        let current = self.peppers.current().ok();
+        let real_user = user.is_some();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let Some(pepper) = pepper else {
+                tracing::error!(
+                    version,
+                    "a password hash needs the pepper of a master key version this process \
+                     cannot open; the user cannot sign in"
+                );
+                return Checked {
+                    verified: false,
+                    rekeyed: None,
+                };
+            };
+            let verified = password::verify(&password, &hash, &pepper);
+            let rekeyed = match current {
+                Some(current) if verified && real_user && current.version != version => {
+                    password::hash(&password, &current).ok()
+                }
+                _ => None,
+            };
+            Checked { verified, rekeyed }
+        })
+        .await
+        .map_err(|e| LoginFailure::Internal(Error::internal(e)))
+    }
+
+    /// Stores the re-keyed hash, unless the password changed meanwhile. A
+    /// failure only delays the re-keying to the next sign-in.
+    async fn rekey(&self, mut user: User, rekeyed: Option<HashedPassword>) -> User {
+        let Some(new) = rekeyed else {
+            return user;
+        };
+        match self
+            .store
+            .rekey_password(user.id, &user.password_hash, &new.phc, new.key_version)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(
+                    user_id = %user.id,
+                    from = user.password_key_version,
+                    to = new.key_version,
+                    "password hash re-keyed under the current master key"
+                );
+                user.password_hash = new.phc;
+                user.password_key_version = new.key_version;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not re-key a password hash"),
+        }
+        user
+    }
+
     /// Failed sign-ins since start (for `/metrics`).
     pub fn failures(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
     }
-}
-
-fn verify_password(password: &SecretString, phc: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    if password.expose_secret().len() > password::MAX_LEN * 4 {
-        return false;
-    }
-    argon2::Argon2::default()
-        .verify_password(password.expose_secret().as_bytes(), &hash)
-        .is_ok()
 }
 
 /// The throttle keys of an attempt: the username, then the client IP.
@@ -174,7 +276,7 @@ impl LoginThrottle {
         Ok(())
     }
 
-    #[cfg(test)]
+    /// Whether any key is blocked now (counts nothing).
     fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::blocked_in(&failures, keys, now)

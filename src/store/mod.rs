@@ -175,8 +175,22 @@ pub trait UserRepository {
         &self,
         id: UserId,
         password_hash: &str,
+        key_version: u32,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Replaces a hash with the same password keyed under another pepper
+    /// version, unless the hash changed meanwhile (a new password wins).
+    /// Sessions are not touched: the password is the same. Returns whether
+    /// it was replaced.
+    async fn rekey_password(
+        &self,
+        id: UserId,
+        old_hash: &str,
+        new_hash: &str,
+        key_version: u32,
+    ) -> Result<bool>;
+    /// How many users' hashes each pepper version keyed, by version.
+    async fn password_key_versions(&self) -> Result<Vec<(u32, u64)>>;
     /// Disables the user, ends their browser sessions and revokes their
     /// refresh-token families. Returns whether a user was found.
     async fn disable_user(&self, id: UserId, now: DateTime<Utc>) -> Result<bool>;

@@ -124,6 +124,7 @@ pub(super) struct UserRow {
     pub id: String,
     pub username: String,
     pub password_hash: String,
+    pub password_key_version: i32,
     pub name: Option<String>,
     pub email: Option<String>,
     pub email_verified: bool,
@@ -140,6 +141,8 @@ impl TryFrom<UserRow> for User {
             username: Username::parse(&row.username)
                 .ok_or_else(|| corrupt("user", &row.id, "username"))?,
             password_hash: row.password_hash,
+            password_key_version: u32::try_from(row.password_key_version)
+                .map_err(|_| corrupt("user", &row.id, "password_key_version"))?,
             name: row.name,
             email: row.email,
             email_verified: row.email_verified,

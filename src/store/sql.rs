@@ -146,12 +146,13 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.insert", skip_all, fields(user_id = %user.id))]
             async fn insert_user(&self, user: &$crate::domain::User) -> $crate::store::Result<()> {
                 let inserted = sqlx::query(
-                    "INSERT INTO users (id, username, password_hash, name, email, email_verified, disabled, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO users (id, username, password_hash, password_key_version, name, email, email_verified, disabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(user.id.to_string())
                 .bind(user.username.as_str())
                 .bind(&user.password_hash)
+                .bind(user.password_key_version as i32)
                 .bind(&user.name)
                 .bind(&user.email)
                 .bind(user.email_verified)
@@ -170,7 +171,7 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.list", skip_all)]
             async fn list_users(&self) -> $crate::store::Result<Vec<$crate::domain::User>> {
                 sqlx::query_as::<_, $crate::store::rows::UserRow>(
-                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                    "SELECT id, username, password_hash, password_key_version, name, email, email_verified, disabled, created_at \
                      FROM users ORDER BY created_at, id",
                 )
                 .fetch_all(&self.pool)
@@ -183,7 +184,7 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.find", skip_all, fields(user_id = %id))]
             async fn find_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<Option<$crate::domain::User>> {
                 sqlx::query_as::<_, $crate::store::rows::UserRow>(
-                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                    "SELECT id, username, password_hash, password_key_version, name, email, email_verified, disabled, created_at \
                      FROM users WHERE id = $1",
                 )
                 .bind(id.to_string())
@@ -196,7 +197,7 @@ macro_rules! impl_repositories {
             #[tracing::instrument(level = "debug", name = "store.user.find_by_username", skip_all)]
             async fn find_user_by_username(&self, username: &$crate::domain::Username) -> $crate::store::Result<Option<$crate::domain::User>> {
                 sqlx::query_as::<_, $crate::store::rows::UserRow>(
-                    "SELECT id, username, password_hash, name, email, email_verified, disabled, created_at \
+                    "SELECT id, username, password_hash, password_key_version, name, email, email_verified, disabled, created_at \
                      FROM users WHERE username = $1",
                 )
                 .bind(username.as_str())
@@ -211,18 +212,58 @@ macro_rules! impl_repositories {
                 &self,
                 id: $crate::domain::UserId,
                 password_hash: &str,
+                key_version: u32,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                    .bind(password_hash)
-                    .bind(id.to_string())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $1, password_key_version = $2 WHERE id = $3",
+                )
+                .bind(password_hash)
+                .bind(key_version as i32)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 Self::sign_out_everywhere(&mut tx, id, now).await?;
                 tx.commit().await?;
                 Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.rekey_password", skip_all, fields(user_id = %id))]
+            async fn rekey_password(
+                &self,
+                id: $crate::domain::UserId,
+                old_hash: &str,
+                new_hash: &str,
+                key_version: u32,
+            ) -> $crate::store::Result<bool> {
+                let updated = sqlx::query(
+                    "UPDATE users SET password_hash = $1, password_key_version = $2 \
+                     WHERE id = $3 AND password_hash = $4",
+                )
+                .bind(new_hash)
+                .bind(key_version as i32)
+                .bind(id.to_string())
+                .bind(old_hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.password_key_versions", skip_all)]
+            async fn password_key_versions(&self) -> $crate::store::Result<Vec<(u32, u64)>> {
+                let rows: Vec<(i32, i64)> = sqlx::query_as(
+                    "SELECT password_key_version, COUNT(*) FROM users \
+                     GROUP BY password_key_version ORDER BY password_key_version",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(version, count)| (version.max(0) as u32, count.max(0) as u64))
+                    .collect())
             }
 
             #[tracing::instrument(level = "debug", name = "store.user.disable", skip_all, fields(user_id = %id))]

@@ -1477,8 +1477,90 @@ async fn parallel_guesses_are_throttled(backend: Backend) {
     assert_eq!(throttled, 25, "{statuses:?}");
 }
 
+/// Security review finding 2: password checks are bounded
+/// (`AUTHD_PASSWORD_CHECKS`), and an attempt that cannot get one within
+/// `AUTHD_PASSWORD_CHECK_WAIT` gets the login page again with `503` and
+/// `Retry-After`, without counting as a failure. One check at a time and a
+/// 1 ms wait: of a burst of logins, the ones that arrive while a check runs
+/// are refused; afterwards the right password signs in.
+async fn password_checks_are_bounded_and_the_rest_wait_then_get_503(backend: Backend) {
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let app = spawn_app_on(Arc::new(database), MasterKey::generate(), |config| {
+        config.password_checks = authd::oauth::login::PasswordChecks {
+            concurrent: 1,
+            wait: std::time::Duration::from_millis(1),
+        };
+    })
+    .await
+    .expect("app starts");
+    let client = web_client(&app).await;
+    app.user("alice").await;
+    let browser = app.browser();
+    let login = location(
+        &browser
+            .authorize(&authorize_query(&client, &pkce(), &[]))
+            .await,
+    );
+    let page = browser.get(&login).await.text().await.unwrap();
+    let csrf = form_value(&page, "csrf").unwrap();
+    let request = form_value(&page, "request").unwrap();
+    let attempts = (0..12).map(|i| {
+        let form = [
+            ("csrf", csrf.clone()),
+            ("request", request.clone()),
+            ("username", format!("nobody{i}")),
+            ("password", "wrong password".to_owned()),
+        ];
+        let request = browser.http.post(app.url("/login")).form(&form).send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let html = response.text().await.unwrap();
+            (status, retry_after, html)
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+    assert!(statuses.contains(&200), "some were checked: {statuses:?}");
+    assert!(statuses.contains(&503), "some were refused: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 503].contains(s)),
+        "{statuses:?}"
+    );
+    for (status, retry_after, html) in &answers {
+        if *status == 503 {
+            assert_eq!(retry_after.as_deref(), Some("1"));
+            assert!(html.contains("Too many people are signing in"), "{html}");
+            assert!(
+                form_value(html, "csrf").is_some(),
+                "the form is shown again"
+            );
+        }
+    }
+    // Refusals are not failures: nobody was throttled, and alice gets in.
+    let response = browser
+        .post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("request", &request),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "the right password signs in");
+}
+
 on_both_backends!(
     parallel_guesses_are_throttled,
+    password_checks_are_bounded_and_the_rest_wait_then_get_503,
     missing_unknown_or_repeated_client_id_renders_the_error_page,
     bad_redirect_uri_renders_the_error_page_before_other_checks,
     repeated_redirect_uri_renders_the_error_page,

@@ -341,11 +341,16 @@ impl TestApp {
         let runtime = Runtime::open(&self.config, false, &SystemClock)
             .await
             .expect("open database");
-        let password_hash = authd::crypto::password::hash(&PASSWORD.to_owned().into()).unwrap();
+        let hashed = authd::crypto::password::hash(
+            &PASSWORD.to_owned().into(),
+            &runtime.secrets.peppers.current().unwrap(),
+        )
+        .unwrap();
         let user = authd::domain::User {
             id: authd::domain::UserId(uuid::Uuid::new_v4()),
             username: authd::domain::Username::parse(username).unwrap(),
-            password_hash,
+            password_hash: hashed.phc,
+            password_key_version: hashed.key_version,
             name: Some(format!("{username} Example")),
             email: Some(format!("{username}@example.com")),
             email_verified: true,

@@ -204,9 +204,11 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
     assert_eq!(report["version"], 2);
     assert_eq!(report["previous_version"], 1);
     assert_eq!(report["key_id"], new.short_id());
+    // The digest keys and version 1's password pepper (version 2's was
+    // stored under version 2).
     assert_eq!(
         report["resealed"]["digest_keys"],
-        authd::crypto::DIGEST_PURPOSES.len()
+        authd::crypto::DIGEST_PURPOSES.len() + 1
     );
     assert_eq!(report["resealed"]["signing_keys"], 2, "active and next key");
     assert!(report["resealed"]["authorization_codes"].as_u64().unwrap() >= 2);
@@ -274,6 +276,10 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
     let browser = later.same_browser(&browser);
     let code = signed_in_silently(&browser, &web).await;
     assert!(!code.is_empty(), "the browser session outlives the old key");
+    // alice's password hash is keyed with version 1's pepper, whose key is
+    // gone: the pepper was kept sealed, so she signs in, and the sign-in
+    // re-keys her hash under version 2.
+    assert_eq!(password_key_version(&later, "alice").await, 1);
     let fresh = sign_in_and_exchange(
         &later,
         &later.browser(),
@@ -283,6 +289,12 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
     )
     .await;
     assert!(fresh["id_token"].is_string(), "a fresh sign-in");
+    assert_eq!(password_key_version(&later, "alice").await, 2, "re-keyed");
+    let again = sign_in_and_exchange(&later, &later.browser(), &web, "alice", &[]).await;
+    assert!(
+        again["id_token"].is_string(),
+        "signs in with the re-keyed hash"
+    );
 
     let status = json_ok(&authd(&database, &new, &["master-key", "status"]));
     let versions = status.as_array().unwrap();
@@ -294,6 +306,8 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
     assert_eq!(versions[1]["current"], true);
     assert_eq!(versions[1]["configured"], true);
     assert!(versions[1]["resealed_at"].is_string());
+    assert_eq!(versions[0]["password_hashes"], 0);
+    assert_eq!(versions[1]["password_hashes"], 1);
     later.stop().await;
 
     // The old key alone cannot start a server any more.
@@ -308,6 +322,110 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
         ),
         "{refused}"
     );
+}
+
+/// The password key version stored with `username`'s hash.
+async fn password_key_version(app: &TestApp, username: &str) -> u32 {
+    let runtime = Runtime::open(&app.config, false, &SystemClock)
+        .await
+        .unwrap();
+    let user = runtime
+        .store
+        .find_user_by_username(&authd::domain::Username::parse(username).unwrap())
+        .await
+        .unwrap()
+        .expect("the user exists");
+    runtime.store.close().await;
+    user.password_key_version
+}
+
+/// Security review finding 6: password hashes are keyed with a pepper
+/// derived from the master key (argon2id's secret input), so a database
+/// copy alone cannot test a guess, not even the right password. A hash
+/// from before peppers (version 0) still signs its user in, and that
+/// sign-in re-keys it; a failed sign-in does not.
+async fn password_hashes_need_the_master_key_and_old_ones_are_rekeyed(backend: Backend) {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let app = spawn_app_on(Arc::new(database), MasterKey::generate(), |_| {})
+        .await
+        .expect("app starts");
+    let web = offline_client(&app).await;
+    app.user("alice").await;
+    let runtime = Runtime::open(&app.config, false, &SystemClock)
+        .await
+        .unwrap();
+    let peppers = runtime.secrets.peppers.clone();
+    let stored = runtime
+        .store
+        .find_user_by_username(&authd::domain::Username::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.password_key_version, 1);
+    // What a dump holds does not verify the right password without the
+    // pepper, and does with it.
+    let phc = PasswordHash::new(&stored.password_hash).unwrap();
+    assert!(
+        argon2::Argon2::default()
+            .verify_password(crate::helpers::PASSWORD.as_bytes(), &phc)
+            .is_err(),
+        "a database copy alone cannot check a password"
+    );
+    assert!(authd::crypto::password::verify(
+        &crate::helpers::PASSWORD.to_owned().into(),
+        &stored.password_hash,
+        &peppers.current().unwrap()
+    ));
+
+    // A user whose hash predates peppers (as `authd migrate` leaves them).
+    let legacy = authd::crypto::password::hash(
+        &crate::helpers::PASSWORD.to_owned().into(),
+        &peppers.get(authd::crypto::password::UNPEPPERED).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(legacy.key_version, 0);
+    runtime
+        .store
+        .insert_user(&authd::domain::User {
+            id: authd::domain::UserId(uuid::Uuid::new_v4()),
+            username: authd::domain::Username::parse("legacy").unwrap(),
+            password_hash: legacy.phc.clone(),
+            password_key_version: legacy.key_version,
+            name: None,
+            email: None,
+            email_verified: false,
+            disabled: false,
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    runtime.store.close().await;
+
+    // A wrong password re-keys nothing.
+    let browser = app.browser();
+    let login = location(
+        &browser
+            .authorize(&authorize_query(&web, &pkce(), &[]))
+            .await,
+    );
+    let refused = browser.log_in(&login, "legacy", "not the password").await;
+    assert_eq!(refused.status(), 200, "the login page again");
+    assert_eq!(password_key_version(&app, "legacy").await, 0);
+    // The right one signs in and re-keys.
+    let signed_in = sign_in_and_exchange(&app, &app.browser(), &web, "legacy", &[]).await;
+    assert!(signed_in["access_token"].is_string());
+    assert_eq!(password_key_version(&app, "legacy").await, 1, "re-keyed");
+    let again = sign_in_and_exchange(&app, &app.browser(), &web, "legacy", &[]).await;
+    assert!(again["access_token"].is_string(), "the re-keyed hash works");
+    let status = json_ok(&authd(
+        &app.database,
+        &app.master_key,
+        &["master-key", "status"],
+    ));
+    assert_eq!(status[0]["password_hashes"], 2);
 }
 
 /// A rotation stopped after registering the new version: the old key may
@@ -524,4 +642,5 @@ on_both_backends!(
     an_interrupted_rotation_resumes_and_guards_the_old_key,
     rotation_waits_for_every_running_replica_to_hold_the_new_key,
     generate_writes_a_private_key_file_once,
+    password_hashes_need_the_master_key_and_old_ones_are_rekeyed,
 );

@@ -1116,13 +1116,18 @@ async fn password_change_ends_sessions_and_families(backend: Backend) {
     let runtime = Runtime::open(&app.config, false, &SystemClock)
         .await
         .unwrap();
-    let hash = authd::crypto::password::hash(&"a brand new password".to_owned().into()).unwrap();
+    let hash = authd::crypto::password::hash(
+        &"a brand new password".to_owned().into(),
+        &runtime.secrets.peppers.current().unwrap(),
+    )
+    .unwrap();
     assert!(
         runtime
             .store
             .set_password(
                 authd::domain::UserId(user_id.parse().unwrap()),
-                &hash,
+                &hash.phc,
+                hash.key_version,
                 chrono::Utc::now()
             )
             .await

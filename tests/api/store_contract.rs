@@ -168,6 +168,7 @@ async fn users_round_trip(backend: Backend) {
         id: UserId(uuid::Uuid::new_v4()),
         username: Username::parse("alice").unwrap(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        password_key_version: 1,
         name: Some("Alice Example".into()),
         email: Some("alice@example.com".into()),
         email_verified: true,
@@ -613,6 +614,7 @@ fn user(username: &str) -> User {
         id: UserId(uuid::Uuid::new_v4()),
         username: Username::parse(username).unwrap(),
         password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${username}"),
+        password_key_version: 1,
         name: Some(format!("{username} Example")),
         email: Some(format!("{username}@example.com")),
         email_verified: true,
@@ -625,6 +627,7 @@ fn assert_same_user(found: &User, expected: &User) {
     assert_eq!(found.id, expected.id);
     assert_eq!(found.username, expected.username);
     assert_eq!(found.password_hash, expected.password_hash);
+    assert_eq!(found.password_key_version, expected.password_key_version);
     assert_eq!(found.name, expected.name);
     assert_eq!(found.email, expected.email);
     assert_eq!(found.email_verified, expected.email_verified);
@@ -695,7 +698,7 @@ async fn set_password_replaces_the_hash_of_a_known_user_only(backend: Backend) {
     let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
     assert!(
         store
-            .set_password(alice.id, new_hash, chrono::Utc::now())
+            .set_password(alice.id, new_hash, 2, chrono::Utc::now())
             .await
             .unwrap()
     );
@@ -706,15 +709,63 @@ async fn set_password_replaces_the_hash_of_a_known_user_only(backend: Backend) {
         &found,
         &User {
             password_hash: new_hash.into(),
+            password_key_version: 2,
             ..alice.clone()
         },
     );
     assert_same_user(&store.find_user(bob.id).await.unwrap().unwrap(), &bob);
     assert!(
         !store
-            .set_password(UserId(uuid::Uuid::new_v4()), new_hash, chrono::Utc::now())
+            .set_password(
+                UserId(uuid::Uuid::new_v4()),
+                new_hash,
+                2,
+                chrono::Utc::now()
+            )
             .await
             .unwrap()
+    );
+}
+
+/// Re-keying at sign-in (a hash under an earlier pepper version replaced
+/// by the same password under the current one) never overwrites a
+/// password changed meanwhile; the counts per version follow.
+async fn rekey_password_replaces_only_the_hash_it_was_given(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let alice = User {
+        password_key_version: 0,
+        ..user("alice")
+    };
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    assert_eq!(
+        store.password_key_versions().await.unwrap(),
+        vec![(0, 1), (1, 1)]
+    );
+    let rekeyed = "$argon2id$v=19$m=19456,t=2,p=1$cmVr$cmVrZXllZA";
+    // A stale hash (the password changed since it was read) loses.
+    assert!(
+        !store
+            .rekey_password(alice.id, "$argon2id$stale", rekeyed, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .rekey_password(alice.id, &alice.password_hash, rekeyed, 2)
+            .await
+            .unwrap()
+    );
+    let found = store.find_user(alice.id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, rekeyed);
+    assert_eq!(found.password_key_version, 2);
+    assert_same_user(&store.find_user(bob.id).await.unwrap().unwrap(), &bob);
+    assert_eq!(
+        store.password_key_versions().await.unwrap(),
+        vec![(1, 1), (2, 1)]
     );
 }
 
@@ -1453,6 +1504,7 @@ async fn concurrent_redemptions_of_a_code_have_one_winner(backend: Backend) {
 on_both_backends!(
     users_are_found_by_id_and_by_username,
     set_password_replaces_the_hash_of_a_known_user_only,
+    rekey_password_replaces_only_the_hash_it_was_given,
     disable_user_ends_that_users_sessions,
     sessions_are_found_by_cookie_digest_until_they_expire,
     pending_requests_are_bound_to_their_session,
