@@ -23,6 +23,11 @@ use crate::store::{PendingRequestRecord, Store};
 
 /// How long a user has to finish login and consent.
 pub const PENDING_REQUEST_TTL: Duration = Duration::minutes(10);
+/// Pending requests one browser may hold; a new one evicts the oldest.
+/// Enough for the tabs a person opens at once (Keycloak, for one, keeps a
+/// similar cap per browser); a script replaying `/authorize` with one
+/// cookie gets no further than this.
+pub const MAX_PENDING_PER_BROWSER: u32 = 16;
 
 /// What the login page shows.
 #[derive(Debug, Clone)]
@@ -152,7 +157,7 @@ impl AuthorizationFlow {
             }
         };
         tracing::Span::current().record("client_id", client.id.as_str());
-        let session = self.sessions.load(cookie).await?;
+        let session = self.sessions.browser(cookie).await?;
         let login_needed = needs_login(&request, session.as_ref(), None, self.clock.now());
         let consent_needed = match session.as_ref().and_then(|s| s.user.as_ref()) {
             Some(user) if !login_needed => self.consent_needed(&client, &request, user.id).await?,
@@ -179,7 +184,7 @@ impl AuthorizationFlow {
                 let (session, set_cookie) = match session {
                     Some(session) => (session, None),
                     None => {
-                        let session = self.sessions.start().await?;
+                        let session = self.sessions.start();
                         let cookie = session.cookie.clone();
                         (session, Some(cookie))
                     }
@@ -375,7 +380,7 @@ impl AuthorizationFlow {
         cookie: Option<CookieValue>,
         request_id: Option<&str>,
     ) -> Result<Option<(Session, Pending)>, Error> {
-        let (Some(session), Some(request_id)) = (self.sessions.load(cookie).await?, request_id)
+        let (Some(session), Some(request_id)) = (self.sessions.browser(cookie).await?, request_id)
         else {
             return Ok(None);
         };
@@ -493,7 +498,7 @@ impl AuthorizationFlow {
             expires_at: now + PENDING_REQUEST_TTL,
         };
         self.store
-            .insert_pending_request(&record)
+            .insert_pending_request(&record, MAX_PENDING_PER_BROWSER)
             .await
             .map_err(Error::internal)?;
         Ok(record.id)

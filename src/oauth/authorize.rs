@@ -16,10 +16,14 @@ use crate::domain::{Client, ClientId, CodeChallenge, GrantType, Scope, VerifiedR
 /// may request without registering them (OIDC Core §3.1.2.1, §5.4).
 pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
-/// Longest `state` and `nonce` accepted: enough for any real client, small
-/// enough that the redirect back stays a sane URL.
+/// Longest `state` and `nonce` accepted (bytes): enough for any real client,
+/// small enough that the redirect back stays a sane URL and a pending
+/// request stays a few kilobytes.
 pub const MAX_STATE_LEN: usize = 2048;
 pub const MAX_NONCE_LEN: usize = 512;
+/// Longest `login_hint` kept (characters): a longer one cannot be a
+/// username (`Username`), so it is dropped, not refused.
+pub const MAX_LOGIN_HINT_CHARS: usize = 64;
 
 /// OIDC Core §3.1.2.1 `prompt`, as a set.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,7 +188,7 @@ fn check_rest(
         ));
     }
     if params.get("state").is_some() && state.is_none() {
-        return Err(invalid("state is longer than 2048 characters"));
+        return Err(invalid("state is longer than 2048 bytes"));
     }
     let scope = requested_scope(client, params.get("scope"))?;
     let code_challenge = pkce(params)?;
@@ -199,7 +203,7 @@ fn check_rest(
     };
     let nonce = params.get("nonce");
     if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
-        return Err(invalid("nonce is longer than 512 characters"));
+        return Err(invalid("nonce is longer than 512 bytes"));
     }
     Ok(AuthorizationRequest {
         client_id: client.id.to_string(),
@@ -214,7 +218,7 @@ fn check_rest(
         // when it could not be a username.
         login_hint: params
             .get("login_hint")
-            .filter(|hint| hint.chars().count() <= 64)
+            .filter(|hint| hint.chars().count() <= MAX_LOGIN_HINT_CHARS)
             .map(str::to_owned),
     })
 }

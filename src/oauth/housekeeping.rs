@@ -9,10 +9,11 @@ use chrono::Duration;
 use crate::clock::Clock;
 use crate::store::{self, PRUNABLE, Prunable, Store};
 
-/// Rows per `DELETE`.
+/// Rows per `DELETE`: each statement stays short and holds few locks; a
+/// run repeats it until a table has no expired rows left, so a backlog
+/// (after a flood, or a replica that was down) is drained in one run
+/// instead of growing by whatever a fixed number of batches leaves.
 pub const BATCH: u32 = 500;
-/// Batches per table per run: a run stays short; the rest waits for the next.
-const MAX_BATCHES: u32 = 20;
 /// How often each replica runs it.
 pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -36,12 +37,15 @@ pub async fn prune_once(store: &dyn Store, clock: &dyn Clock) -> Result<u64, sto
     let mut removed = 0;
     for what in PRUNABLE {
         let before = now - grace(what);
-        for _ in 0..MAX_BATCHES {
+        loop {
             let deleted = store.prune_expired(what, before, BATCH).await?;
             removed += deleted;
             if deleted < u64::from(BATCH) {
                 break;
             }
+            // Let the requests this task shares a worker with run between
+            // batches.
+            tokio::task::yield_now().await;
         }
     }
     Ok(removed)

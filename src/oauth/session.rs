@@ -20,8 +20,6 @@ use crate::store::{SessionRecord, Store};
 
 /// How long a sign-in lasts before the user must sign in again.
 pub const SESSION_TTL: Duration = Duration::hours(12);
-/// How long an anonymous session (started by `/authorize`, before login) lives.
-pub const ANONYMOUS_SESSION_TTL: Duration = Duration::minutes(30);
 
 /// A session cookie value. Redacted in `Debug`.
 #[derive(Debug, Clone)]
@@ -41,13 +39,18 @@ impl CookieValue {
     }
 }
 
-/// A live session, and the cookie that found it.
+/// A browser, and the cookie that found it: a stored session once it has
+/// signed in; before that an anonymous browser known by its cookie alone.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub record: SessionRecord,
     pub cookie: CookieValue,
     /// The signed-in user, if any (enabled, still existing).
     pub user: Option<Arc<User>>,
+    /// Whether a `browser_sessions` row holds it. An anonymous browser has
+    /// none: a cookie-less `/authorize` stores nothing but its pending
+    /// request, which is bound to an id derived from the cookie.
+    pub stored: bool,
 }
 
 impl Session {
@@ -82,8 +85,8 @@ impl Sessions {
         self.clock.now()
     }
 
-    /// The session this cookie belongs to, with its user when that user
-    /// still exists and is enabled.
+    /// The stored session this cookie belongs to, with its user when that
+    /// user still exists and is enabled.
     pub async fn load(&self, cookie: Option<CookieValue>) -> Result<Option<Session>, Error> {
         let Some(cookie) = cookie else {
             return Ok(None);
@@ -111,65 +114,87 @@ impl Sessions {
             record,
             cookie,
             user,
+            stored: true,
         }))
     }
 
-    /// A new anonymous session, to bind a pending request to this browser.
-    pub async fn start(&self) -> Result<Session, Error> {
-        let cookie = CookieValue::generate();
-        let id = uuid::Uuid::new_v4().to_string();
-        let now = self.clock.now();
-        let expires_at = now + ANONYMOUS_SESSION_TTL;
-        self.store
-            .insert_session(
-                &id,
-                &self.cookie_digests.digest(cookie.expose().as_bytes()),
-                now,
-                expires_at,
-            )
-            .await
-            .map_err(Error::internal)?;
-        Ok(Session {
+    /// The browser behind this cookie: its stored session, or else the
+    /// anonymous browser the cookie names (pending requests bound to it).
+    pub async fn browser(&self, cookie: Option<CookieValue>) -> Result<Option<Session>, Error> {
+        let Some(cookie) = cookie else {
+            return Ok(None);
+        };
+        if let Some(session) = self.load(Some(cookie.clone())).await? {
+            return Ok(Some(session));
+        }
+        Ok(Some(self.anonymous(cookie)))
+    }
+
+    /// A new anonymous browser: a cookie, nothing stored.
+    pub fn start(&self) -> Session {
+        self.anonymous(CookieValue::generate())
+    }
+
+    fn anonymous(&self, cookie: CookieValue) -> Session {
+        // Keyed, with its own prefix: the id reveals nothing about the
+        // cookie, and is never the digest a stored session is found by.
+        let mut input = b"authd anonymous browser\0".to_vec();
+        input.extend_from_slice(cookie.expose().as_bytes());
+        let id = format!(
+            "anonymous:{}",
+            URL_SAFE_NO_PAD.encode(self.cookie_digests.digest(&input))
+        );
+        Session {
             record: SessionRecord {
                 id,
                 user_id: None,
                 auth_time: None,
-                expires_at,
+                // Bounded by its pending requests' own expiry.
+                expires_at: self.clock.now(),
             },
             cookie,
             user: None,
-        })
+            stored: false,
+        }
     }
 
-    /// A successful login. The session gets a new cookie value, so a cookie
-    /// planted before login is worthless after it (session fixation).
+    /// A successful login. The browser gets a new cookie, so a cookie
+    /// planted before login is worthless after it (session fixation). An
+    /// anonymous browser gets its session row now, with a new random id,
+    /// and takes its pending requests along.
     pub async fn sign_in(&self, session: &Session, user: Arc<User>) -> Result<Session, Error> {
         let cookie = CookieValue::generate();
+        let digest = self.cookie_digests.digest(cookie.expose().as_bytes());
         let now = self.clock.now();
         let expires_at = now + SESSION_TTL;
-        let updated = self
-            .store
-            .sign_in_session(
-                &session.record.id,
-                &self.cookie_digests.digest(cookie.expose().as_bytes()),
-                user.id,
-                now,
-                expires_at,
-            )
-            .await
-            .map_err(Error::internal)?;
-        if !updated {
-            return Err(Error::internal("the session disappeared during login"));
-        }
+        let id = if session.stored {
+            let updated = self
+                .store
+                .sign_in_session(&session.record.id, &digest, user.id, now, expires_at)
+                .await
+                .map_err(Error::internal)?;
+            if !updated {
+                return Err(Error::internal("the session disappeared during login"));
+            }
+            session.record.id.clone()
+        } else {
+            let id = uuid::Uuid::new_v4().to_string();
+            self.store
+                .start_session(&id, &digest, user.id, now, expires_at, &session.record.id)
+                .await
+                .map_err(Error::internal)?;
+            id
+        };
         Ok(Session {
             record: SessionRecord {
-                id: session.record.id.clone(),
+                id,
                 user_id: Some(user.id),
                 auth_time: Some(now),
                 expires_at,
             },
             cookie,
             user: Some(user),
+            stored: true,
         })
     }
 

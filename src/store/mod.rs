@@ -289,6 +289,8 @@ pub enum RevokeOutcome {
 }
 
 /// A browser session as stored (found by the keyed digest of its cookie).
+/// Only a browser that signed in has one; before that, a browser is known
+/// by its cookie alone (`signin`/`oauth::session`).
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: String,
@@ -299,12 +301,18 @@ pub struct SessionRecord {
 
 #[async_trait]
 pub trait SessionRepository {
-    async fn insert_session(
+    /// The first login of a browser: inserts its session (`id`, a new
+    /// cookie's digest, the user, the time of authentication) and, in the
+    /// same transaction, moves the pending requests the browser made while
+    /// anonymous (bound to `anonymous_id`) to it.
+    async fn start_session(
         &self,
         id: &str,
         cookie_digest: &[u8],
-        now: DateTime<Utc>,
+        user_id: UserId,
+        auth_time: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        anonymous_id: &str,
     ) -> Result<()>;
     /// The unexpired session whose cookie has this digest.
     async fn find_session(
@@ -312,8 +320,9 @@ pub trait SessionRepository {
         cookie_digest: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Option<SessionRecord>>;
-    /// A successful login: the session gets a new cookie (no fixation), the
-    /// user and the time of authentication. Returns whether it still exists.
+    /// A login in a session that exists: it gets a new cookie (no
+    /// fixation), the user and the time of authentication. Returns whether
+    /// it still exists.
     async fn sign_in_session(
         &self,
         id: &str,
@@ -322,6 +331,7 @@ pub trait SessionRepository {
         auth_time: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Ends the session and its pending requests.
     async fn delete_session(&self, id: &str) -> Result<()>;
 }
 
@@ -329,6 +339,7 @@ pub trait SessionRepository {
 #[derive(Debug, Clone)]
 pub struct PendingRequestRecord {
     pub id: String,
+    /// The browser that made it: a session id, or an anonymous browser's id.
     pub session_id: String,
     pub client_id: ClientId,
     /// The validated request, serialised by the layer above.
@@ -341,7 +352,9 @@ pub struct PendingRequestRecord {
 
 #[async_trait]
 pub trait PendingRequestRepository {
-    async fn insert_pending_request(&self, record: &PendingRequestRecord) -> Result<()>;
+    /// Inserts `record` and, in the same transaction, deletes the oldest
+    /// pending requests of its browser beyond the newest `keep`.
+    async fn insert_pending_request(&self, record: &PendingRequestRecord, keep: u32) -> Result<()>;
     /// The unexpired request `id` made by session `session_id`.
     async fn find_pending_request(
         &self,

@@ -294,10 +294,13 @@ macro_rules! impl_repositories {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<()> {
                 let user = user.to_string();
-                sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
-                    .bind(&user)
-                    .execute(&mut **tx)
-                    .await?;
+                for sql in [
+                    "DELETE FROM authorization_requests WHERE session_id IN \
+                     (SELECT id FROM browser_sessions WHERE user_id = $1)",
+                    "DELETE FROM browser_sessions WHERE user_id = $1",
+                ] {
+                    sqlx::query(sql).bind(&user).execute(&mut **tx).await?;
+                }
                 for sql in [
                     "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
@@ -849,24 +852,34 @@ macro_rules! impl_sign_in_repositories {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::SessionRepository for $store {
-            #[tracing::instrument(level = "debug", name = "store.session.insert", skip_all)]
-            async fn insert_session(
+            #[tracing::instrument(level = "debug", name = "store.session.start", skip_all, fields(user_id = %user_id))]
+            async fn start_session(
                 &self,
                 id: &str,
                 cookie_digest: &[u8],
-                now: chrono::DateTime<chrono::Utc>,
+                user_id: $crate::domain::UserId,
+                auth_time: chrono::DateTime<chrono::Utc>,
                 expires_at: chrono::DateTime<chrono::Utc>,
+                anonymous_id: &str,
             ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO browser_sessions (id, cookie_digest, user_id, auth_time, created_at, expires_at) \
-                     VALUES ($1, $2, NULL, NULL, $3, $4)",
+                     VALUES ($1, $2, $3, $4, $4, $5)",
                 )
                 .bind(id)
                 .bind(cookie_digest)
-                .bind(now)
+                .bind(user_id.to_string())
+                .bind(auth_time)
                 .bind(expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                sqlx::query("UPDATE authorization_requests SET session_id = $1 WHERE session_id = $2")
+                    .bind(id)
+                    .bind(anonymous_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -921,10 +934,14 @@ macro_rules! impl_sign_in_repositories {
 
             #[tracing::instrument(level = "debug", name = "store.session.delete", skip_all)]
             async fn delete_session(&self, id: &str) -> $crate::store::Result<()> {
-                sqlx::query("DELETE FROM browser_sessions WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
+                let mut tx = self.pool.begin().await?;
+                for sql in [
+                    "DELETE FROM authorization_requests WHERE session_id = $1",
+                    "DELETE FROM browser_sessions WHERE id = $1",
+                ] {
+                    sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
         }
@@ -935,7 +952,9 @@ macro_rules! impl_sign_in_repositories {
             async fn insert_pending_request(
                 &self,
                 record: &$crate::store::PendingRequestRecord,
+                keep: u32,
             ) -> $crate::store::Result<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -947,8 +966,18 @@ macro_rules! impl_sign_in_repositories {
                 .bind(record.logged_in_at)
                 .bind(record.created_at)
                 .bind(record.expires_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                sqlx::query(
+                    "DELETE FROM authorization_requests WHERE session_id = $1 AND id NOT IN \
+                     (SELECT id FROM authorization_requests WHERE session_id = $1 \
+                      ORDER BY created_at DESC, id DESC LIMIT $2)",
+                )
+                .bind(&record.session_id)
+                .bind(i64::from(keep))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 

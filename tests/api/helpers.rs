@@ -644,3 +644,52 @@ pub fn run_authd(app: &TestApp, args: &[&str]) -> std::process::Output {
         .output()
         .expect("authd binary runs")
 }
+
+/// `SELECT COUNT(*) FROM table` in the app's database.
+pub async fn count_rows(app: &TestApp, backend: Backend, table: &str) -> i64 {
+    query_i64(app, backend, &format!("SELECT COUNT(*) FROM {table}")).await
+}
+
+/// The one integer a query answers, in the app's database.
+pub async fn query_i64(app: &TestApp, backend: Backend, sql: &str) -> i64 {
+    let sql = sql.to_owned();
+    match backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&app.database.url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut connection)
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&app.database.url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut connection)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Runs one statement in the app's database (test set-up only).
+pub async fn execute_sql(app: &TestApp, backend: Backend, sql: &str) {
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    match backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(&app.database.url)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(&app.database.url)
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&mut connection).await.unwrap();
+        }
+    }
+}

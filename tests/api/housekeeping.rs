@@ -4,11 +4,10 @@ use authd::oauth::housekeeping::prune_once;
 use authd::oauth::registration::NewClient;
 use authd::startup::Runtime;
 use chrono::{Duration, Utc};
-use sqlx::Connection;
 
 use crate::helpers::{
-    Backend, TestApp, authorize_query, exchange_code, on_both_backends, pkce, query_param,
-    spawn_app,
+    Backend, TestApp, authorize_query, count_rows, exchange_code, on_both_backends, pkce,
+    query_param, spawn_app,
 };
 
 const TABLES: [&str; 6] = [
@@ -20,34 +19,10 @@ const TABLES: [&str; 6] = [
     "refresh_token_families",
 ];
 
-async fn count(app: &TestApp, backend: Backend, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    match backend {
-        Backend::Sqlite => {
-            let mut connection = sqlx::SqliteConnection::connect(&app.database.url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut connection)
-                .await
-                .unwrap()
-        }
-        Backend::Postgres => {
-            let mut connection = sqlx::PgConnection::connect(&app.database.url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut connection)
-                .await
-                .unwrap()
-        }
-    }
-}
-
 async fn counts(app: &TestApp, backend: Backend) -> Vec<i64> {
     let mut all = Vec::new();
     for table in TABLES {
-        all.push(count(app, backend, table).await);
+        all.push(count_rows(app, backend, table).await);
     }
     all
 }
@@ -108,4 +83,43 @@ async fn expired_state_is_pruned_and_live_state_kept(backend: Backend) {
     runtime.store.close().await;
 }
 
-on_both_backends!(expired_state_is_pruned_and_live_state_kept);
+/// Security review finding 3: a backlog larger than one run's worth of
+/// batches used to (20 × 500 rows per table) is drained in one run.
+async fn a_backlog_is_drained_in_one_run(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    const BACKLOG: i64 = 12_345;
+    let past = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    // Expired pending requests, as a flood of /authorize would leave them.
+    let insert = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BACKLOG}) \
+         INSERT INTO authorization_requests (id, session_id, client_id, request, created_at, expires_at) \
+         SELECT 'flood-' || i, 'anonymous:flood-' || i, '{}', '{{}}', {ts}, {ts} FROM n",
+        client.id,
+        ts = match backend {
+            Backend::Sqlite => format!("'{past}'"),
+            Backend::Postgres => format!("'{past}'::timestamptz"),
+        }
+    );
+    crate::helpers::execute_sql(&app, backend, &insert).await;
+    assert_eq!(
+        count_rows(&app, backend, "authorization_requests").await,
+        BACKLOG
+    );
+    let runtime = Runtime::open(&app.config, false, &SystemClock)
+        .await
+        .unwrap();
+    let removed = prune_once(runtime.store.as_ref(), &SystemClock)
+        .await
+        .unwrap();
+    runtime.store.close().await;
+    assert_eq!(removed, BACKLOG as u64);
+    assert_eq!(count_rows(&app, backend, "authorization_requests").await, 0);
+}
+
+on_both_backends!(
+    expired_state_is_pruned_and_live_state_kept,
+    a_backlog_is_drained_in_one_run,
+);

@@ -426,7 +426,7 @@ async fn long_authorization_values_are_client_errors(backend: Backend) {
     );
     assert_eq!(
         query_param(&back, "error_description").as_deref(),
-        Some("state is longer than 2048 characters")
+        Some("state is longer than 2048 bytes")
     );
     assert_eq!(
         query_param(&back, "state"),
@@ -459,7 +459,7 @@ async fn long_authorization_values_are_client_errors(backend: Backend) {
     );
     assert_eq!(
         query_param(&back, "error_description").as_deref(),
-        Some("nonce is longer than 512 characters")
+        Some("nonce is longer than 512 bytes")
     );
     assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
 

@@ -20,6 +20,7 @@ mod refresh;
 mod resource_server;
 mod revocation;
 mod shutdown;
+mod sign_in_state;
 mod startup;
 mod store_contract;
 mod userinfo;

@@ -787,21 +787,18 @@ async fn disable_user_ends_that_users_sessions(backend: Backend) {
         ("s-bob", [3u8; 32], bob.id),
     ] {
         store
-            .insert_session(id, &[0xee, digest[0]], t, expires)
+            .start_session(id, &digest, owner, t, expires, "anonymous:none")
             .await
             .unwrap();
-        assert!(
-            store
-                .sign_in_session(id, &digest, owner, t, expires)
-                .await
-                .unwrap()
-        );
     }
-    // An anonymous session is nobody's.
-    store
-        .insert_session("s-anonymous", &[4u8; 32], t, expires)
-        .await
-        .unwrap();
+    let client = client(ClientKind::Confidential);
+    store.insert_client(&client).await.unwrap();
+    for (request, session) in [("r-alice", "s-alice-1"), ("r-bob", "s-bob")] {
+        store
+            .insert_pending_request(&pending_request(request, session, &client.id), 16)
+            .await
+            .unwrap();
+    }
 
     assert!(
         store
@@ -814,7 +811,19 @@ async fn disable_user_ends_that_users_sessions(backend: Backend) {
     assert!(store.find_session(&[2u8; 32], t).await.unwrap().is_none());
     let bobs = store.find_session(&[3u8; 32], t).await.unwrap().unwrap();
     assert_eq!(bobs.user_id, Some(bob.id));
-    assert!(store.find_session(&[4u8; 32], t).await.unwrap().is_some());
+    // The ended sessions' pending requests went with them.
+    let pending = |id: &'static str, session: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .find_pending_request(id, session, t)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(!pending("r-alice", "s-alice-1").await);
+    assert!(pending("r-bob", "s-bob").await);
     assert!(!store.find_user(bob.id).await.unwrap().unwrap().disabled);
 }
 
@@ -830,14 +839,21 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     let expires_at = created.duration_trunc(TimeDelta::seconds(1)).unwrap() + TimeDelta::hours(1);
     let digest = [0x5a; 32];
     store
-        .insert_session("session-1", &digest, created, expires_at)
+        .start_session(
+            "session-1",
+            &digest,
+            alice.id,
+            created,
+            expires_at,
+            "anonymous:a",
+        )
         .await
         .unwrap();
 
     let found = store.find_session(&digest, created).await.unwrap().unwrap();
     assert_eq!(found.id, "session-1");
-    assert_eq!(found.user_id, None);
-    assert_eq!(found.auth_time, None);
+    assert_eq!(found.user_id, Some(alice.id));
+    assert_eq!(found.auth_time, Some(created));
     assert_eq!(found.expires_at, expires_at);
     for (at, alive) in [
         (expires_at - TimeDelta::microseconds(1), true),
@@ -864,12 +880,19 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     // The cookie digest is unique.
     assert!(
         store
-            .insert_session("session-2", &digest, created, expires_at)
+            .start_session(
+                "session-2",
+                &digest,
+                alice.id,
+                created,
+                expires_at,
+                "anonymous:b"
+            )
             .await
             .is_err()
     );
 
-    // Login: a new cookie (no fixation), the user and auth_time.
+    // Login again: a new cookie (no fixation), the user and auth_time.
     let new_digest = [0xa5; 32];
     let auth_time = now();
     let new_expiry = auth_time + TimeDelta::hours(8);
@@ -949,14 +972,10 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     let client = client(ClientKind::Confidential);
     store.insert_client(&client).await.unwrap();
     let t = now();
-    for (id, digest) in [("session-a", [1u8; 32]), ("session-b", [2u8; 32])] {
-        store
-            .insert_session(id, &digest, t, t + TimeDelta::hours(1))
-            .await
-            .unwrap();
-    }
+    // Bound to a browser id: a session's or an anonymous browser's (no
+    // session row needed).
     let record = pending_request("request-1", "session-a", &client.id);
-    store.insert_pending_request(&record).await.unwrap();
+    store.insert_pending_request(&record, 16).await.unwrap();
 
     let found = store
         .find_pending_request("request-1", "session-a", t)
@@ -1042,7 +1061,7 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
 
     // Ending the session drops its pending requests.
     store
-        .insert_pending_request(&pending_request("request-3", "session-b", &client.id))
+        .insert_pending_request(&pending_request("request-3", "session-b", &client.id), 16)
         .await
         .unwrap();
     store.delete_session("session-b").await.unwrap();
@@ -1051,6 +1070,90 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
             .take_pending_request("request-3", "session-b")
             .await
             .unwrap()
+    );
+
+    // An anonymous browser's requests move to its session when it signs in.
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    for id in ["request-4", "request-5"] {
+        store
+            .insert_pending_request(&pending_request(id, "anonymous:c", &client.id), 16)
+            .await
+            .unwrap();
+    }
+    store
+        .insert_pending_request(&pending_request("request-6", "anonymous:d", &client.id), 16)
+        .await
+        .unwrap();
+    store
+        .start_session(
+            "session-c",
+            &[0xc0; 32],
+            alice.id,
+            t,
+            t + TimeDelta::hours(1),
+            "anonymous:c",
+        )
+        .await
+        .unwrap();
+    for id in ["request-4", "request-5"] {
+        let found = |session: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .find_pending_request(id, session, t)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        };
+        assert!(found("session-c").await, "{id} moved");
+        assert!(!found("anonymous:c").await, "{id} left the anonymous id");
+    }
+    assert!(
+        store
+            .find_pending_request("request-6", "anonymous:d", t)
+            .await
+            .unwrap()
+            .is_some(),
+        "another browser's request stays"
+    );
+}
+
+/// Security review finding 3: one browser holds at most `keep` pending
+/// requests; a new one evicts the oldest. Other browsers are untouched.
+async fn pending_requests_per_browser_are_capped(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let client = client(ClientKind::Confidential);
+    store.insert_client(&client).await.unwrap();
+    let start = now();
+    let other = pending_request("other-browser", "anonymous:other", &client.id);
+    store.insert_pending_request(&other, 4).await.unwrap();
+    for n in 0..10 {
+        let mut record = pending_request(&format!("r{n}"), "anonymous:busy", &client.id);
+        record.created_at = start + TimeDelta::milliseconds(n);
+        store.insert_pending_request(&record, 4).await.unwrap();
+    }
+    let mut kept = Vec::new();
+    for n in 0..10 {
+        if store
+            .find_pending_request(&format!("r{n}"), "anonymous:busy", start)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            kept.push(n);
+        }
+    }
+    assert_eq!(kept, vec![6, 7, 8, 9], "the newest four");
+    assert!(
+        store
+            .find_pending_request("other-browser", "anonymous:other", start)
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 
@@ -1062,13 +1165,8 @@ async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend)
     };
     let client = client(ClientKind::Confidential);
     store.insert_client(&client).await.unwrap();
-    let t = now();
     store
-        .insert_session("session-a", &[1u8; 32], t, t + TimeDelta::hours(1))
-        .await
-        .unwrap();
-    store
-        .insert_pending_request(&pending_request("request-1", "session-a", &client.id))
+        .insert_pending_request(&pending_request("request-1", "session-a", &client.id), 16)
         .await
         .unwrap();
     let contended = wide_pool(&db).await;
@@ -1508,6 +1606,7 @@ on_both_backends!(
     disable_user_ends_that_users_sessions,
     sessions_are_found_by_cookie_digest_until_they_expire,
     pending_requests_are_bound_to_their_session,
+    pending_requests_per_browser_are_capped,
     concurrent_takes_of_a_pending_request_have_one_winner,
     consents_are_saved_replaced_listed_and_revoked,
     codes_are_redeemed_once_by_their_client,
