@@ -395,20 +395,20 @@ async fn users(command: UsersCommand, config: &Config, clock: &dyn Clock) -> Res
             if let Some(client) = revoke {
                 let client_id = crate::domain::ClientId::parse(&client)
                     .ok_or_else(|| CliError::Invalid(format!("no consent for client {client}")))?;
-                if !store.revoke_consent(user_id, &client_id).await? {
+                // The tokens granted under that consent end with it.
+                if !store
+                    .revoke_consent(user_id, &client_id, clock.now())
+                    .await?
+                {
                     return Err(CliError::Invalid(format!("no consent for client {client}")));
                 }
                 crate::audit::record(crate::audit::Event::ConsentRevoked {
                     user_id: &user_id.to_string(),
                     client_id: client_id.as_str(),
                 });
-                // The refresh tokens granted under that consent end with it.
-                store
-                    .revoke_families_of(user_id, &client_id, clock.now())
-                    .await?;
                 eprintln!(
                     "Consent revoked: the user will be asked again on the next sign-in, and the \
-                     client's refresh tokens for this user no longer work."
+                     client's access and refresh tokens for this user no longer work."
                 );
             }
             let consents: Vec<_> = store

@@ -90,6 +90,7 @@ impl Codes {
             code_digest: self.digester.digest(code.as_bytes()),
             key_version: self.digester.version(),
             client_id,
+            user_id: crate::domain::UserId(grant.user_id),
             created_at: now,
             expires_at: now + self.ttl,
         };

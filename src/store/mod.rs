@@ -390,7 +390,17 @@ pub trait ConsentRepository {
     ) -> Result<()>;
     async fn list_consents(&self, user: UserId) -> Result<Vec<ConsentRecord>>;
     /// Returns whether a consent was removed.
-    async fn revoke_consent(&self, user: UserId, client: &ClientId) -> Result<bool>;
+    /// Removes the consent and, in the same transaction, ends what it
+    /// granted: the user's refresh-token families at the client (families
+    /// first, the lock order of every family change), their tokens, and the
+    /// user's access tokens for the client. Returns whether a consent was
+    /// removed.
+    async fn revoke_consent(
+        &self,
+        user: UserId,
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
 }
 
 /// A new authorization code: its digest and the sealed grant.
@@ -400,6 +410,10 @@ pub struct CodeRecord {
     pub code_digest: Vec<u8>,
     pub key_version: u32,
     pub client_id: ClientId,
+    /// The user it signs in (also inside the sealed grant): the access
+    /// token recorded at redemption names it, so a withdrawn consent or a
+    /// password reset can revoke it.
+    pub user_id: UserId,
     pub grant_sealed: Vec<u8>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -548,13 +562,6 @@ pub trait RefreshTokenRepository {
     /// Revokes the family, every refresh token in it and every access token
     /// issued from it. Returns whether the family was alive.
     async fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> Result<bool>;
-    /// Revokes the families of a user with a client (consent withdrawn).
-    async fn revoke_families_of(
-        &self,
-        user: UserId,
-        client: &ClientId,
-        now: DateTime<Utc>,
-    ) -> Result<u64>;
     /// RFC 7009: denies an access token until it expires, recording its
     /// `jti` when it was not recorded.
     async fn revoke_access_token(

@@ -304,7 +304,8 @@ macro_rules! impl_repositories {
                 for sql in [
                     "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                     (user_id = $2 OR family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2))",
                 ] {
                     sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
                 }
@@ -1103,13 +1104,32 @@ macro_rules! impl_sign_in_repositories {
                 &self,
                 user: $crate::domain::UserId,
                 client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
                 let deleted = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                     .bind(user.to_string())
                     .bind(client.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                for sql in [
+                    "UPDATE refresh_token_families SET revoked_at = $1 \
+                     WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
+                     (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                     ((user_id = $2 AND client_id = $3) OR family_id IN \
+                      (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3))",
+                ] {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(user.to_string())
+                        .bind(client.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(deleted == 1)
             }
         }
@@ -1119,13 +1139,14 @@ macro_rules! impl_sign_in_repositories {
             #[tracing::instrument(level = "debug", name = "store.code.insert", skip_all, fields(client_id = %record.client_id))]
             async fn insert_code(&self, record: &$crate::store::CodeRecord) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "INSERT INTO authorization_codes (id, code_digest, key_version, client_id, grant_sealed, created_at, expires_at, redeemed_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+                    "INSERT INTO authorization_codes (id, code_digest, key_version, client_id, user_id, grant_sealed, created_at, expires_at, redeemed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
                 )
                 .bind(&record.id)
                 .bind(&record.code_digest)
                 .bind(record.key_version as i32)
                 .bind(record.client_id.as_str())
+                .bind(record.user_id.to_string())
                 .bind(&record.grant_sealed)
                 .bind(record.created_at)
                 .bind(record.expires_at)
@@ -1145,25 +1166,27 @@ macro_rules! impl_sign_in_repositories {
             ) -> $crate::store::Result<Option<$crate::store::RedeemedCode>> {
                 let mut tx = self.pool.begin().await?;
                 // The single statement that decides who wins (DESIGN: single use).
-                let won: Option<(String, Vec<u8>)> = sqlx::query_as(
+                let won: Option<(String, Vec<u8>, Option<String>)> = sqlx::query_as(
                     "UPDATE authorization_codes SET redeemed_at = $1 \
                      WHERE code_digest = $2 AND client_id = $3 AND redeemed_at IS NULL AND expires_at > $1 \
-                     RETURNING id, grant_sealed",
+                     RETURNING id, grant_sealed, user_id",
                 )
                 .bind(now)
                 .bind(code_digest)
                 .bind(client.as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((id, grant_sealed)) = won else {
+                let Some((id, grant_sealed, user_id)) = won else {
                     return Ok(None);
                 };
                 sqlx::query(
-                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at) VALUES ($1, $2, $3, $4, NULL)",
+                    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
                 )
                 .bind(jti)
                 .bind(&id)
                 .bind(client.as_str())
+                .bind(user_id)
                 .bind(token_expires_at)
                 .execute(&mut *tx)
                 .await?;
@@ -1261,8 +1284,8 @@ macro_rules! impl_refresh_repository {
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at, family_id, refresh_token_id) \
-                     VALUES ($1, NULL, $2, $3, NULL, $4, $5)",
+                    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+                     VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
                 )
                 .bind(&successor.jti)
                 .bind(token.client_id.as_str())
@@ -1508,29 +1531,6 @@ macro_rules! impl_refresh_repository {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(revoked)
-            }
-
-            #[tracing::instrument(level = "debug", name = "store.refresh.revoke_families_of", skip_all)]
-            async fn revoke_families_of(
-                &self,
-                user: $crate::domain::UserId,
-                client: &$crate::domain::ClientId,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::store::Result<u64> {
-                let families: Vec<(String,)> = sqlx::query_as(
-                    "SELECT id FROM refresh_token_families WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
-                )
-                .bind(user.to_string())
-                .bind(client.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                let mut revoked = 0;
-                for (family,) in families {
-                    if $crate::store::RefreshTokenRepository::revoke_family(self, &family, now).await? {
-                        revoked += 1;
-                    }
-                }
                 Ok(revoked)
             }
 

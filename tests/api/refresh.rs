@@ -815,20 +815,14 @@ async fn revoked_consent_ends_the_family(backend: Backend) {
     let a0 = field(&first, "access_token");
     assert_access_token_works(&app, &server, &a0, &user_id, "before").await;
 
-    // The store alone: no family is revoked by this call ...
-    let runtime = Runtime::open(&app.config, false, &SystemClock)
-        .await
-        .expect("open database");
-    let user = authd::domain::UserId(user_id.parse().unwrap());
-    let client_id = authd::domain::ClientId::parse(&client.id).unwrap();
-    assert!(
-        runtime
-            .store
-            .revoke_consent(user, &client_id)
-            .await
-            .unwrap()
-    );
-    runtime.store.close().await;
+    // The consent row alone disappears (`revoke_consent` would end the
+    // family at once, see cli_consent_revocation_ends_the_family) ...
+    crate::helpers::execute_sql(
+        &app,
+        backend,
+        &format!("DELETE FROM consents WHERE user_id = '{user_id}'"),
+    )
+    .await;
     assert_access_token_works(&app, &server, &a0, &user_id, "consent gone, family alive").await;
 
     // ... the next refresh finds the consent gone and ends the family.

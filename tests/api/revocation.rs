@@ -1182,6 +1182,72 @@ async fn a_deleted_clients_tokens_stop_working(backend: Backend) {
     assert_eq!(userinfo(&app, &others.access).await.status(), 200);
 }
 
+/// A sibling of security review finding 4: withdrawing a consent ends the
+/// access tokens issued under it, also those from a code without
+/// `offline_access` (no refresh family), and a password reset ends all the
+/// user's access tokens: refused at `/userinfo`, inactive at `/introspect`,
+/// at once (the records are revoked in the same transaction).
+async fn a_withdrawn_consent_or_a_new_password_ends_access_tokens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    let other = app.web_client(true, &[]).await;
+    let (api, api_secret) = introspector(&app).await;
+    let api = Auth::Basic(&api, &api_secret);
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let signed_in = |client: &WebClient, user: &'static str| {
+        let browser = app.browser();
+        let client = client.clone();
+        let app = &app;
+        async move {
+            sign_in_and_exchange(app, &browser, &client, user, &[("scope", "openid")]).await
+                ["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice_here = signed_in(&client, "alice").await;
+    let alice_there = signed_in(&other, "alice").await;
+    let bob_here = signed_in(&client, "bob").await;
+    for token in [&alice_here, &alice_there, &bob_here] {
+        assert_eq!(userinfo(&app, token).await.status(), 200);
+    }
+
+    let output = run_authd(&app, &["users", "consents", &alice, "--revoke", &client.id]);
+    assert!(output.status.success(), "{output:?}");
+    assert_userinfo_refused(&app, &alice_here, "after the consent was withdrawn").await;
+    assert_inactive(&app, api, &alice_here, "after the consent was withdrawn").await;
+    assert_eq!(
+        userinfo(&app, &alice_there).await.status(),
+        200,
+        "her token at another client"
+    );
+    assert_eq!(
+        userinfo(&app, &bob_here).await.status(),
+        200,
+        "another user"
+    );
+
+    let mut command = crate::helpers::authd_command(&app.database.url, &app.master_key);
+    let mut child = command
+        .args(["users", "set-password", &bob, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "a brand new password").unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    assert_userinfo_refused(&app, &bob_here, "after a password reset").await;
+    assert_inactive(&app, api, &bob_here, "after a password reset").await;
+}
+
 /// RFC 7662 §2.1 and §4: a client not registered as a resource server may
 /// only learn about tokens issued to itself; another client's token, user
 /// or machine, is `{"active": false}` to it.
@@ -1696,6 +1762,7 @@ on_both_backends!(
     expired_tokens_are_inactive,
     a_disabled_users_tokens_are_inactive,
     a_deleted_clients_tokens_stop_working,
+    a_withdrawn_consent_or_a_new_password_ends_access_tokens,
     a_client_without_the_introspect_permission_sees_only_its_own_tokens,
     database_dump_yields_nothing_the_server_accepts,
 );

@@ -1275,11 +1275,26 @@ async fn consents_are_saved_replaced_listed_and_revoked(backend: Backend) {
     );
     assert!(store.list_consents(bob.id).await.unwrap().is_empty());
 
-    assert!(store.revoke_consent(alice.id, &first.id).await.unwrap());
-    assert!(!store.revoke_consent(alice.id, &first.id).await.unwrap());
+    assert!(
+        store
+            .revoke_consent(alice.id, &first.id, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_consent(alice.id, &first.id, now())
+            .await
+            .unwrap()
+    );
     assert_eq!(store.find_consent(alice.id, &first.id).await.unwrap(), None);
     assert_eq!(store.list_consents(alice.id).await.unwrap().len(), 1);
-    assert!(!store.revoke_consent(bob.id, &second.id).await.unwrap());
+    assert!(
+        !store
+            .revoke_consent(bob.id, &second.id, now())
+            .await
+            .unwrap()
+    );
 
     // A consent needs an existing user and client (foreign keys hold on
     // both backends).
@@ -1307,6 +1322,7 @@ fn code_record(client_id: &ClientId, digest: &[u8], ttl: TimeDelta) -> CodeRecor
         code_digest: digest.to_vec(),
         key_version: 1,
         client_id: client_id.clone(),
+        user_id: UserId(uuid::Uuid::new_v4()),
         grant_sealed: [digest, b"sealed grant"].concat(),
         created_at,
         expires_at: created_at + ttl,
@@ -2233,9 +2249,11 @@ async fn unused_successor_is_replaced_within_the_grace_window(backend: Backend) 
     assert!(store.find_access_token("jti-x").await.unwrap().is_none());
 }
 
-/// A withdrawn consent: every live family of that user with that client,
-/// and no other.
-async fn families_of_a_user_with_a_client_are_revoked_together(backend: Backend) {
+/// A withdrawn consent ends what it granted, in one transaction: every
+/// live family of that user with that client and their access tokens, and
+/// the user's access tokens from codes (no family); nothing of another
+/// user or client.
+async fn a_withdrawn_consent_revokes_what_it_granted(backend: Backend) {
     let Some((store, _db)) = open(backend).await else {
         return;
     };
@@ -2256,14 +2274,36 @@ async fn families_of_a_user_with_a_client_are_revoked_together(backend: Backend)
     for (client_id, user_id, digest, jti, _) in families {
         started_family(store.as_ref(), client_id, user_id, &[digest; 32], jti).await;
     }
-
-    assert_eq!(
+    // Access tokens from codes alone (no offline_access, no family).
+    let codes = [
+        (&a.id, alice.id, 0x90u8, "jti-code-a", true),
+        (&b.id, alice.id, 0x91, "jti-code-b", false),
+        (&a.id, bob.id, 0x92, "jti-code-bob", false),
+    ];
+    for (client_id, user_id, digest, jti, _) in codes {
+        let record = CodeRecord {
+            user_id,
+            ..code_record(client_id, &[digest; 32], TimeDelta::seconds(60))
+        };
+        store.insert_code(&record).await.unwrap();
         store
-            .revoke_families_of(alice.id, &a.id, now())
+            .redeem_code(
+                &[digest; 32],
+                client_id,
+                now(),
+                jti,
+                now() + TimeDelta::minutes(15),
+            )
             .await
-            .unwrap(),
-        2
-    );
+            .unwrap()
+            .expect("redeemed");
+    }
+    store
+        .save_consent(alice.id, &a.id, "openid offline_access", now())
+        .await
+        .unwrap();
+
+    assert!(store.revoke_consent(alice.id, &a.id, now()).await.unwrap());
     for (_, _, digest, jti, revoked) in families {
         assert_eq!(
             found_token(store.as_ref(), &[digest; 32])
@@ -2278,20 +2318,14 @@ async fn families_of_a_user_with_a_client_are_revoked_together(backend: Backend)
             "{jti}"
         );
     }
-    assert_eq!(
-        store
-            .revoke_families_of(alice.id, &a.id, now())
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        store
-            .revoke_families_of(bob.id, &b.id, now())
-            .await
-            .unwrap(),
-        0
-    );
+    for (_, _, _, jti, revoked) in codes {
+        assert_eq!(
+            access_token_revoked(store.as_ref(), jti).await,
+            revoked,
+            "{jti}"
+        );
+    }
+    assert!(!store.revoke_consent(alice.id, &a.id, now()).await.unwrap());
 }
 
 /// RFC 7009 §2.2: a revoked access token is denied until it expires — one
@@ -2478,7 +2512,7 @@ on_both_backends!(
     refresh_tokens_rotate_once_by_their_client,
     expired_refresh_tokens_and_families_do_not_rotate,
     unused_successor_is_replaced_within_the_grace_window,
-    families_of_a_user_with_a_client_are_revoked_together,
+    a_withdrawn_consent_revokes_what_it_granted,
     revoke_access_token_records_unknown_and_marks_known,
     concurrent_rotations_of_a_refresh_token_have_one_winner,
     rotation_racing_a_family_revocation_fails_neither,
