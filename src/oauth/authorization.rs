@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use super::authorize::{self, AuthorizationRequest, Rejection};
 use super::codes::{Codes, Grant};
+pub use super::login::TryLater;
 use super::login::{Authenticator, LoginFailure};
 use super::rate_limit::ClientIp;
 use super::session::{CookieValue, Session, Sessions};
@@ -77,15 +78,6 @@ pub enum Step {
         retry_after: u64,
         view: LoginView,
     },
-}
-
-/// Why a login was not checked now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryLater {
-    /// Too many failures for this username or address.
-    Throttled,
-    /// Every password check is taken.
-    Busy,
 }
 
 /// A step, and the session cookie to set when it changed.
@@ -245,21 +237,11 @@ impl AuthorizationFlow {
                 view.error = Some("The username or password is not correct.");
                 return Ok(Step::Login(view).into());
             }
-            Err(LoginFailure::Throttled { retry_after }) => {
+            Err(LoginFailure::TryLater { why, retry_after }) => {
                 let mut view = self.login_view(&session, &pending, None);
                 view.login_hint = Some(username.chars().take(64).collect());
                 return Ok(Step::TryLater {
-                    why: TryLater::Throttled,
-                    retry_after,
-                    view,
-                }
-                .into());
-            }
-            Err(LoginFailure::Busy { retry_after }) => {
-                let mut view = self.login_view(&session, &pending, None);
-                view.login_hint = Some(username.chars().take(64).collect());
-                return Ok(Step::TryLater {
-                    why: TryLater::Busy,
+                    why,
                     retry_after,
                     view,
                 }

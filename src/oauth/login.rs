@@ -28,15 +28,21 @@ use crate::store::Store;
 pub enum LoginFailure {
     /// Unknown user, wrong password or disabled user: one answer for all.
     InvalidCredentials,
-    /// Too many failures: try again after this many seconds.
-    Throttled {
-        retry_after: u64,
-    },
-    /// Every password check is taken: try again after this many seconds.
-    Busy {
+    /// Not checked now: try again after this many seconds.
+    TryLater {
+        why: TryLater,
         retry_after: u64,
     },
     Internal(Error),
+}
+
+/// Why a login was not checked now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryLater {
+    /// Too many failures for this username or address (429).
+    Throttled,
+    /// Every password check is taken (503).
+    Busy,
 }
 
 /// The bound on concurrent password checks (`AUTHD_PASSWORD_CHECKS`,
@@ -105,7 +111,10 @@ impl Authenticator {
         let keys = throttle_keys(username, ip);
         // A throttled attempt is refused before it waits for a check.
         if let Some(retry_after) = self.throttle.blocked(&keys, self.clock.now()) {
-            return Err(LoginFailure::Throttled { retry_after });
+            return Err(LoginFailure::TryLater {
+                why: TryLater::Throttled,
+                retry_after,
+            });
         }
         let user = match Username::parse(username) {
             Some(username) => self
@@ -119,14 +128,18 @@ impl Authenticator {
             tokio::time::timeout(self.wait, self.checks.clone().acquire_owned()).await
         else {
             tracing::warn!("every password check is busy; login refused with 503");
-            return Err(LoginFailure::Busy {
+            return Err(LoginFailure::TryLater {
+                why: TryLater::Busy,
                 retry_after: self.wait.as_secs().max(1),
             });
         };
         // Counted as a failure before the password is checked and taken
         // back on success: parallel guesses cannot all slip past the check.
         if let Err(retry_after) = self.throttle.reserve(&keys, self.clock.now()) {
-            return Err(LoginFailure::Throttled { retry_after });
+            return Err(LoginFailure::TryLater {
+                why: TryLater::Throttled,
+                retry_after,
+            });
         }
         let checked = self.check(user.as_ref(), password, permit).await?;
         match user {
