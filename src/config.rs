@@ -361,6 +361,7 @@ fn trusted_proxies(
             entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(unmapped)
                 .map_err(|_| {
                     ConfigError::new(
                         "AUTHD_TRUSTED_PROXIES",
@@ -369,6 +370,20 @@ fn trusted_proxies(
                 })
         })
         .collect()
+}
+
+/// An IPv4-mapped range (`::ffff:10.0.0.0/104`) as the IPv4 range it maps:
+/// the client-IP function compares unmapped addresses.
+fn unmapped(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    }
 }
 
 /// A duration such as `30days`, `24h`, `90s` (humantime), greater than zero.
@@ -616,6 +631,21 @@ mod tests {
             assert_eq!(error.variable, variable, "{value}");
             assert!(error.to_string().starts_with(&format!("{variable}: ")));
         }
+    }
+
+    #[test]
+    fn ipv4_mapped_trusted_proxies_are_ipv4() {
+        let config = config(&[(
+            "AUTHD_TRUSTED_PROXIES",
+            "::ffff:10.0.0.0/104, ::ffff:192.0.2.7, 2001:db8::/32",
+        )])
+        .unwrap();
+        let nets: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
     }
 
     #[test]

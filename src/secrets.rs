@@ -130,6 +130,7 @@ impl Secrets {
         let digest_keys = load_digest_keys(store, &master_keys, clock).await?;
         let peppers = Arc::new(Peppers::new(master_keys.clone()));
         sync_peppers(store, &master_keys, &peppers, clock).await?;
+        wrap_unpeppered_hashes(store, &peppers).await?;
         let secrets = Self {
             master_keys,
             peppers,
@@ -169,6 +170,40 @@ pub async fn follow_rotation(
         .map_err(|e| SecretsError::Refused(e.to_string()))?;
     sync_peppers(store, master_keys, peppers, clock).await?;
     Ok(master_keys.current_version())
+}
+
+/// Keys every password hash made before peppers (key version 0) with the
+/// current pepper, without the password (`password::wrap_unpeppered`), so
+/// that from the first start of this version on a database copy holds no
+/// hash a guess can be checked against. Each is replaced conditionally on
+/// the hash read: replicas starting together, or a password set meanwhile,
+/// are harmless. The user's next sign-in makes it an ordinary hash.
+async fn wrap_unpeppered_hashes(store: &dyn Store, peppers: &Peppers) -> Result<(), SecretsError> {
+    let unpeppered = store.unpeppered_password_hashes().await?;
+    if unpeppered.is_empty() {
+        return Ok(());
+    }
+    let pepper = peppers
+        .current()
+        .map_err(|e| SecretsError::Refused(e.to_string()))?;
+    let mut wrapped = 0;
+    for (user, hash) in unpeppered {
+        let Some(keyed) = crate::crypto::password::wrap_unpeppered(&hash, &pepper) else {
+            tracing::warn!(user_id = %user, "a password hash from before peppers is not an argon2 hash authd made; left as it is");
+            continue;
+        };
+        if store
+            .rekey_password(user, &hash, &keyed, pepper.version)
+            .await?
+        {
+            wrapped += 1;
+        }
+    }
+    tracing::info!(
+        wrapped,
+        "password hashes from before peppers are now keyed with the master key's pepper"
+    );
+    Ok(())
 }
 
 /// The `digest_keys` name of a master-key version's password pepper.

@@ -31,6 +31,13 @@ pub const MAX_LEN: usize = 1024;
 /// The key version of a hash made without a pepper (before peppers).
 pub const UNPEPPERED: u32 = 0;
 
+/// Marks a hash made before peppers whose output was then keyed with a
+/// pepper without knowing the password: `$authd-hmac` + the original PHC
+/// string with its hash replaced by HMAC-SHA256(pepper, hash). A database
+/// copy then holds nothing a guess can be checked against; the user's next
+/// sign-in replaces it with an ordinary peppered hash.
+const WRAPPED: &str = "$authd-hmac";
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password must be {MIN_LEN} to {MAX_LEN} characters long")]
@@ -169,21 +176,85 @@ pub fn hash(password: &SecretString, pepper: &Pepper) -> Result<HashedPassword, 
     })
 }
 
-/// Whether `password` matches `phc`, a hash keyed with `pepper`. Runs in
-/// the time of one argon2id evaluation with the hash's own parameters.
+/// Whether `password` matches `phc`, a hash keyed with `pepper` (or a
+/// wrapped one, see [`wrap_unpeppered`]). Runs in the time of one argon2id
+/// evaluation with the hash's own parameters.
 pub fn verify(password: &SecretString, phc: &str, pepper: &Pepper) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
     if password.expose_secret().len() > MAX_LEN * 4 {
         return false;
     }
+    if let Some(inner) = phc.strip_prefix(WRAPPED) {
+        return verify_wrapped(password, inner, pepper);
+    }
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
     let Ok(argon2) = pepper.argon2() else {
         return false;
     };
     argon2
         .verify_password(password.expose_secret().as_bytes(), &hash)
         .is_ok()
+}
+
+/// Whether `phc` is a wrapped hash from before peppers (re-keyed at the
+/// next sign-in).
+pub fn is_wrapped(phc: &str) -> bool {
+    phc.starts_with(WRAPPED)
+}
+
+/// Keys an unpeppered hash with `pepper` without the password: its output
+/// becomes HMAC-SHA256(pepper, output). `None` for a hash that is not an
+/// argon2 hash with a 32-byte output (authd never made another kind).
+pub fn wrap_unpeppered(phc: &str, pepper: &Pepper) -> Option<String> {
+    let hash = PasswordHash::new(phc).ok()?;
+    let output = hash.hash?;
+    if output.len() != 32 || is_wrapped(phc) {
+        return None;
+    }
+    let mac = hmac_output(pepper, output.as_bytes())?;
+    let mut wrapped = hash.clone();
+    wrapped.hash = Some(argon2::password_hash::Output::new(&mac).ok()?);
+    Some(format!("{WRAPPED}{wrapped}"))
+}
+
+fn hmac_output(pepper: &Pepper, output: &[u8]) -> Option<[u8; 32]> {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(pepper.key.as_ref()?.expose_secret()).ok()?;
+    mac.update(output);
+    Some(mac.finalize().into_bytes().into())
+}
+
+fn verify_wrapped(password: &SecretString, inner: &str, pepper: &Pepper) -> bool {
+    use subtle::ConstantTimeEq;
+    let Ok(hash) = PasswordHash::new(inner) else {
+        return false;
+    };
+    let (Some(salt), Some(stored)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    // The original, unpeppered evaluation with the hash's own parameters.
+    let unpeppered = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let Ok(recomputed) = unpeppered.hash_password_customized(
+        password.expose_secret().as_bytes(),
+        Some(hash.algorithm),
+        hash.version,
+        params,
+        salt,
+    ) else {
+        return false;
+    };
+    let Some(output) = recomputed.hash else {
+        return false;
+    };
+    match hmac_output(pepper, output.as_bytes()) {
+        Some(expected) => expected.ct_eq(stored.as_bytes()).into(),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +329,34 @@ mod tests {
         later.set_stored(BTreeMap::from([(1, both.derive(1).unwrap())]));
         assert!(verify(&password, &hashed.phc, &later.get(1).unwrap()));
         assert_eq!(later.current().unwrap().version, 2);
+    }
+
+    #[test]
+    fn an_unpeppered_hash_is_wrapped_without_the_password() {
+        let peppers = peppers(vec![MasterKey::generate()]);
+        let password = SecretString::from("correct horse battery");
+        let legacy = hash(&password, &peppers.get(UNPEPPERED).unwrap()).unwrap();
+        let pepper = peppers.current().unwrap();
+        let wrapped = wrap_unpeppered(&legacy.phc, &pepper).unwrap();
+        assert!(is_wrapped(&wrapped));
+        assert!(wrapped.starts_with("$authd-hmac$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify(&password, &wrapped, &pepper));
+        assert!(!verify(
+            &"wrong password".to_owned().into(),
+            &wrapped,
+            &pepper
+        ));
+        // Without the pepper nothing verifies: neither the wrapped string
+        // nor its inner PHC string.
+        let none = peppers.get(UNPEPPERED).unwrap();
+        assert!(!verify(&password, &wrapped, &none));
+        assert!(!verify(&password, &wrapped["$authd-hmac".len()..], &none));
+        let other = self::peppers(vec![MasterKey::generate()])
+            .current()
+            .unwrap();
+        assert!(!verify(&password, &wrapped, &other));
+        // Wrapping is done once.
+        assert!(wrap_unpeppered(&wrapped, &pepper).is_none());
     }
 
     #[test]

@@ -170,7 +170,9 @@ impl Authenticator {
         };
         let pepper = self.peppers.get(version);
         let current = self.peppers.current().ok();
-        let real_user = user.is_some();
+        // Only a user who may sign in is re-keyed: the extra hash would
+        // otherwise tell a right password of a disabled user by its time.
+        let may_sign_in = user.is_some_and(|u| !u.disabled);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let Some(pepper) = pepper else {
@@ -186,7 +188,11 @@ impl Authenticator {
             };
             let verified = password::verify(&password, &hash, &pepper);
             let rekeyed = match current {
-                Some(current) if verified && real_user && current.version != version => {
+                Some(current)
+                    if verified
+                        && may_sign_in
+                        && (current.version != version || password::is_wrapped(&hash)) =>
+                {
                     password::hash(&password, &current).ok()
                 }
                 _ => None,

@@ -191,6 +191,8 @@ pub trait UserRepository {
     ) -> Result<bool>;
     /// How many users' hashes each pepper version keyed, by version.
     async fn password_key_versions(&self) -> Result<Vec<(u32, u64)>>;
+    /// The users whose hash was made before peppers (key version 0).
+    async fn unpeppered_password_hashes(&self) -> Result<Vec<(UserId, String)>>;
     /// Disables the user, ends their browser sessions and revokes their
     /// refresh-token families. Returns whether a user was found.
     async fn disable_user(&self, id: UserId, now: DateTime<Utc>) -> Result<bool>;

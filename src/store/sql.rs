@@ -252,6 +252,26 @@ macro_rules! impl_repositories {
                 Ok(updated == 1)
             }
 
+            #[tracing::instrument(level = "debug", name = "store.user.unpeppered", skip_all)]
+            async fn unpeppered_password_hashes(
+                &self,
+            ) -> $crate::store::Result<Vec<($crate::domain::UserId, String)>> {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, password_hash FROM users WHERE password_key_version = 0 ORDER BY id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, hash)| {
+                        let user = id
+                            .parse()
+                            .map($crate::domain::UserId)
+                            .map_err(|_| $crate::store::rows::corrupt("user", &id, "id"))?;
+                        Ok((user, hash))
+                    })
+                    .collect()
+            }
+
             #[tracing::instrument(level = "debug", name = "store.user.password_key_versions", skip_all)]
             async fn password_key_versions(&self) -> $crate::store::Result<Vec<(u32, u64)>> {
                 let rows: Vec<(i32, i64)> = sqlx::query_as(

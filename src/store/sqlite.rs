@@ -24,7 +24,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(settings.acquire_timeout);
-        prepare_private_files(options.get_filename())?;
+        prepare_private_files(url, options.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -39,12 +39,19 @@ impl SqliteStore {
 /// SQLite opens it (SQLite gives the `-wal` and `-shm` files the database
 /// file's mode). Existing files readable by others are reported, as the
 /// master key file is, and left as they are.
-fn prepare_private_files(path: &Path) -> Result<()> {
+fn prepare_private_files(url: &str, path: &Path) -> Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    if path.as_os_str().is_empty() || path == Path::new(":memory:") {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let mode = |value: &str| query.split('&').any(|pair| pair == format!("mode={value}"));
+    // An in-memory database has no files (sqlx names it
+    // `file:sqlx-in-memory-N`, which is not a path to create).
+    if url.contains(":memory:") || mode("memory") || path.as_os_str().is_empty() {
         return Ok(());
     }
+    // A read-only database is opened as it is; its modes are still checked.
+    let create = !mode("ro");
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty())
+        && create
         && !dir.exists()
     {
         std::fs::DirBuilder::new()
@@ -56,13 +63,18 @@ fn prepare_private_files(path: &Path) -> Result<()> {
                 source,
             })?;
     }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => {}
+    let created = if create {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map(drop)
+    } else {
+        Ok(())
+    };
+    match created {
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(source) => {
             return Err(Error::SqliteDirectory {

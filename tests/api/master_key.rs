@@ -324,8 +324,8 @@ async fn every_flow_works_after_a_master_key_rotation(backend: Backend) {
     );
 }
 
-/// The password key version stored with `username`'s hash.
-async fn password_key_version(app: &TestApp, username: &str) -> u32 {
+/// `username` as stored.
+async fn stored_user(app: &TestApp, username: &str) -> authd::domain::User {
     let runtime = Runtime::open(&app.config, false, &SystemClock)
         .await
         .unwrap();
@@ -336,16 +336,34 @@ async fn password_key_version(app: &TestApp, username: &str) -> u32 {
         .unwrap()
         .expect("the user exists");
     runtime.store.close().await;
-    user.password_key_version
+    user
+}
+
+/// The password key version stored with `username`'s hash.
+async fn password_key_version(app: &TestApp, username: &str) -> u32 {
+    stored_user(app, username).await.password_key_version
+}
+
+/// Whether a PHC string verifies `password` with argon2id alone, as an
+/// attacker holding a database copy (and no master key) would check it.
+fn verifies_offline(phc: &str, password: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let phc = phc.strip_prefix("$authd-hmac").unwrap_or(phc);
+    PasswordHash::new(phc).is_ok_and(|hash| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
 }
 
 /// Security review finding 6: password hashes are keyed with a pepper
 /// derived from the master key (argon2id's secret input), so a database
-/// copy alone cannot test a guess, not even the right password. A hash
-/// from before peppers (version 0) still signs its user in, and that
-/// sign-in re-keys it; a failed sign-in does not.
+/// copy alone cannot test a guess, not even the right password. Hashes from
+/// before peppers are keyed at start without the password (HMAC of their
+/// output under the pepper), still sign their user in, and become ordinary
+/// peppered hashes at that sign-in; a failed sign-in, or a disabled user's
+/// right password, changes nothing.
 async fn password_hashes_need_the_master_key_and_old_ones_are_rekeyed(backend: Backend) {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
     let Some(database) = test_database(backend).await else {
         return;
     };
@@ -354,57 +372,56 @@ async fn password_hashes_need_the_master_key_and_old_ones_are_rekeyed(backend: B
         .expect("app starts");
     let web = offline_client(&app).await;
     app.user("alice").await;
+    let password = crate::helpers::PASSWORD;
+    let alice = stored_user(&app, "alice").await;
+    assert_eq!(alice.password_key_version, 1);
+    assert!(
+        !verifies_offline(&alice.password_hash, password),
+        "a database copy alone cannot check a password"
+    );
+
+    // Users whose hashes predate peppers, as `authd migrate` found them.
     let runtime = Runtime::open(&app.config, false, &SystemClock)
         .await
         .unwrap();
     let peppers = runtime.secrets.peppers.clone();
-    let stored = runtime
-        .store
-        .find_user_by_username(&authd::domain::Username::parse("alice").unwrap())
-        .await
-        .unwrap()
+    for (username, disabled) in [("legacy", false), ("dormant", true)] {
+        let legacy = authd::crypto::password::hash(
+            &password.to_owned().into(),
+            &peppers.get(authd::crypto::password::UNPEPPERED).unwrap(),
+        )
         .unwrap();
-    assert_eq!(stored.password_key_version, 1);
-    // What a dump holds does not verify the right password without the
-    // pepper, and does with it.
-    let phc = PasswordHash::new(&stored.password_hash).unwrap();
-    assert!(
-        argon2::Argon2::default()
-            .verify_password(crate::helpers::PASSWORD.as_bytes(), &phc)
-            .is_err(),
-        "a database copy alone cannot check a password"
-    );
-    assert!(authd::crypto::password::verify(
-        &crate::helpers::PASSWORD.to_owned().into(),
-        &stored.password_hash,
-        &peppers.current().unwrap()
-    ));
-
-    // A user whose hash predates peppers (as `authd migrate` leaves them).
-    let legacy = authd::crypto::password::hash(
-        &crate::helpers::PASSWORD.to_owned().into(),
-        &peppers.get(authd::crypto::password::UNPEPPERED).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(legacy.key_version, 0);
-    runtime
-        .store
-        .insert_user(&authd::domain::User {
-            id: authd::domain::UserId(uuid::Uuid::new_v4()),
-            username: authd::domain::Username::parse("legacy").unwrap(),
-            password_hash: legacy.phc.clone(),
-            password_key_version: legacy.key_version,
-            name: None,
-            email: None,
-            email_verified: false,
-            disabled: false,
-            created_at: chrono::Utc::now(),
-        })
-        .await
-        .unwrap();
+        assert!(verifies_offline(&legacy.phc, password), "unpeppered");
+        runtime
+            .store
+            .insert_user(&authd::domain::User {
+                id: authd::domain::UserId(uuid::Uuid::new_v4()),
+                username: authd::domain::Username::parse(username).unwrap(),
+                password_hash: legacy.phc,
+                password_key_version: legacy.key_version,
+                name: None,
+                email: None,
+                email_verified: false,
+                disabled,
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
     runtime.store.close().await;
+    // The next start (any `authd` command, or a server) keys them.
+    let status = json_ok(&authd(
+        &app.database,
+        &app.master_key,
+        &["master-key", "status"],
+    ));
+    assert_eq!(status[0]["password_hashes"], 3);
+    let wrapped = stored_user(&app, "legacy").await;
+    assert_eq!(wrapped.password_key_version, 1);
+    assert!(wrapped.password_hash.starts_with("$authd-hmac$argon2id$"));
+    assert!(!verifies_offline(&wrapped.password_hash, password));
 
-    // A wrong password re-keys nothing.
+    // A wrong password changes nothing.
     let browser = app.browser();
     let login = location(
         &browser
@@ -413,19 +430,27 @@ async fn password_hashes_need_the_master_key_and_old_ones_are_rekeyed(backend: B
     );
     let refused = browser.log_in(&login, "legacy", "not the password").await;
     assert_eq!(refused.status(), 200, "the login page again");
-    assert_eq!(password_key_version(&app, "legacy").await, 0);
-    // The right one signs in and re-keys.
+    assert_eq!(
+        stored_user(&app, "legacy").await.password_hash,
+        wrapped.password_hash
+    );
+    // A disabled user's right password changes nothing either.
+    let dormant = stored_user(&app, "dormant").await;
+    let refused = browser.log_in(&login, "dormant", password).await;
+    assert_eq!(refused.status(), 200, "disabled users cannot sign in");
+    assert_eq!(
+        stored_user(&app, "dormant").await.password_hash,
+        dormant.password_hash
+    );
+    // The right one signs in and makes it an ordinary peppered hash.
     let signed_in = sign_in_and_exchange(&app, &app.browser(), &web, "legacy", &[]).await;
     assert!(signed_in["access_token"].is_string());
-    assert_eq!(password_key_version(&app, "legacy").await, 1, "re-keyed");
+    let rekeyed = stored_user(&app, "legacy").await;
+    assert_eq!(rekeyed.password_key_version, 1);
+    assert!(rekeyed.password_hash.starts_with("$argon2id$"), "re-keyed");
+    assert!(!verifies_offline(&rekeyed.password_hash, password));
     let again = sign_in_and_exchange(&app, &app.browser(), &web, "legacy", &[]).await;
     assert!(again["access_token"].is_string(), "the re-keyed hash works");
-    let status = json_ok(&authd(
-        &app.database,
-        &app.master_key,
-        &["master-key", "status"],
-    ));
-    assert_eq!(status[0]["password_hashes"], 2);
 }
 
 /// A rotation stopped after registering the new version: the old key may

@@ -177,4 +177,20 @@ async fn sqlite_files_are_private_to_their_owner() {
         "{stderr}"
     );
     assert_eq!(mode(&path), 0o644);
+
+    // An in-memory database leaves no file behind.
+    let cwd = tempfile::tempdir().unwrap();
+    for url in ["sqlite::memory:"] {
+        let output = crate::helpers::authd_command(url, &key)
+            .arg("migrate")
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{url}: {output:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

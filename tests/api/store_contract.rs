@@ -745,6 +745,10 @@ async fn rekey_password_replaces_only_the_hash_it_was_given(backend: Backend) {
         store.password_key_versions().await.unwrap(),
         vec![(0, 1), (1, 1)]
     );
+    let unpeppered = store.unpeppered_password_hashes().await.unwrap();
+    assert_eq!(unpeppered.len(), 1);
+    assert_eq!(unpeppered[0].0, alice.id);
+    assert_eq!(unpeppered[0].1, alice.password_hash);
     let rekeyed = "$argon2id$v=19$m=19456,t=2,p=1$cmVr$cmVrZXllZA";
     // A stale hash (the password changed since it was read) loses.
     assert!(
@@ -767,6 +771,7 @@ async fn rekey_password_replaces_only_the_hash_it_was_given(backend: Backend) {
         store.password_key_versions().await.unwrap(),
         vec![(1, 1), (2, 1)]
     );
+    assert!(store.unpeppered_password_hashes().await.unwrap().is_empty());
 }
 
 /// A disabled user is signed out everywhere: their browser sessions are
