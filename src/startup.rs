@@ -213,6 +213,7 @@ impl Application {
         ));
         let flow = AuthorizationFlow {
             clients: clients.clone(),
+            requests: runtime.sealer(Purpose::PendingRequestSealing),
             sessions: Sessions::new(
                 store.clone(),
                 runtime.digester(Purpose::SessionCookieDigest),

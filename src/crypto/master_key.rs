@@ -36,6 +36,9 @@ pub enum Purpose {
     /// argon2id's secret input for user passwords, one per master-key
     /// version (see `crypto::password::Peppers`).
     PasswordPepper,
+    /// Sealing the authorization request an anonymous browser carries to
+    /// the login page instead of the database storing it.
+    PendingRequestSealing,
 }
 
 /// The purposes whose keys make keyed digests or MACs. A digest cannot be
@@ -67,6 +70,7 @@ impl Purpose {
             Purpose::DigestKeySealing => b"authd/v1/seal/digest-key",
             Purpose::AuditUsername => b"authd/v1/digest/audit-username",
             Purpose::PasswordPepper => b"authd/v1/pepper/password",
+            Purpose::PendingRequestSealing => b"authd/v1/seal/pending-request",
         }
     }
 

@@ -7,7 +7,11 @@ use tracing_actix_web::RequestId;
 use super::AppState;
 use super::form::read_form;
 
-const BODY_LIMIT: usize = 8 * 1024;
+/// The login form: a sealed pending request (under 6 KB, see
+/// `oauth::authorization`), the CSRF token, a username and a password of up
+/// to 1024 characters (up to 12 KB percent-encoded): 24 KiB holds the
+/// largest honest form.
+const BODY_LIMIT: usize = 24 * 1024;
 
 #[derive(serde::Deserialize)]
 pub struct PageQuery {

@@ -8,8 +8,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 
 use super::authorize::{self, AuthorizationRequest, Rejection};
 use super::codes::{Codes, Grant};
@@ -19,15 +22,17 @@ use super::rate_limit::ClientIp;
 use super::session::{CookieValue, Session, Sessions};
 use super::{ClientRegistry, Error, Params};
 use crate::clock::Clock;
-use crate::domain::{Client, ClientKind, Scope};
+use crate::crypto::Sealer;
+use crate::domain::{Client, ClientId, ClientKind, Scope};
 use crate::store::{PendingRequestRecord, Store};
 
 /// How long a user has to finish login and consent.
 pub const PENDING_REQUEST_TTL: Duration = Duration::minutes(10);
-/// Pending requests one browser may hold; a new one evicts the oldest.
+/// Pending requests one session may hold; a new one evicts the oldest.
 /// Enough for the tabs a person opens at once (Keycloak, for one, keeps a
 /// similar cap per browser); a script replaying `/authorize` with one
-/// cookie gets no further than this.
+/// signed-in cookie gets no further than this. (An anonymous browser's
+/// requests are not stored at all.)
 pub const MAX_PENDING_PER_BROWSER: u32 = 16;
 
 /// What the login page shows.
@@ -96,13 +101,39 @@ impl From<Step> for Answer {
     }
 }
 
-/// A pending request, loaded for the session continuing it.
+/// A pending request, loaded for the browser continuing it.
 struct Pending {
+    /// Its id: the `authorization_requests` row it is (or will be).
     id: String,
+    /// What the pages and forms carry: the id of a stored request, or the
+    /// sealed request of an anonymous browser.
+    reference: String,
+    /// Not stored yet: an anonymous browser's, carried sealed.
+    sealed: bool,
     request: AuthorizationRequest,
     client: Arc<Client>,
     logged_in_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
 }
+
+/// What an anonymous browser's pending request carries, sealed under the
+/// master key with the browser's id (derived from its cookie) as
+/// associated data: only that browser can present it, nobody can read or
+/// change it, and the database holds nothing until the user has signed in.
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedRequest {
+    /// The row it becomes after login: one row per request, so a login
+    /// form posted twice finishes once.
+    id: String,
+    client_id: String,
+    request: AuthorizationRequest,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// Marks a sealed pending request in a URL or form (`s.` + base64url).
+const SEALED_PREFIX: &str = "s.";
 
 fn expired_request() -> Step {
     Step::ErrorPage(
@@ -115,6 +146,8 @@ fn expired_request() -> Step {
 pub struct AuthorizationFlow {
     pub clients: Arc<ClientRegistry>,
     pub sessions: Sessions,
+    /// Seals an anonymous browser's pending request (`SealedRequest`).
+    pub requests: Sealer,
     pub authenticator: Authenticator,
     pub codes: Arc<Codes>,
     pub store: Arc<dyn Store>,
@@ -181,10 +214,16 @@ impl AuthorizationFlow {
                         (session, Some(cookie))
                     }
                 };
-                let id = self.save_pending(&request, &client, &session).await?;
+                // Signed in: stored, in the session. Anonymous (which
+                // always needs a login first): carried sealed, nothing stored.
+                let reference = if session.stored {
+                    self.save_pending(&request, &client, &session).await?
+                } else {
+                    self.seal_pending(&request, &client, &session)?
+                };
                 let page = if login_needed { "/login" } else { "/consent" };
                 Ok(Answer {
-                    step: Step::Redirect(format!("{page}?request={id}")),
+                    step: Step::Redirect(format!("{page}?request={reference}")),
                     set_cookie,
                 })
             }
@@ -256,13 +295,27 @@ impl AuthorizationFlow {
         });
         let session = self.sessions.sign_in(&session, user.clone()).await?;
         let now = self.clock.now();
-        self.store
-            .mark_pending_request_logged_in(&pending.id, now)
-            .await
-            .map_err(Error::internal)?;
         let pending = Pending {
             logged_in_at: Some(now),
             ..pending
+        };
+        let pending = if pending.sealed {
+            // The request is stored now, in the new session, under the id
+            // it was sealed with: a second post of the same login form
+            // finds it taken.
+            let Some(stored) = self.store_sealed(pending, &session).await? else {
+                return Ok(Answer {
+                    step: expired_request(),
+                    set_cookie: Some(session.cookie),
+                });
+            };
+            stored
+        } else {
+            self.store
+                .mark_pending_request_logged_in(&pending.id, now)
+                .await
+                .map_err(Error::internal)?;
+            pending
         };
         let step = if self
             .consent_needed(&pending.client, &pending.request, user.id)
@@ -366,6 +419,12 @@ impl AuthorizationFlow {
         else {
             return Ok(None);
         };
+        if let Some(sealed) = request_id.strip_prefix(SEALED_PREFIX) {
+            return Ok(self
+                .open_sealed(sealed, &session)
+                .await?
+                .map(|pending| (session, pending)));
+        }
         let Some(record) = self
             .store
             .find_pending_request(request_id, &session.record.id, self.clock.now())
@@ -384,12 +443,56 @@ impl AuthorizationFlow {
         Ok(Some((
             session,
             Pending {
+                reference: record.id.clone(),
                 id: record.id,
+                sealed: false,
                 request,
                 client,
                 logged_in_at: record.logged_in_at,
+                created_at: record.created_at,
+                expires_at: record.expires_at,
             },
         )))
+    }
+
+    /// An anonymous browser's sealed request, if it is this browser's, not
+    /// expired, and its client still exists.
+    async fn open_sealed(&self, sealed: &str, session: &Session) -> Result<Option<Pending>, Error> {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(sealed) else {
+            return Ok(None);
+        };
+        // Another browser's (or a signed-in session's) id does not open it.
+        let Ok(plaintext) = self.requests.open(&session.record.id, &bytes) else {
+            return Ok(None);
+        };
+        let Ok(carried) = serde_json::from_slice::<SealedRequest>(plaintext.expose_secret()) else {
+            return Ok(None);
+        };
+        let (Some(created_at), Some(expires_at)) = (
+            DateTime::from_timestamp(carried.created_at, 0),
+            DateTime::from_timestamp(carried.expires_at, 0),
+        ) else {
+            return Ok(None);
+        };
+        if expires_at <= self.clock.now() {
+            return Ok(None);
+        }
+        let Some(client) = ClientId::parse(&carried.client_id) else {
+            return Ok(None);
+        };
+        let Some(client) = self.clients.find(&client).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Pending {
+            id: carried.id,
+            reference: format!("{SEALED_PREFIX}{sealed}"),
+            sealed: true,
+            request: carried.request,
+            client,
+            logged_in_at: None,
+            created_at,
+            expires_at,
+        }))
     }
 
     fn login_view(
@@ -399,7 +502,7 @@ impl AuthorizationFlow {
         error: Option<&'static str>,
     ) -> LoginView {
         LoginView {
-            request_id: pending.id.clone(),
+            request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
             login_hint: pending.request.login_hint.clone(),
             csrf: self.sessions.csrf_token(session),
@@ -420,10 +523,10 @@ impl AuthorizationFlow {
             {
                 user
             }
-            _ => return Step::Redirect(format!("/login?request={}", pending.id)),
+            _ => return Step::Redirect(format!("/login?request={}", pending.reference)),
         };
         Step::Consent(ConsentView {
-            request_id: pending.id.clone(),
+            request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
             username: user.username.as_str().to_owned(),
             scopes: scope_views(&pending.request.scope()),
@@ -479,11 +582,63 @@ impl AuthorizationFlow {
             created_at: now,
             expires_at: now + PENDING_REQUEST_TTL,
         };
-        self.store
+        if !self
+            .store
+            .insert_pending_request(&record, MAX_PENDING_PER_BROWSER)
+            .await
+            .map_err(Error::internal)?
+        {
+            return Err(Error::internal("a new pending request id was taken"));
+        }
+        Ok(record.id)
+    }
+
+    /// An anonymous browser's request, sealed to it, as pages carry it.
+    fn seal_pending(
+        &self,
+        request: &AuthorizationRequest,
+        client: &Client,
+        session: &Session,
+    ) -> Result<String, Error> {
+        let now = self.clock.now();
+        let carried = SealedRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: client.id.to_string(),
+            request: request.clone(),
+            created_at: now.timestamp(),
+            expires_at: (now + PENDING_REQUEST_TTL).timestamp(),
+        };
+        let plaintext = serde_json::to_vec(&carried).map_err(Error::internal)?;
+        let sealed = self.requests.seal(&session.record.id, &plaintext);
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// Stores a sealed request after its login, in the (new) session.
+    /// `None` when a request with its id was stored already.
+    async fn store_sealed(
+        &self,
+        pending: Pending,
+        session: &Session,
+    ) -> Result<Option<Pending>, Error> {
+        let record = PendingRequestRecord {
+            id: pending.id.clone(),
+            session_id: session.record.id.clone(),
+            client_id: pending.client.id.clone(),
+            request: serde_json::to_string(&pending.request).map_err(Error::internal)?,
+            logged_in_at: pending.logged_in_at,
+            created_at: pending.created_at,
+            expires_at: pending.expires_at,
+        };
+        let stored = self
+            .store
             .insert_pending_request(&record, MAX_PENDING_PER_BROWSER)
             .await
             .map_err(Error::internal)?;
-        Ok(record.id)
+        Ok(stored.then(|| Pending {
+            reference: pending.id.clone(),
+            sealed: false,
+            ..pending
+        }))
     }
 
     async fn take(&self, pending: &Pending, session: &Session) -> Result<bool, Error> {

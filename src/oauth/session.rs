@@ -48,8 +48,8 @@ pub struct Session {
     /// The signed-in user, if any (enabled, still existing).
     pub user: Option<Arc<User>>,
     /// Whether a `browser_sessions` row holds it. An anonymous browser has
-    /// none: a cookie-less `/authorize` stores nothing but its pending
-    /// request, which is bound to an id derived from the cookie.
+    /// none, and stores nothing: its pending request travels sealed to
+    /// an id derived from its cookie (`oauth::authorization`).
     pub stored: bool,
 }
 
@@ -119,7 +119,7 @@ impl Sessions {
     }
 
     /// The browser behind this cookie: its stored session, or else the
-    /// anonymous browser the cookie names (pending requests bound to it).
+    /// anonymous browser the cookie names.
     pub async fn browser(&self, cookie: Option<CookieValue>) -> Result<Option<Session>, Error> {
         let Some(cookie) = cookie else {
             return Ok(None);
@@ -160,8 +160,8 @@ impl Sessions {
 
     /// A successful login. The browser gets a new cookie, so a cookie
     /// planted before login is worthless after it (session fixation). An
-    /// anonymous browser gets its session row now, with a new random id,
-    /// and takes its pending requests along.
+    /// anonymous browser gets its session row now, with a new random id
+    /// (never the id derived from its old cookie).
     pub async fn sign_in(&self, session: &Session, user: Arc<User>) -> Result<Session, Error> {
         let cookie = CookieValue::generate();
         let digest = self.cookie_digests.digest(cookie.expose().as_bytes());
@@ -180,7 +180,7 @@ impl Sessions {
         } else {
             let id = uuid::Uuid::new_v4().to_string();
             self.store
-                .start_session(&id, &digest, user.id, now, expires_at, &session.record.id)
+                .insert_session(&id, &digest, user.id, now, expires_at)
                 .await
                 .map_err(Error::internal)?;
             id

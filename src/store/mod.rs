@@ -291,8 +291,8 @@ pub enum RevokeOutcome {
 }
 
 /// A browser session as stored (found by the keyed digest of its cookie).
-/// Only a browser that signed in has one; before that, a browser is known
-/// by its cookie alone (`signin`/`oauth::session`).
+/// Only a browser that signed in has one; before that a browser is known by
+/// its cookie alone and stores nothing (`oauth::session`).
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: String,
@@ -303,18 +303,15 @@ pub struct SessionRecord {
 
 #[async_trait]
 pub trait SessionRepository {
-    /// The first login of a browser: inserts its session (`id`, a new
-    /// cookie's digest, the user, the time of authentication) and, in the
-    /// same transaction, moves the pending requests the browser made while
-    /// anonymous (bound to `anonymous_id`) to it.
-    async fn start_session(
+    /// The first login of a browser: its session, with a new cookie's
+    /// digest, the user and the time of authentication.
+    async fn insert_session(
         &self,
         id: &str,
         cookie_digest: &[u8],
         user_id: UserId,
         auth_time: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-        anonymous_id: &str,
     ) -> Result<()>;
     /// The unexpired session whose cookie has this digest.
     async fn find_session(
@@ -333,15 +330,14 @@ pub trait SessionRepository {
         auth_time: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Ends the session and its pending requests.
+    /// Ends the session (and its pending requests).
     async fn delete_session(&self, id: &str) -> Result<()>;
 }
 
-/// An `/authorize` request waiting for login or consent.
+/// An `/authorize` request waiting for login or consent, in a session.
 #[derive(Debug, Clone)]
 pub struct PendingRequestRecord {
     pub id: String,
-    /// The browser that made it: a session id, or an anonymous browser's id.
     pub session_id: String,
     pub client_id: ClientId,
     /// The validated request, serialised by the layer above.
@@ -354,9 +350,14 @@ pub struct PendingRequestRecord {
 
 #[async_trait]
 pub trait PendingRequestRepository {
-    /// Inserts `record` and, in the same transaction, deletes the oldest
-    /// pending requests of its browser beyond the newest `keep`.
-    async fn insert_pending_request(&self, record: &PendingRequestRecord, keep: u32) -> Result<()>;
+    /// Inserts `record` unless its id exists (then `false`: a request is
+    /// stored once) and, in the same transaction, deletes the oldest
+    /// pending requests of its session beyond the newest `keep`.
+    async fn insert_pending_request(
+        &self,
+        record: &PendingRequestRecord,
+        keep: u32,
+    ) -> Result<bool>;
     /// The unexpired request `id` made by session `session_id`.
     async fn find_pending_request(
         &self,

@@ -314,13 +314,10 @@ macro_rules! impl_repositories {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<()> {
                 let user = user.to_string();
-                for sql in [
-                    "DELETE FROM authorization_requests WHERE session_id IN \
-                     (SELECT id FROM browser_sessions WHERE user_id = $1)",
-                    "DELETE FROM browser_sessions WHERE user_id = $1",
-                ] {
-                    sqlx::query(sql).bind(&user).execute(&mut **tx).await?;
-                }
+                sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
+                    .bind(&user)
+                    .execute(&mut **tx)
+                    .await?;
                 for sql in [
                     "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
@@ -873,17 +870,15 @@ macro_rules! impl_sign_in_repositories {
     ($store:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::SessionRepository for $store {
-            #[tracing::instrument(level = "debug", name = "store.session.start", skip_all, fields(user_id = %user_id))]
-            async fn start_session(
+            #[tracing::instrument(level = "debug", name = "store.session.insert", skip_all, fields(user_id = %user_id))]
+            async fn insert_session(
                 &self,
                 id: &str,
                 cookie_digest: &[u8],
                 user_id: $crate::domain::UserId,
                 auth_time: chrono::DateTime<chrono::Utc>,
                 expires_at: chrono::DateTime<chrono::Utc>,
-                anonymous_id: &str,
             ) -> $crate::store::Result<()> {
-                let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO browser_sessions (id, cookie_digest, user_id, auth_time, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $4, $5)",
@@ -893,14 +888,8 @@ macro_rules! impl_sign_in_repositories {
                 .bind(user_id.to_string())
                 .bind(auth_time)
                 .bind(expires_at)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-                sqlx::query("UPDATE authorization_requests SET session_id = $1 WHERE session_id = $2")
-                    .bind(id)
-                    .bind(anonymous_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
                 Ok(())
             }
 
@@ -955,14 +944,11 @@ macro_rules! impl_sign_in_repositories {
 
             #[tracing::instrument(level = "debug", name = "store.session.delete", skip_all)]
             async fn delete_session(&self, id: &str) -> $crate::store::Result<()> {
-                let mut tx = self.pool.begin().await?;
-                for sql in [
-                    "DELETE FROM authorization_requests WHERE session_id = $1",
-                    "DELETE FROM browser_sessions WHERE id = $1",
-                ] {
-                    sqlx::query(sql).bind(id).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
+                // Its pending requests go with it (ON DELETE CASCADE).
+                sqlx::query("DELETE FROM browser_sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
         }
@@ -974,11 +960,11 @@ macro_rules! impl_sign_in_repositories {
                 &self,
                 record: &$crate::store::PendingRequestRecord,
                 keep: u32,
-            ) -> $crate::store::Result<()> {
+            ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&record.id)
                 .bind(&record.session_id)
@@ -988,7 +974,12 @@ macro_rules! impl_sign_in_repositories {
                 .bind(record.created_at)
                 .bind(record.expires_at)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected()
+                    == 1;
+                if !inserted {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "DELETE FROM authorization_requests WHERE session_id = $1 AND id NOT IN \
                      (SELECT id FROM authorization_requests WHERE session_id = $1 \
@@ -999,7 +990,7 @@ macro_rules! impl_sign_in_repositories {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(true)
             }
 
             #[tracing::instrument(level = "debug", name = "store.pending_request.find", skip_all)]

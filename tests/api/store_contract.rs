@@ -792,7 +792,7 @@ async fn disable_user_ends_that_users_sessions(backend: Backend) {
         ("s-bob", [3u8; 32], bob.id),
     ] {
         store
-            .start_session(id, &digest, owner, t, expires, "anonymous:none")
+            .insert_session(id, &digest, owner, t, expires)
             .await
             .unwrap();
     }
@@ -844,14 +844,7 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     let expires_at = created.duration_trunc(TimeDelta::seconds(1)).unwrap() + TimeDelta::hours(1);
     let digest = [0x5a; 32];
     store
-        .start_session(
-            "session-1",
-            &digest,
-            alice.id,
-            created,
-            expires_at,
-            "anonymous:a",
-        )
+        .insert_session("session-1", &digest, alice.id, created, expires_at)
         .await
         .unwrap();
 
@@ -885,14 +878,7 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     // The cookie digest is unique.
     assert!(
         store
-            .start_session(
-                "session-2",
-                &digest,
-                alice.id,
-                created,
-                expires_at,
-                "anonymous:b"
-            )
+            .insert_session("session-2", &digest, alice.id, created, expires_at)
             .await
             .is_err()
     );
@@ -957,6 +943,21 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     store.delete_session("session-1").await.unwrap();
 }
 
+/// Signed-in sessions with these ids (of one new user), for pending
+/// requests to belong to.
+async fn sessions(store: &dyn Store, ids: &[&str]) {
+    let owner = user(&format!("owner-{}", uuid::Uuid::new_v4().simple()));
+    store.insert_user(&owner).await.unwrap();
+    let t = now();
+    for (n, id) in ids.iter().enumerate() {
+        let digest = [&[0xd0, n as u8][..], id.as_bytes()].concat();
+        store
+            .insert_session(id, &digest, owner.id, t, t + TimeDelta::hours(1))
+            .await
+            .unwrap();
+    }
+}
+
 fn pending_request(id: &str, session_id: &str, client_id: &ClientId) -> PendingRequestRecord {
     let created_at = now();
     PendingRequestRecord {
@@ -977,10 +978,16 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     let client = client(ClientKind::Confidential);
     store.insert_client(&client).await.unwrap();
     let t = now();
-    // Bound to a browser id: a session's or an anonymous browser's (no
-    // session row needed).
+    sessions(store.as_ref(), &["session-a", "session-b"]).await;
     let record = pending_request("request-1", "session-a", &client.id);
-    store.insert_pending_request(&record, 16).await.unwrap();
+    assert!(store.insert_pending_request(&record, 16).await.unwrap());
+    // A request is stored once: the same id again is refused.
+    assert!(
+        !store
+            .insert_pending_request(&pending_request("request-1", "session-b", &client.id), 16)
+            .await
+            .unwrap()
+    );
 
     let found = store
         .find_pending_request("request-1", "session-a", t)
@@ -1076,75 +1083,29 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
             .await
             .unwrap()
     );
-
-    // An anonymous browser's requests move to its session when it signs in.
-    let alice = user("alice");
-    store.insert_user(&alice).await.unwrap();
-    for id in ["request-4", "request-5"] {
-        store
-            .insert_pending_request(&pending_request(id, "anonymous:c", &client.id), 16)
-            .await
-            .unwrap();
-    }
-    store
-        .insert_pending_request(&pending_request("request-6", "anonymous:d", &client.id), 16)
-        .await
-        .unwrap();
-    store
-        .start_session(
-            "session-c",
-            &[0xc0; 32],
-            alice.id,
-            t,
-            t + TimeDelta::hours(1),
-            "anonymous:c",
-        )
-        .await
-        .unwrap();
-    for id in ["request-4", "request-5"] {
-        let found = |session: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .find_pending_request(id, session, t)
-                    .await
-                    .unwrap()
-                    .is_some()
-            }
-        };
-        assert!(found("session-c").await, "{id} moved");
-        assert!(!found("anonymous:c").await, "{id} left the anonymous id");
-    }
-    assert!(
-        store
-            .find_pending_request("request-6", "anonymous:d", t)
-            .await
-            .unwrap()
-            .is_some(),
-        "another browser's request stays"
-    );
 }
 
-/// Security review finding 3: one browser holds at most `keep` pending
-/// requests; a new one evicts the oldest. Other browsers are untouched.
+/// Security review finding 3: one session holds at most `keep` pending
+/// requests; a new one evicts the oldest. Other sessions are untouched.
 async fn pending_requests_per_browser_are_capped(backend: Backend) {
     let Some((store, _db)) = open(backend).await else {
         return;
     };
     let client = client(ClientKind::Confidential);
     store.insert_client(&client).await.unwrap();
+    sessions(store.as_ref(), &["session-busy", "session-other"]).await;
     let start = now();
-    let other = pending_request("other-browser", "anonymous:other", &client.id);
+    let other = pending_request("other-browser", "session-other", &client.id);
     store.insert_pending_request(&other, 4).await.unwrap();
     for n in 0..10 {
-        let mut record = pending_request(&format!("r{n}"), "anonymous:busy", &client.id);
+        let mut record = pending_request(&format!("r{n}"), "session-busy", &client.id);
         record.created_at = start + TimeDelta::milliseconds(n);
         store.insert_pending_request(&record, 4).await.unwrap();
     }
     let mut kept = Vec::new();
     for n in 0..10 {
         if store
-            .find_pending_request(&format!("r{n}"), "anonymous:busy", start)
+            .find_pending_request(&format!("r{n}"), "session-busy", start)
             .await
             .unwrap()
             .is_some()
@@ -1155,7 +1116,7 @@ async fn pending_requests_per_browser_are_capped(backend: Backend) {
     assert_eq!(kept, vec![6, 7, 8, 9], "the newest four");
     assert!(
         store
-            .find_pending_request("other-browser", "anonymous:other", start)
+            .find_pending_request("other-browser", "session-other", start)
             .await
             .unwrap()
             .is_some()
@@ -1170,6 +1131,7 @@ async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend)
     };
     let client = client(ClientKind::Confidential);
     store.insert_client(&client).await.unwrap();
+    sessions(store.as_ref(), &["session-a"]).await;
     store
         .insert_pending_request(&pending_request("request-1", "session-a", &client.id), 16)
         .await
