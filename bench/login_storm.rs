@@ -245,16 +245,26 @@ struct TallyInner {
     unexpected: u64,
     busy_without_retry_after: u64,
     transport_errors: u64,
-    messages: Vec<String>,
+    /// How often each kind of unexpected answer came.
+    kinds: BTreeMap<String, u64>,
 }
 
 impl TallyInner {
-    fn unexpected(&mut self, message: String) {
+    fn unexpected(&mut self, kind: String) {
         self.unexpected += 1;
-        if self.messages.len() < MESSAGES_KEPT {
-            self.messages.push(message);
-        }
+        *self.kinds.entry(kind).or_default() += 1;
     }
+}
+
+/// A page's `<title>`, or the start of a body that has none.
+fn gist(body: &str) -> String {
+    let title = body
+        .split_once("<title>")
+        .and_then(|(_, rest)| rest.split_once("</title>"))
+        .map(|(title, _)| title);
+    let text = title.unwrap_or(body);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.join(" ").chars().take(120).collect()
 }
 
 /// The storm's address for attempt `n`.
@@ -318,7 +328,7 @@ async fn storm_worker(
             Ok(answer) => answer,
             Err(message) => {
                 t.transport_errors += 1;
-                t.unexpected(format!("attempt {n}: {message}"));
+                t.unexpected(message);
                 continue;
             }
         };
@@ -331,29 +341,42 @@ async fn storm_worker(
         }
         match status {
             StatusCode::OK if form.0.is_some() => t.checked_latencies.push(micros),
-            StatusCode::SERVICE_UNAVAILABLE => {
+            // The bound's refusal is the login page again; any other 503
+            // (a database pool that timed out, say) is unexpected.
+            StatusCode::SERVICE_UNAVAILABLE if form.0.is_some() => {
                 t.busy_latencies.push(micros);
                 if !retry_after {
                     t.busy_without_retry_after += 1;
-                    t.unexpected(format!("attempt {n}: 503 without Retry-After"));
+                    t.unexpected("503 login page without Retry-After".into());
                 }
             }
             _ => {
-                let body: String = body.chars().take(200).collect();
-                t.unexpected(format!("attempt {n}: {status}: {body}"));
+                let form = if form.0.is_some() { "with" } else { "without" };
+                t.unexpected(format!(
+                    "{status} {form} the login form, \"{}\", Retry-After {}",
+                    gist(&body),
+                    if retry_after { "present" } else { "absent" }
+                ));
             }
         }
     }
 }
 
-/// JWKS latencies (µs), one request at a time, `interval` apart, until
-/// `stop`; on its own thread and runtime so the storm's tasks cannot delay
-/// it. Returns the latencies and the failures.
+/// What the JWKS prober saw.
+struct Probe {
+    /// Latencies (µs) of the 200 answers.
+    latencies: Vec<u32>,
+    failures: u64,
+    messages: Vec<String>,
+}
+
+/// JWKS latencies, one request at a time, `interval` apart, until `stop`;
+/// on its own thread and runtime so the storm's tasks cannot delay it.
 fn jwks_prober(
     base: String,
     interval: Duration,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<u32>, u64)> {
+) -> std::thread::JoinHandle<Probe> {
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -365,27 +388,42 @@ fn jwks_prober(
                 .build()
                 .unwrap();
             let url = format!("{base}/.well-known/jwks.json");
-            let mut latencies = Vec::new();
-            let mut failures = 0;
+            let mut probe = Probe {
+                latencies: Vec::new(),
+                failures: 0,
+                messages: Vec::new(),
+            };
             // One request outside the figures opens the connection.
             let _ = http.get(&url).send().await;
             while !stop.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                let ok = match http.get(&url).send().await {
+                let outcome = match http.get(&url).send().await {
                     Ok(response) => {
                         let status = response.status();
-                        response.bytes().await.is_ok() && status == StatusCode::OK
+                        match response.bytes().await {
+                            Ok(_) if status == StatusCode::OK => Ok(()),
+                            Ok(_) => Err(format!("{status}")),
+                            Err(e) => Err(format!("reading the body: {e}")),
+                        }
                     }
-                    Err(_) => false,
+                    Err(e) => Err(format!("transport: {e}")),
                 };
-                if ok {
-                    latencies.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                } else {
-                    failures += 1;
+                let micros = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
+                match outcome {
+                    Ok(()) => probe.latencies.push(micros),
+                    Err(message) => {
+                        probe.failures += 1;
+                        if probe.messages.len() < MESSAGES_KEPT {
+                            probe.messages.push(format!(
+                                "JWKS after {:.1} s: {message}",
+                                micros as f64 / 1e6
+                            ));
+                        }
+                    }
                 }
                 tokio::time::sleep(interval).await;
             }
-            (latencies, failures)
+            probe
         })
     })
 }
@@ -451,7 +489,7 @@ async fn main() {
     let prober = jwks_prober(settings.base.clone(), settings.jwks_interval, stop.clone());
     tokio::time::sleep(Duration::from_secs(settings.baseline_seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let (mut jwks_baseline, jwks_baseline_failures) = prober.join().expect("the JWKS prober");
+    let mut baseline_probe = prober.join().expect("the JWKS prober");
 
     // 3. Storm, with the JWKS prober and the RSS sampler beside it.
     println!(
@@ -518,13 +556,11 @@ async fn main() {
     let hwm = status_kib(pid, "VmHWM:");
     let rss_end = status_kib(pid, "VmRSS:");
     stop.store(true, Ordering::Relaxed);
-    let (mut jwks_storm, jwks_storm_failures) = prober.join().expect("the JWKS prober");
-    let rss_after = if aborted.is_none() {
+    let mut storm_probe = prober.join().expect("the JWKS prober");
+    if aborted.is_none() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        status_kib(pid, "VmRSS:")
-    } else {
-        None
-    };
+    }
+    let rss_after = status_kib(pid, "VmRSS:");
 
     // 4. Report.
     let started = tally.started.load(Ordering::Relaxed);
@@ -535,8 +571,8 @@ async fn main() {
     let peak = hwm.max(sampled_peak);
     let peak_mib = peak.map_or(f64::INFINITY, |k| k as f64 / 1024.0);
     let storm_p99 = {
-        jwks_storm.sort_unstable();
-        percentile(&jwks_storm, 0.99)
+        storm_probe.latencies.sort_unstable();
+        percentile(&storm_probe.latencies, 0.99)
     };
     println!();
     println!(
@@ -557,7 +593,7 @@ async fn main() {
         summary(&mut t.checked_latencies)
     );
     println!(
-        "  refused by the bound (503): {busy} = {:.1}/s, {} without Retry-After; latency {}",
+        "  refused by the bound (503, the login page): {busy} = {:.1}/s, {} without Retry-After; latency {}",
         busy as f64 / storm_seconds,
         t.busy_without_retry_after,
         summary(&mut t.busy_latencies)
@@ -568,19 +604,24 @@ async fn main() {
         t.transport_errors,
         started.div_ceil(ADDRESSES)
     );
-    for message in &t.messages {
+    for (kind, count) in t.kinds.iter().take(MESSAGES_KEPT) {
+        println!("    {count} × {kind}");
+    }
+    println!(
+        "JWKS before the storm:  {}, {} failed",
+        summary(&mut baseline_probe.latencies),
+        baseline_probe.failures
+    );
+    println!(
+        "JWKS during the storm:  {}, {} failed",
+        summary(&mut storm_probe.latencies),
+        storm_probe.failures
+    );
+    for message in baseline_probe.messages.iter().chain(&storm_probe.messages) {
         println!("    {message}");
     }
     println!(
-        "JWKS before the storm:  {}, {jwks_baseline_failures} failed",
-        summary(&mut jwks_baseline)
-    );
-    println!(
-        "JWKS during the storm:  {}, {jwks_storm_failures} failed",
-        summary(&mut jwks_storm)
-    );
-    println!(
-        "authd RSS: at start {}, baseline (sessions ready) {} (VmHWM {}), peak during the storm {} (VmHWM {}, highest 100 ms sample {}), at the end {}, 1 s later {}",
+        "authd RSS: at start {}, baseline (sessions ready) {} (VmHWM {}), peak during the storm {} (VmHWM {}, highest 100 ms sample {}), at the end {}, {} {}",
         mib(rss_at_start),
         mib(rss_baseline),
         mib(hwm_baseline),
@@ -588,7 +629,12 @@ async fn main() {
         mib(hwm),
         mib(sampled_peak),
         mib(rss_end),
-        mib(rss_after)
+        if aborted.is_none() {
+            "1 s later"
+        } else {
+            "now"
+        },
+        rss_after.map_or("gone".into(), |k| mib(Some(k)))
     );
 
     let mut failed = Vec::new();
@@ -607,12 +653,15 @@ async fn main() {
             settings.max_jwks_p99_ms
         ));
     }
-    if jwks_storm.is_empty() || jwks_storm_failures + jwks_baseline_failures > 0 {
+    if storm_probe.latencies.is_empty() || storm_probe.failures + baseline_probe.failures > 0 {
         failed.push(format!(
-            "JWKS: {} answers, {} failures",
-            jwks_storm.len(),
-            jwks_storm_failures + jwks_baseline_failures
+            "JWKS: {} answers during the storm, {} failures",
+            storm_probe.latencies.len(),
+            storm_probe.failures + baseline_probe.failures
         ));
+    }
+    if rss_after.is_none() {
+        failed.push(format!("authd (pid {pid}) is gone after the storm"));
     }
     if t.unexpected > 0 {
         failed.push(format!("{} unexpected login answers", t.unexpected));

@@ -11,7 +11,8 @@
 # LOGIN_STORM_MAX_RSS_MIB, LOGIN_STORM_MAX_JWKS_P99_MS and the rest, see
 # bench/login_storm.rs; AUTHD_PASSWORD_CHECKS and AUTHD_PASSWORD_CHECK_WAIT
 # are passed to authd; AUTHD_BIN and LOGIN_STORM_BIN, both set, skip the
-# build and use those binaries). About 1 minute after the release build.
+# build and use those binaries; LOGIN_STORM_LOG=FILE keeps authd's log). About
+# 1 minute after the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,13 +44,19 @@ fi
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
+SERVER_EXIT=""
 stop_server() {
     [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    # A server busy with hundreds of password checks may be slow to stop.
-    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    local how="exited by itself before SIGTERM"
+    if [ "$(awk '{print $3}' "/proc/$SERVER_PID/stat" 2>/dev/null)" != Z ] && kill -TERM "$SERVER_PID" 2>/dev/null; then
+        how="after SIGTERM"
+        # A server busy with hundreds of password checks may be slow to stop.
+        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null && how="killed (SIGKILL) 10 s after SIGTERM"
+    fi
+    local code=0
+    wait "$SERVER_PID" 2>/dev/null || code=$?
+    SERVER_EXIT="authd $how, status $code"
     SERVER_PID=""
 }
 cleanup() {
@@ -102,6 +109,9 @@ stop_server
 BUSY=$(grep -c 'every password check is busy' "$WORK/authd.log" || true)
 WARN=$(grep -c '"level":"WARN"' "$WORK/authd.log" || true)
 ERROR=$(grep -c '"level":"ERROR"' "$WORK/authd.log" || true)
-echo "authd log: $WARN warnings ($BUSY 'every password check is busy'), $ERROR errors"
-grep '"level":"ERROR"' "$WORK/authd.log" | head -5 || true
+echo "$SERVER_EXIT"
+echo "authd log: $WARN warnings ($BUSY 'every password check is busy'), $ERROR errors; by message:"
+grep -E '"level":"(WARN|ERROR)"' "$WORK/authd.log" | sed -n 's/.*"message":"\([^"]*\)".*/\1/p' \
+    | sort | uniq -c | sort -rn | head -5 || true
+[ -z "${LOGIN_STORM_LOG:-}" ] || cp "$WORK/authd.log" "$LOGIN_STORM_LOG"
 exit "$STATUS"
