@@ -20,6 +20,7 @@ pub struct Metrics {
     pub jwt_validation_failures: IntCounterVec,
     pub refresh_token_reuse: IntCounter,
     pub login_failures: IntCounter,
+    pub login_busy: IntCounter,
     pub signing_keys: IntGaugeVec,
     pub signing_key_age: IntGaugeVec,
     pub db_connections: IntGauge,
@@ -108,6 +109,10 @@ impl Metrics {
             login_failures: counter(
                 "login_failures_total",
                 "Failed sign-ins (unknown user, wrong password, disabled user).",
+            ),
+            login_busy: counter(
+                "login_busy_total",
+                "Logins answered 503: every password check was busy (AUTHD_PASSWORD_CHECKS).",
             ),
             signing_keys: register(
                 &registry,

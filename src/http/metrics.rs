@@ -25,6 +25,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         state.token_endpoint.refresh.reuse_detected(),
     );
     catch_up(&metrics.login_failures, state.flow.authenticator.failures());
+    catch_up(&metrics.login_busy, state.flow.authenticator.busy());
     // Signing keys from the database (the source of truth across
     // replicas); a database that does not answer leaves the last values.
     let listed =

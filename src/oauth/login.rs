@@ -64,6 +64,7 @@ pub struct Authenticator {
     throttle: LoginThrottle,
     clock: Arc<dyn Clock>,
     failures: std::sync::atomic::AtomicU64,
+    busy: std::sync::atomic::AtomicU64,
 }
 
 /// What one password check found.
@@ -97,6 +98,7 @@ impl Authenticator {
             throttle: LoginThrottle::default(),
             clock,
             failures: std::sync::atomic::AtomicU64::new(0),
+            busy: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -127,7 +129,10 @@ impl Authenticator {
         let Ok(Ok(permit)) =
             tokio::time::timeout(self.wait, self.checks.clone().acquire_owned()).await
         else {
-            tracing::warn!("every password check is busy; login refused with 503");
+            // Counted (`login_busy_total`), not logged at warn: a storm
+            // would write a line per refused attempt.
+            self.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!("every password check is busy; login refused with 503");
             return Err(LoginFailure::TryLater {
                 why: TryLater::Busy,
                 retry_after: self.wait.as_secs().max(1),
@@ -233,6 +238,11 @@ impl Authenticator {
     /// Failed sign-ins since start (for `/metrics`).
     pub fn failures(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Logins refused with 503 since start, every check busy (`/metrics`).
+    pub fn busy(&self) -> u64 {
+        self.busy.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

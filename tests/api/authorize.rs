@@ -1492,6 +1492,7 @@ async fn password_checks_are_bounded_and_the_rest_wait_then_get_503(backend: Bac
             concurrent: 1,
             wait: std::time::Duration::from_millis(1),
         };
+        config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
     })
     .await
     .expect("app starts");
@@ -1543,6 +1544,21 @@ async fn password_checks_are_bounded_and_the_rest_wait_then_get_503(backend: Bac
             );
         }
     }
+    // Operators see them counted.
+    let metrics = reqwest::get(format!(
+        "http://127.0.0.1:{}/metrics",
+        app.metrics_port.unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    assert!(
+        metrics.contains(&format!("\nlogin_busy_total {refused}\n")),
+        "login_busy_total {refused} in {metrics}"
+    );
     // Refusals are not failures: nobody was throttled, and alice gets in.
     let response = browser
         .post_form(

@@ -92,16 +92,25 @@ async fn a_backlog_is_drained_in_one_run(backend: Backend) {
     let client = app.web_client(false, &[]).await;
     const BACKLOG: i64 = 12_345;
     let past = (Utc::now() - Duration::hours(1)).to_rfc3339();
-    // Expired pending requests, as a flood of /authorize would leave them.
+    let (ts, digest) = match backend {
+        Backend::Sqlite => (format!("'{past}'"), "X'00'"),
+        Backend::Postgres => (format!("'{past}'::timestamptz"), "'\\x00'::bytea"),
+    };
+    // An expired session holding a backlog of expired pending requests.
+    crate::helpers::execute_sql(
+        &app,
+        backend,
+        &format!(
+            "INSERT INTO browser_sessions (id, cookie_digest, created_at, expires_at) \
+             VALUES ('flooded', {digest}, {ts}, {ts})"
+        ),
+    )
+    .await;
     let insert = format!(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {BACKLOG}) \
          INSERT INTO authorization_requests (id, session_id, client_id, request, created_at, expires_at) \
-         SELECT 'flood-' || i, 'anonymous:flood-' || i, '{}', '{{}}', {ts}, {ts} FROM n",
+         SELECT 'flood-' || i, 'flooded', '{}', '{{}}', {ts}, {ts} FROM n",
         client.id,
-        ts = match backend {
-            Backend::Sqlite => format!("'{past}'"),
-            Backend::Postgres => format!("'{past}'::timestamptz"),
-        }
     );
     crate::helpers::execute_sql(&app, backend, &insert).await;
     assert_eq!(
@@ -115,7 +124,7 @@ async fn a_backlog_is_drained_in_one_run(backend: Backend) {
         .await
         .unwrap();
     runtime.store.close().await;
-    assert_eq!(removed, BACKLOG as u64);
+    assert_eq!(removed, BACKLOG as u64 + 1, "the requests and the session");
     assert_eq!(count_rows(&app, backend, "authorization_requests").await, 0);
 }
 
