@@ -39,6 +39,11 @@ export AUTHD_MASTER_KEY="$(head -c 32 /dev/urandom | base64)"
 export AUTHD_BIND="127.0.0.1:$PORT"
 export AUTHD_LOG_FORMAT=json
 export RUST_LOG=info
+# All load comes from 127.0.0.1: the rate limits stay on (their cost is
+# part of every request) but high enough that none refuses.
+export AUTHD_RATE_LIMIT_IP=1000000/sec
+export AUTHD_RATE_LIMIT_WELL_KNOWN=1000000/sec
+export AUTHD_RATE_TIERS=standard=1000000/sec
 BIN=target/release/authd
 
 # --- single-core signing rates (server not running) ---------------------
@@ -128,7 +133,7 @@ CC tokens/s (16 conns)                     $CC
 RS256 sign/s, authd primitive (1 core)     $AUTHD_SIGN
 RS256 sign/s, openssl speed (1 core)       $OPENSSL_SIGN
   CC / authd signing rate                  $(ratio "$CC" "$AUTHD_SIGN")            >= 90%
-  CC / openssl signing rate                $(ratio "$CC" "$OPENSSL_SIGN")            >= 75%
+  CC / openssl signing rate                $(ratio "$CC" "$OPENSSL_SIGN")            >= 85%
 JWKS req/s (32 conns)                      $(rps "$WORK/jwks.txt")          >= 50000
   p99                                      $(pct "$WORK/jwks.txt" 99) ms
   errors                                   $(errors "$WORK/jwks.txt")
