@@ -300,13 +300,15 @@ impl Pages {
                     TryLater::Throttled => (
                         StatusCode::TOO_MANY_REQUESTS,
                         format!(
-                            "Too many failed sign-in attempts. Wait {retry_after} seconds, then try again."
+                            "Too many failed sign-in attempts. Wait {}, then try again.",
+                            how_long(retry_after)
                         ),
                     ),
                     TryLater::Busy => (
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
-                            "Too many people are signing in right now. Wait {retry_after} seconds, then try again."
+                            "Too many people are signing in right now. Wait {}, then try again.",
+                            how_long(retry_after)
                         ),
                     ),
                 };
@@ -379,9 +381,28 @@ fn is_origin(value: &str) -> bool {
             .any(|b| b.is_ascii_whitespace() || matches!(b, b';' | b',' | b'\'' | b'"'))
 }
 
+/// A wait as a person reads it: "1 second", "40 seconds", "2 minutes"
+/// (rounded up, so the page never promises less than `Retry-After`).
+pub fn how_long(seconds: u64) -> String {
+    match seconds {
+        0 | 1 => "1 second".to_owned(),
+        2..=90 => format!("{seconds} seconds"),
+        _ => format!("{} minutes", seconds.div_ceil(60)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_read_as_people_say_them() {
+        assert_eq!(how_long(1), "1 second");
+        assert_eq!(how_long(2), "2 seconds");
+        assert_eq!(how_long(90), "90 seconds");
+        assert_eq!(how_long(91), "2 minutes");
+        assert_eq!(how_long(900), "15 minutes");
+    }
 
     #[test]
     fn built_in_templates_parse_and_escape() {

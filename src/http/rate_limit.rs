@@ -150,7 +150,8 @@ pub fn too_many_requests(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
             &format!(
-                "Too many requests came from your network. Wait {wait} seconds, then try again."
+                "Too many requests came from your network. Wait {}, then try again.",
+                super::pages::how_long(wait)
             ),
             request_id,
         )

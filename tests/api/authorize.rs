@@ -1390,7 +1390,10 @@ async fn repeated_failures_are_throttled_with_retry_after(backend: Backend) {
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     let html = response.text().await.unwrap();
     assert!(
-        html.contains(&format!("Wait {retry_after} seconds")),
+        html.contains(&match retry_after {
+            1 => "Wait 1 second,".to_owned(),
+            n => format!("Wait {n} seconds,"),
+        }),
         "{html}"
     );
     // Once the wait is over, the right password signs in.

@@ -107,7 +107,10 @@ async fn assert_page_429(response: reqwest::Response, limit: u64, max_wait: u64)
     let html = response.text().await.unwrap();
     assert!(html.contains("Too many requests"), "{html}");
     assert!(
-        html.contains(&format!("Wait {wait} seconds")),
+        html.contains(&match wait {
+            1 => "Wait 1 second,".to_owned(),
+            n => format!("Wait {n} seconds,"),
+        }),
         "the page says how long to wait: {html}"
     );
     assert!(html.contains(&request_id), "the page names the request");
