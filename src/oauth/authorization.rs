@@ -33,7 +33,7 @@ pub const PENDING_REQUEST_TTL: Duration = Duration::minutes(10);
 /// similar cap per browser); a script replaying `/authorize` with one
 /// signed-in cookie gets no further than this. (An anonymous browser's
 /// requests are not stored at all.)
-pub const MAX_PENDING_PER_BROWSER: u32 = 16;
+pub const MAX_PENDING_PER_SESSION: u32 = 16;
 
 /// What the login page shows.
 #[derive(Debug, Clone)]
@@ -584,7 +584,7 @@ impl AuthorizationFlow {
         };
         if !self
             .store
-            .insert_pending_request(&record, MAX_PENDING_PER_BROWSER)
+            .insert_pending_request(&record, MAX_PENDING_PER_SESSION)
             .await
             .map_err(Error::internal)?
         {
@@ -631,7 +631,7 @@ impl AuthorizationFlow {
         };
         let stored = self
             .store
-            .insert_pending_request(&record, MAX_PENDING_PER_BROWSER)
+            .insert_pending_request(&record, MAX_PENDING_PER_SESSION)
             .await
             .map_err(Error::internal)?;
         Ok(stored.then(|| Pending {

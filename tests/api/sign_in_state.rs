@@ -1,9 +1,9 @@
 //! Sign-in state stays bounded (security review finding 3): a browser that
 //! has not signed in stores nothing (its pending request travels sealed to
 //! it, whatever cookie it sends), a signed-in session holds at most
-//! `MAX_PENDING_PER_BROWSER` pending requests (the oldest is evicted), and
+//! `MAX_PENDING_PER_SESSION` pending requests (the oldest is evicted), and
 //! what a pending request stores is bounded.
-use authd::oauth::authorization::MAX_PENDING_PER_BROWSER;
+use authd::oauth::authorization::MAX_PENDING_PER_SESSION;
 
 use crate::helpers::{
     Backend, Browser, PASSWORD, TestApp, WebClient, authorize_query, count_rows, form_value,
@@ -120,7 +120,7 @@ async fn a_sealed_request_is_finished_once_by_its_browser(backend: Backend) {
 }
 
 /// Replaying `/authorize` (here with `prompt=login`) in one signed-in
-/// session keeps at most `MAX_PENDING_PER_BROWSER` pending requests: each
+/// session keeps at most `MAX_PENDING_PER_SESSION` pending requests: each
 /// new one evicts the oldest, which then answers "expired"; the newest
 /// still signs in.
 async fn one_session_holds_a_bounded_number_of_pending_requests(backend: Backend) {
@@ -135,7 +135,7 @@ async fn one_session_holds_a_bounded_number_of_pending_requests(backend: Backend
         .await;
     assert!(query_param(&back, "code").is_some());
     let mut logins = Vec::new();
-    for _ in 0..(MAX_PENDING_PER_BROWSER + 14) {
+    for _ in 0..(MAX_PENDING_PER_SESSION + 14) {
         let response = browser
             .authorize(&authorize_query(&client, &pkce(), &[("prompt", "login")]))
             .await;
@@ -144,7 +144,7 @@ async fn one_session_holds_a_bounded_number_of_pending_requests(backend: Backend
     }
     assert_eq!(
         count_rows(&app, backend, "authorization_requests").await,
-        i64::from(MAX_PENDING_PER_BROWSER)
+        i64::from(MAX_PENDING_PER_SESSION)
     );
     let oldest = browser.get(&logins[0]).await;
     assert_eq!(oldest.status(), 400, "evicted");
