@@ -1,10 +1,14 @@
 //! The browser sign-in flow: `/authorize` → login → consent → back to the
 //! client with a code (RFC 6749 §4.1, OIDC Core §3.1.2).
 //!
-//! A request that cannot finish at once is stored server-side, bound to the
-//! browser session that made it; the login and consent pages refer to it by
-//! id, and only that session can continue it. Each step answers with a
-//! [`Step`]: a page to render or a place to send the browser.
+//! A request that cannot finish at once waits for the user. A signed-in
+//! session's is stored (`authorization_requests`), bound to the session,
+//! and the pages refer to it by id. An anonymous browser's is not stored:
+//! it travels sealed to that browser (`SealedRequest`), and is stored in
+//! the new session when the user signs in, under the id it was sealed with,
+//! so it is finished once. Only the browser that made a request can
+//! continue it. Each step answers with a [`Step`]: a page to render or a
+//! place to send the browser.
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -108,8 +112,9 @@ struct Pending {
     /// What the pages and forms carry: the id of a stored request, or the
     /// sealed request of an anonymous browser.
     reference: String,
-    /// Not stored yet: an anonymous browser's, carried sealed.
-    sealed: bool,
+    /// Not stored yet: an anonymous browser's, carried sealed to this
+    /// anonymous id.
+    sealed_to: Option<String>,
     request: AuthorizationRequest,
     client: Arc<Client>,
     logged_in_at: Option<DateTime<Utc>>,
@@ -134,6 +139,9 @@ struct SealedRequest {
 
 /// Marks a sealed pending request in a URL or form (`s.` + base64url).
 const SEALED_PREFIX: &str = "s.";
+/// The longest sealed reference sent in a `Location` header (bytes). A
+/// typical request seals to well under a kilobyte.
+const MAX_REFERENCE_IN_URL: usize = 2000;
 
 fn expired_request() -> Step {
     Step::ErrorPage(
@@ -216,14 +224,17 @@ impl AuthorizationFlow {
                 };
                 // Signed in: stored, in the session. Anonymous (which
                 // always needs a login first): carried sealed, nothing stored.
-                let reference = if session.stored {
-                    self.save_pending(&request, &client, &session).await?
-                } else {
-                    self.seal_pending(&request, &client, &session)?
-                };
+                if !session.stored {
+                    let pending = self.seal_pending(request, client, &session)?;
+                    return Ok(Answer {
+                        step: self.to_login(&session, &pending),
+                        set_cookie,
+                    });
+                }
+                let id = self.save_pending(&request, &client, &session).await?;
                 let page = if login_needed { "/login" } else { "/consent" };
                 Ok(Answer {
-                    step: Step::Redirect(format!("{page}?request={reference}")),
+                    step: Step::Redirect(format!("{page}?request={id}")),
                     set_cookie,
                 })
             }
@@ -299,11 +310,11 @@ impl AuthorizationFlow {
             logged_in_at: Some(now),
             ..pending
         };
-        let pending = if pending.sealed {
+        let pending = if let Some(anonymous_id) = pending.sealed_to.clone() {
             // The request is stored now, in the new session, under the id
-            // it was sealed with: a second post of the same login form
-            // finds it taken.
-            let Some(stored) = self.store_sealed(pending, &session).await? else {
+            // it was sealed with: it is finished once, however often the
+            // form is posted.
+            let Some(stored) = self.store_sealed(pending, &session, &anonymous_id).await? else {
                 return Ok(Answer {
                     step: expired_request(),
                     set_cookie: Some(session.cookie),
@@ -445,7 +456,7 @@ impl AuthorizationFlow {
             Pending {
                 reference: record.id.clone(),
                 id: record.id,
-                sealed: false,
+                sealed_to: None,
                 request,
                 client,
                 logged_in_at: record.logged_in_at,
@@ -455,14 +466,23 @@ impl AuthorizationFlow {
         )))
     }
 
-    /// An anonymous browser's sealed request, if it is this browser's, not
-    /// expired, and its client still exists.
+    /// An anonymous browser's sealed request, if it is this browser's (its
+    /// anonymous id now, or the one it had before its session's login:
+    /// another tab), not expired, and its client still exists.
     async fn open_sealed(&self, sealed: &str, session: &Session) -> Result<Option<Pending>, Error> {
         let Ok(bytes) = URL_SAFE_NO_PAD.decode(sealed) else {
             return Ok(None);
         };
-        // Another browser's (or a signed-in session's) id does not open it.
-        let Ok(plaintext) = self.requests.open(&session.record.id, &bytes) else {
+        let bound_to = if session.stored {
+            session.record.anonymous_id.as_deref()
+        } else {
+            Some(session.record.id.as_str())
+        };
+        // Another browser's id does not open it.
+        let Some(bound_to) = bound_to else {
+            return Ok(None);
+        };
+        let Ok(plaintext) = self.requests.open(bound_to, &bytes) else {
             return Ok(None);
         };
         let Ok(carried) = serde_json::from_slice::<SealedRequest>(plaintext.expose_secret()) else {
@@ -486,7 +506,7 @@ impl AuthorizationFlow {
         Ok(Some(Pending {
             id: carried.id,
             reference: format!("{SEALED_PREFIX}{sealed}"),
-            sealed: true,
+            sealed_to: Some(bound_to.to_owned()),
             request: carried.request,
             client,
             logged_in_at: None,
@@ -512,6 +532,10 @@ impl AuthorizationFlow {
     }
 
     fn consent_view_or_login(&self, session: &Session, pending: &Pending) -> Step {
+        // A sealed request is stored by a login, never consented to as is.
+        if pending.sealed_to.is_some() {
+            return self.to_login(session, pending);
+        }
         let user = match &session.user {
             Some(user)
                 if !needs_login(
@@ -596,29 +620,54 @@ impl AuthorizationFlow {
     /// An anonymous browser's request, sealed to it, as pages carry it.
     fn seal_pending(
         &self,
-        request: &AuthorizationRequest,
-        client: &Client,
+        request: AuthorizationRequest,
+        client: Arc<Client>,
         session: &Session,
-    ) -> Result<String, Error> {
+    ) -> Result<Pending, Error> {
         let now = self.clock.now();
+        let expires_at = now + PENDING_REQUEST_TTL;
         let carried = SealedRequest {
             id: uuid::Uuid::new_v4().to_string(),
             client_id: client.id.to_string(),
-            request: request.clone(),
+            request,
             created_at: now.timestamp(),
-            expires_at: (now + PENDING_REQUEST_TTL).timestamp(),
+            expires_at: expires_at.timestamp(),
         };
         let plaintext = serde_json::to_vec(&carried).map_err(Error::internal)?;
         let sealed = self.requests.seal(&session.record.id, &plaintext);
-        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+        Ok(Pending {
+            id: carried.id,
+            reference: format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)),
+            sealed_to: Some(session.record.id.clone()),
+            request: carried.request,
+            client,
+            logged_in_at: None,
+            created_at: now,
+            expires_at,
+        })
+    }
+
+    /// Sends an anonymous browser to the login page of its sealed request:
+    /// a 303 to `/login?request=…` while the reference is short; a longer
+    /// one (a large `state` or `nonce`) is answered with the login page
+    /// itself, the reference only in its form, because a long `Location`
+    /// header overflows proxies' response-header buffers (nginx: 4 KiB).
+    fn to_login(&self, session: &Session, pending: &Pending) -> Step {
+        if pending.reference.len() <= MAX_REFERENCE_IN_URL {
+            Step::Redirect(format!("/login?request={}", pending.reference))
+        } else {
+            Step::Login(self.login_view(session, pending, None))
+        }
     }
 
     /// Stores a sealed request after its login, in the (new) session.
-    /// `None` when a request with its id was stored already.
+    /// `None` when a request with its id was finished already, or belongs
+    /// to another browser's session (`Store::adopt_sealed_request`).
     async fn store_sealed(
         &self,
         pending: Pending,
         session: &Session,
+        anonymous_id: &str,
     ) -> Result<Option<Pending>, Error> {
         let record = PendingRequestRecord {
             id: pending.id.clone(),
@@ -631,19 +680,19 @@ impl AuthorizationFlow {
         };
         let stored = self
             .store
-            .insert_pending_request(&record, MAX_PENDING_PER_SESSION)
+            .adopt_sealed_request(&record, anonymous_id, MAX_PENDING_PER_SESSION)
             .await
             .map_err(Error::internal)?;
         Ok(stored.then(|| Pending {
             reference: pending.id.clone(),
-            sealed: false,
+            sealed_to: None,
             ..pending
         }))
     }
 
     async fn take(&self, pending: &Pending, session: &Session) -> Result<bool, Error> {
         self.store
-            .take_pending_request(&pending.id, &session.record.id)
+            .take_pending_request(&pending.id, &session.record.id, self.clock.now())
             .await
             .map_err(Error::internal)
     }

@@ -80,7 +80,7 @@ pub async fn validate(
     // that parameter itself is usable.
     let state = params
         .get("state")
-        .filter(|s| s.len() <= MAX_STATE_LEN && !repeated.iter().any(|r| r == "state"))
+        .filter(|s| valid_echo(s, MAX_STATE_LEN) && !repeated.iter().any(|r| r == "state"))
         .map(str::to_owned);
     let reject = |error: Error| Rejection::Redirect {
         redirect: redirect.clone(),
@@ -188,7 +188,9 @@ fn check_rest(
         ));
     }
     if params.get("state").is_some() && state.is_none() {
-        return Err(invalid("state is longer than 2048 bytes"));
+        return Err(invalid(
+            "state must be 1 to 2048 printable ASCII characters (RFC 6749 A.5)",
+        ));
     }
     let scope = requested_scope(client, params.get("scope"))?;
     let code_challenge = pkce(params)?;
@@ -202,8 +204,8 @@ fn check_rest(
         ),
     };
     let nonce = params.get("nonce");
-    if nonce.is_some_and(|n| n.len() > MAX_NONCE_LEN) {
-        return Err(invalid("nonce is longer than 512 bytes"));
+    if nonce.is_some_and(|n| !valid_echo(n, MAX_NONCE_LEN)) {
+        return Err(invalid("nonce must be 1 to 512 printable ASCII characters"));
     }
     Ok(AuthorizationRequest {
         client_id: client.id.to_string(),
@@ -218,9 +220,19 @@ fn check_rest(
         // when it could not be a username.
         login_hint: params
             .get("login_hint")
-            .filter(|hint| hint.chars().count() <= MAX_LOGIN_HINT_CHARS)
+            .filter(|hint| {
+                hint.chars().count() <= MAX_LOGIN_HINT_CHARS && !hint.chars().any(char::is_control)
+            })
             .map(str::to_owned),
     })
+}
+
+/// A value authd echoes (`state` to the client, `nonce` in the ID token):
+/// RFC 6749 A.5 `state = 1*VSCHAR` (%x20-7E), at most `max` bytes. The same
+/// rule for `nonce` keeps what a pending request carries printable and its
+/// size what its length says.
+fn valid_echo(value: &str, max: usize) -> bool {
+    !value.is_empty() && value.len() <= max && value.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// RFC 6749 §3.3: a scope is required here (no default is assumed); every

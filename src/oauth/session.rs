@@ -151,6 +151,7 @@ impl Sessions {
                 auth_time: None,
                 // Bounded by its pending requests' own expiry.
                 expires_at: self.clock.now(),
+                anonymous_id: None,
             },
             cookie,
             user: None,
@@ -161,12 +162,18 @@ impl Sessions {
     /// A successful login. The browser gets a new cookie, so a cookie
     /// planted before login is worthless after it (session fixation). An
     /// anonymous browser gets its session row now, with a new random id
-    /// (never the id derived from its old cookie).
+    /// (never the id derived from its old cookie), which remembers that
+    /// old id for the browser's other tabs.
     pub async fn sign_in(&self, session: &Session, user: Arc<User>) -> Result<Session, Error> {
         let cookie = CookieValue::generate();
         let digest = self.cookie_digests.digest(cookie.expose().as_bytes());
         let now = self.clock.now();
         let expires_at = now + SESSION_TTL;
+        let anonymous_id = if session.stored {
+            session.record.anonymous_id.clone()
+        } else {
+            Some(session.record.id.clone())
+        };
         let id = if session.stored {
             let updated = self
                 .store
@@ -180,7 +187,14 @@ impl Sessions {
         } else {
             let id = uuid::Uuid::new_v4().to_string();
             self.store
-                .insert_session(&id, &digest, user.id, now, expires_at)
+                .insert_session(
+                    &id,
+                    &digest,
+                    user.id,
+                    now,
+                    expires_at,
+                    anonymous_id.as_deref(),
+                )
                 .await
                 .map_err(Error::internal)?;
             id
@@ -191,6 +205,7 @@ impl Sessions {
                 user_id: Some(user.id),
                 auth_time: Some(now),
                 expires_at,
+                anonymous_id,
             },
             cookie,
             user: Some(user),

@@ -299,12 +299,16 @@ pub struct SessionRecord {
     pub user_id: Option<UserId>,
     pub auth_time: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
+    /// The anonymous id its browser had before this session's first login
+    /// (its other tabs' sealed requests are bound to it).
+    pub anonymous_id: Option<String>,
 }
 
 #[async_trait]
 pub trait SessionRepository {
     /// The first login of a browser: its session, with a new cookie's
-    /// digest, the user and the time of authentication.
+    /// digest, the user, the time of authentication and the anonymous id
+    /// the browser had until now.
     async fn insert_session(
         &self,
         id: &str,
@@ -312,6 +316,7 @@ pub trait SessionRepository {
         user_id: UserId,
         auth_time: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        anonymous_id: Option<&str>,
     ) -> Result<()>;
     /// The unexpired session whose cookie has this digest.
     async fn find_session(
@@ -358,7 +363,10 @@ pub trait PendingRequestRepository {
         record: &PendingRequestRecord,
         keep: u32,
     ) -> Result<bool>;
-    /// The unexpired request `id` made by session `session_id`.
+    /// The unexpired, untaken request `id` of session `session_id`'s
+    /// browser: in that session, or in another session the same browser
+    /// got from the same anonymous cookie (a login form posted twice at
+    /// once makes two).
     async fn find_pending_request(
         &self,
         id: &str,
@@ -366,9 +374,28 @@ pub trait PendingRequestRepository {
         now: DateTime<Utc>,
     ) -> Result<Option<PendingRequestRecord>>;
     async fn mark_pending_request_logged_in(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
-    /// Removes the request; only the caller that gets `true` may finish it
-    /// (a form submitted twice yields one code).
-    async fn take_pending_request(&self, id: &str, session_id: &str) -> Result<bool>;
+    /// Marks the request of session `session_id`'s browser (as in
+    /// `find_pending_request`) taken, kept until it expires so its id stays
+    /// used; only the caller that gets `true` may finish it (a form
+    /// submitted twice yields one code).
+    async fn take_pending_request(
+        &self,
+        id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Stores an anonymous browser's sealed request at its login, in the
+    /// new session `record.session_id`. When a request with its id exists
+    /// already, it moves to that session only if it is not taken and its
+    /// session came from the same anonymous browser (`anonymous_id`): a
+    /// login form posted twice, or another tab. Returns whether the
+    /// request is now the session's; then the cap applies as on insert.
+    async fn adopt_sealed_request(
+        &self,
+        record: &PendingRequestRecord,
+        anonymous_id: &str,
+        keep: u32,
+    ) -> Result<bool>;
 }
 
 /// Scopes a user granted a client.

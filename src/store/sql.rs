@@ -305,6 +305,25 @@ macro_rules! impl_repositories {
         }
 
         impl $store {
+            /// Deletes the session's pending requests beyond the newest
+            /// `keep` (the cap per session).
+            async fn keep_newest_pending(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::sql::HasDb>::Db>,
+                session_id: &str,
+                keep: u32,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "DELETE FROM authorization_requests WHERE session_id = $1 AND id NOT IN \
+                     (SELECT id FROM authorization_requests WHERE session_id = $1 \
+                      ORDER BY created_at DESC, id DESC LIMIT $2)",
+                )
+                .bind(session_id)
+                .bind(i64::from(keep))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             /// Ends every browser session of the user and revokes their
             /// refresh-token families (the family rows first: the same lock
             /// order as every other family change).
@@ -321,11 +340,23 @@ macro_rules! impl_repositories {
                 for sql in [
                     "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
-                     (user_id = $2 OR family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2))",
                 ] {
                     sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
                 }
+                // Codes not yet redeemed end too, before the access tokens
+                // (a redemption in flight is waited for).
+                sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND redeemed_at IS NULL")
+                    .bind(&user)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                     (user_id = $2 OR family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2))",
+                )
+                .bind(now)
+                .bind(&user)
+                .execute(&mut **tx)
+                .await?;
                 Ok(())
             }
         }
@@ -878,16 +909,18 @@ macro_rules! impl_sign_in_repositories {
                 user_id: $crate::domain::UserId,
                 auth_time: chrono::DateTime<chrono::Utc>,
                 expires_at: chrono::DateTime<chrono::Utc>,
+                anonymous_id: Option<&str>,
             ) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "INSERT INTO browser_sessions (id, cookie_digest, user_id, auth_time, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $4, $5)",
+                    "INSERT INTO browser_sessions (id, cookie_digest, user_id, auth_time, created_at, expires_at, anonymous_id) \
+                     VALUES ($1, $2, $3, $4, $4, $5, $6)",
                 )
                 .bind(id)
                 .bind(cookie_digest)
                 .bind(user_id.to_string())
                 .bind(auth_time)
                 .bind(expires_at)
+                .bind(anonymous_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -899,21 +932,21 @@ macro_rules! impl_sign_in_repositories {
                 cookie_digest: &[u8],
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<Option<$crate::store::SessionRecord>> {
-                let row: Option<(String, Option<String>, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>)> =
+                let row: Option<(String, Option<String>, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>, Option<String>)> =
                     sqlx::query_as(
-                        "SELECT id, user_id, auth_time, expires_at FROM browser_sessions \
+                        "SELECT id, user_id, auth_time, expires_at, anonymous_id FROM browser_sessions \
                          WHERE cookie_digest = $1 AND expires_at > $2",
                     )
                     .bind(cookie_digest)
                     .bind(now)
                     .fetch_optional(&self.pool)
                     .await?;
-                row.map(|(id, user_id, auth_time, expires_at)| {
+                row.map(|(id, user_id, auth_time, expires_at, anonymous_id)| {
                     let user_id = user_id
                         .map(|u| u.parse().map($crate::domain::UserId))
                         .transpose()
                         .map_err(|_| $crate::store::rows::corrupt("session", &id, "user_id"))?;
-                    Ok($crate::store::SessionRecord { id, user_id, auth_time, expires_at })
+                    Ok($crate::store::SessionRecord { id, user_id, auth_time, expires_at, anonymous_id })
                 })
                 .transpose()
             }
@@ -980,15 +1013,7 @@ macro_rules! impl_sign_in_repositories {
                 if !inserted {
                     return Ok(false);
                 }
-                sqlx::query(
-                    "DELETE FROM authorization_requests WHERE session_id = $1 AND id NOT IN \
-                     (SELECT id FROM authorization_requests WHERE session_id = $1 \
-                      ORDER BY created_at DESC, id DESC LIMIT $2)",
-                )
-                .bind(&record.session_id)
-                .bind(i64::from(keep))
-                .execute(&mut *tx)
-                .await?;
+                Self::keep_newest_pending(&mut tx, &record.session_id, keep).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1003,7 +1028,10 @@ macro_rules! impl_sign_in_repositories {
                 let row: Option<(String, String, String, String, Option<chrono::DateTime<chrono::Utc>>, chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> =
                     sqlx::query_as(
                         "SELECT id, session_id, client_id, request, logged_in_at, created_at, expires_at \
-                         FROM authorization_requests WHERE id = $1 AND session_id = $2 AND expires_at > $3",
+                         FROM authorization_requests \
+                         WHERE id = $1 AND expires_at > $3 AND taken_at IS NULL AND session_id IN \
+                         (SELECT id FROM browser_sessions WHERE id = $2 \
+                          OR anonymous_id = (SELECT anonymous_id FROM browser_sessions WHERE id = $2))",
                     )
                     .bind(id)
                     .bind(session_id)
@@ -1041,14 +1069,59 @@ macro_rules! impl_sign_in_repositories {
             }
 
             #[tracing::instrument(level = "debug", name = "store.pending_request.take", skip_all)]
-            async fn take_pending_request(&self, id: &str, session_id: &str) -> $crate::store::Result<bool> {
-                let deleted = sqlx::query("DELETE FROM authorization_requests WHERE id = $1 AND session_id = $2")
-                    .bind(id)
-                    .bind(session_id)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                Ok(deleted == 1)
+            async fn take_pending_request(
+                &self,
+                id: &str,
+                session_id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let taken = sqlx::query(
+                    "UPDATE authorization_requests SET taken_at = $1 \
+                     WHERE id = $2 AND taken_at IS NULL AND session_id IN \
+                     (SELECT id FROM browser_sessions WHERE id = $3 \
+                      OR anonymous_id = (SELECT anonymous_id FROM browser_sessions WHERE id = $3))",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(session_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(taken == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.pending_request.adopt_sealed", skip_all)]
+            async fn adopt_sealed_request(
+                &self,
+                record: &$crate::store::PendingRequestRecord,
+                anonymous_id: &str,
+                keep: u32,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let stored = sqlx::query(
+                    "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id, logged_in_at = excluded.logged_in_at \
+                     WHERE authorization_requests.taken_at IS NULL AND authorization_requests.session_id IN \
+                     (SELECT id FROM browser_sessions WHERE anonymous_id = $8)",
+                )
+                .bind(&record.id)
+                .bind(&record.session_id)
+                .bind(record.client_id.as_str())
+                .bind(&record.request)
+                .bind(record.logged_in_at)
+                .bind(record.created_at)
+                .bind(record.expires_at)
+                .bind(anonymous_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if stored {
+                    Self::keep_newest_pending(&mut tx, &record.session_id, keep).await?;
+                }
+                tx.commit().await?;
+                Ok(stored)
             }
         }
 
@@ -1129,9 +1202,6 @@ macro_rules! impl_sign_in_repositories {
                      WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
                     "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
                      (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
-                     ((user_id = $2 AND client_id = $3) OR family_id IN \
-                      (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3))",
                 ] {
                     sqlx::query(sql)
                         .bind(now)
@@ -1140,6 +1210,26 @@ macro_rules! impl_sign_in_repositories {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // Codes not yet redeemed end too, before the access tokens
+                // are revoked: a redemption in flight is waited for, and
+                // the token it recorded is then revoked with the others.
+                sqlx::query(
+                    "DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL",
+                )
+                .bind(user.to_string())
+                .bind(client.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                     ((user_id = $2 AND client_id = $3) OR family_id IN \
+                      (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3))",
+                )
+                .bind(now)
+                .bind(user.to_string())
+                .bind(client.as_str())
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(deleted == 1)
             }

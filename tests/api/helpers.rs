@@ -365,12 +365,14 @@ impl TestApp {
     /// A browser without JavaScript: a cookie jar over HTTP, redirects
     /// not followed.
     pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
         Browser {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
             base: self.url(""),
         }
     }
@@ -382,6 +384,7 @@ impl TestApp {
     pub fn same_browser(&self, browser: &Browser) -> Browser {
         Browser {
             http: browser.http.clone(),
+            jar: browser.jar.clone(),
             base: self.url(""),
         }
     }
@@ -447,10 +450,16 @@ pub fn location(response: &reqwest::Response) -> String {
 
 pub struct Browser {
     pub http: reqwest::Client,
+    jar: Arc<reqwest::cookie::Jar>,
     base: String,
 }
 
 impl Browser {
+    /// Its cookie jar.
+    pub fn jar(&self) -> &Arc<reqwest::cookie::Jar> {
+        &self.jar
+    }
+
     fn absolute(&self, path_or_url: &str) -> String {
         if path_or_url.starts_with("http") {
             path_or_url.to_owned()

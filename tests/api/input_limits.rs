@@ -427,7 +427,7 @@ async fn long_authorization_values_are_client_errors(backend: Backend) {
     );
     assert_eq!(
         query_param(&back, "error_description").as_deref(),
-        Some("state is longer than 2048 bytes")
+        Some("state must be 1 to 2048 printable ASCII characters (RFC 6749 A.5)")
     );
     assert_eq!(
         query_param(&back, "state"),
@@ -460,9 +460,34 @@ async fn long_authorization_values_are_client_errors(backend: Backend) {
     );
     assert_eq!(
         query_param(&back, "error_description").as_deref(),
-        Some("nonce is longer than 512 bytes")
+        Some("nonce must be 1 to 512 printable ASCII characters")
     );
     assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
+
+    // Control characters in `state` or `nonce` (RFC 6749 A.5: VSCHAR):
+    // invalid_request; such a state is not echoed either.
+    for (name, value) in [
+        ("state", "a\u{1}b"),
+        ("nonce", "a\nb"),
+        ("state", "caf\u{e9}"),
+    ] {
+        let response = browser
+            .authorize(&authorize_query(&client, &pkce, &[(name, value)]))
+            .await;
+        assert_eq!(response.status(), 303, "{name} {value:?}");
+        let back = location(&response);
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_request"),
+            "{name} {value:?}"
+        );
+        let echoed = query_param(&back, "state");
+        if name == "state" {
+            assert_eq!(echoed, None, "{value:?} is not echoed");
+        } else {
+            assert_eq!(echoed.as_deref(), Some("st4te"));
+        }
+    }
 
     // `login_hint` is only a hint: a long one is dropped, sign-in goes on.
     let response = browser

@@ -1186,7 +1186,8 @@ async fn a_deleted_clients_tokens_stop_working(backend: Backend) {
 /// access tokens issued under it, also those from a code without
 /// `offline_access` (no refresh family), and a password reset ends all the
 /// user's access tokens: refused at `/userinfo`, inactive at `/introspect`,
-/// at once (the records are revoked in the same transaction).
+/// at once (the records are revoked in the same transaction); codes issued
+/// before and not yet redeemed are refused too.
 async fn a_withdrawn_consent_or_a_new_password_ends_access_tokens(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -1215,6 +1216,11 @@ async fn a_withdrawn_consent_or_a_new_password_ends_access_tokens(backend: Backe
     for token in [&alice_here, &alice_there, &bob_here] {
         assert_eq!(userinfo(&app, token).await.status(), 200);
     }
+    // Codes issued before, not yet redeemed.
+    let (alice_pkce, bob_pkce) = (pkce(), pkce());
+    let openid = [("scope", "openid")];
+    let alice_code = code_for(&app.browser(), &client, &alice_pkce, "alice", &openid).await;
+    let bob_code = code_for(&app.browser(), &client, &bob_pkce, "bob", &openid).await;
 
     let output = run_authd(&app, &["users", "consents", &alice, "--revoke", &client.id]);
     assert!(output.status.success(), "{output:?}");
@@ -1230,6 +1236,14 @@ async fn a_withdrawn_consent_or_a_new_password_ends_access_tokens(backend: Backe
         200,
         "another user"
     );
+    let late = exchange_code(&app, &client, &alice_code, &alice_pkce.verifier).await;
+    assert_error(
+        late,
+        400,
+        "invalid_grant",
+        "a code issued before the withdrawal",
+    )
+    .await;
 
     let mut command = crate::helpers::authd_command(&app.database.url, &app.master_key);
     let mut child = command
@@ -1246,6 +1260,8 @@ async fn a_withdrawn_consent_or_a_new_password_ends_access_tokens(backend: Backe
     assert!(child.wait().unwrap().success());
     assert_userinfo_refused(&app, &bob_here, "after a password reset").await;
     assert_inactive(&app, api, &bob_here, "after a password reset").await;
+    let late = exchange_code(&app, &client, &bob_code, &bob_pkce.verifier).await;
+    assert_error(late, 400, "invalid_grant", "a code issued before the reset").await;
 }
 
 /// RFC 7662 §2.1 and §4: a client not registered as a resource server may

@@ -792,7 +792,7 @@ async fn disable_user_ends_that_users_sessions(backend: Backend) {
         ("s-bob", [3u8; 32], bob.id),
     ] {
         store
-            .insert_session(id, &digest, owner, t, expires)
+            .insert_session(id, &digest, owner, t, expires, None)
             .await
             .unwrap();
     }
@@ -844,7 +844,14 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     let expires_at = created.duration_trunc(TimeDelta::seconds(1)).unwrap() + TimeDelta::hours(1);
     let digest = [0x5a; 32];
     store
-        .insert_session("session-1", &digest, alice.id, created, expires_at)
+        .insert_session(
+            "session-1",
+            &digest,
+            alice.id,
+            created,
+            expires_at,
+            Some("anonymous:a"),
+        )
         .await
         .unwrap();
 
@@ -853,6 +860,7 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     assert_eq!(found.user_id, Some(alice.id));
     assert_eq!(found.auth_time, Some(created));
     assert_eq!(found.expires_at, expires_at);
+    assert_eq!(found.anonymous_id.as_deref(), Some("anonymous:a"));
     for (at, alive) in [
         (expires_at - TimeDelta::microseconds(1), true),
         (expires_at - TimeDelta::milliseconds(500), true),
@@ -878,7 +886,7 @@ async fn sessions_are_found_by_cookie_digest_until_they_expire(backend: Backend)
     // The cookie digest is unique.
     assert!(
         store
-            .insert_session("session-2", &digest, alice.id, created, expires_at)
+            .insert_session("session-2", &digest, alice.id, created, expires_at, None)
             .await
             .is_err()
     );
@@ -952,7 +960,7 @@ async fn sessions(store: &dyn Store, ids: &[&str]) {
     for (n, id) in ids.iter().enumerate() {
         let digest = [&[0xd0, n as u8][..], id.as_bytes()].concat();
         store
-            .insert_session(id, &digest, owner.id, t, t + TimeDelta::hours(1))
+            .insert_session(id, &digest, owner.id, t, t + TimeDelta::hours(1), None)
             .await
             .unwrap();
     }
@@ -1047,19 +1055,19 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     // Only the session that made it can take it, and only once.
     assert!(
         !store
-            .take_pending_request("request-1", "session-b")
+            .take_pending_request("request-1", "session-b", now())
             .await
             .unwrap()
     );
     assert!(
         store
-            .take_pending_request("request-1", "session-a")
+            .take_pending_request("request-1", "session-a", now())
             .await
             .unwrap()
     );
     assert!(
         !store
-            .take_pending_request("request-1", "session-a")
+            .take_pending_request("request-1", "session-a", now())
             .await
             .unwrap()
     );
@@ -1079,7 +1087,7 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     store.delete_session("session-b").await.unwrap();
     assert!(
         !store
-            .take_pending_request("request-3", "session-b")
+            .take_pending_request("request-3", "session-b", now())
             .await
             .unwrap()
     );
@@ -1123,6 +1131,101 @@ async fn pending_requests_per_browser_are_capped(backend: Backend) {
     );
 }
 
+/// An anonymous browser's sealed request is stored at its login once: the
+/// same id moves to a newer session of the same anonymous browser (the form
+/// posted again, another tab) until it is taken, and every session of that
+/// browser finds and takes it; never another browser's session, and
+/// never again once taken.
+async fn sealed_requests_are_adopted_once_by_their_browser(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let client = client(ClientKind::Confidential);
+    store.insert_client(&client).await.unwrap();
+    let owner = user("owner");
+    store.insert_user(&owner).await.unwrap();
+    let t = now();
+    for (id, anonymous) in [
+        ("s1", "anonymous:a"),
+        ("s2", "anonymous:a"),
+        ("s3", "anonymous:b"),
+    ] {
+        store
+            .insert_session(
+                id,
+                id.as_bytes(),
+                owner.id,
+                t,
+                t + TimeDelta::hours(1),
+                Some(anonymous),
+            )
+            .await
+            .unwrap();
+    }
+    let in_session = |session: &'static str| pending_request("sealed-1", session, &client.id);
+    let found = |session: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .find_pending_request("sealed-1", session, t)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(
+        store
+            .adopt_sealed_request(&in_session("s1"), "anonymous:a", 16)
+            .await
+            .unwrap()
+    );
+    assert!(found("s1").await);
+    // The same browser again (a second post, another tab): it moves.
+    assert!(
+        store
+            .adopt_sealed_request(&in_session("s2"), "anonymous:a", 16)
+            .await
+            .unwrap()
+    );
+    // Both sessions of that browser see it (whichever cookie it kept).
+    assert!(found("s2").await && found("s1").await);
+    // Another browser's session never gets it.
+    assert!(
+        !store
+            .adopt_sealed_request(&in_session("s3"), "anonymous:b", 16)
+            .await
+            .unwrap()
+    );
+    assert!(found("s2").await && !found("s3").await);
+    assert!(
+        !store
+            .take_pending_request("sealed-1", "s3", t)
+            .await
+            .unwrap()
+    );
+    // Taken (through either session), it is finished: not stored, moved
+    // or taken again.
+    assert!(
+        store
+            .take_pending_request("sealed-1", "s1", t)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_pending_request("sealed-1", "s2", t)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .adopt_sealed_request(&in_session("s1"), "anonymous:a", 16)
+            .await
+            .unwrap()
+    );
+    assert!(!found("s1").await && !found("s2").await);
+}
+
 /// A consent form submitted many times at once finishes once: of 10
 /// concurrent takes exactly one wins.
 async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend) {
@@ -1144,7 +1247,9 @@ async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend)
             let start = start.clone();
             tokio::spawn(async move {
                 start.wait().await;
-                store.take_pending_request("request-1", "session-a").await
+                store
+                    .take_pending_request("request-1", "session-a", now())
+                    .await
             })
         })
         .collect();
@@ -1590,6 +1695,7 @@ on_both_backends!(
     sessions_are_found_by_cookie_digest_until_they_expire,
     pending_requests_are_bound_to_their_session,
     pending_requests_per_browser_are_capped,
+    sealed_requests_are_adopted_once_by_their_browser,
     concurrent_takes_of_a_pending_request_have_one_winner,
     consents_are_saved_replaced_listed_and_revoked,
     codes_are_redeemed_once_by_their_client,
