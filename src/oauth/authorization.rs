@@ -692,7 +692,7 @@ impl AuthorizationFlow {
 
     async fn take(&self, pending: &Pending, session: &Session) -> Result<bool, Error> {
         self.store
-            .take_pending_request(&pending.id, &session.record.id, self.clock.now())
+            .take_pending_request(&pending.id, &session.record.id)
             .await
             .map_err(Error::internal)
     }

@@ -26,6 +26,10 @@ pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 fn grace(what: Prunable) -> Duration {
     match what {
         Prunable::AuthorizationCodes => Duration::hours(1),
+        // A sealed request's record outlives the sealed request by an
+        // hour: a replica whose clock runs behind must not accept the
+        // sealed request after another replica forgot that it was used.
+        Prunable::SealedRequests => Duration::hours(1),
         Prunable::AccessTokens => Duration::seconds(crate::tokens::verify::LEEWAY_SECONDS as i64),
         _ => Duration::zero(),
     }

@@ -363,10 +363,10 @@ pub trait PendingRequestRepository {
         record: &PendingRequestRecord,
         keep: u32,
     ) -> Result<bool>;
-    /// The unexpired, untaken request `id` of session `session_id`'s
-    /// browser: in that session, or in another session the same browser
-    /// got from the same anonymous cookie (a login form posted twice at
-    /// once makes two).
+    /// The unexpired request `id` of session `session_id`'s browser: in
+    /// that session, or a sealed request of the anonymous browser this
+    /// session came from (a login form posted twice at once makes two
+    /// sessions of one browser).
     async fn find_pending_request(
         &self,
         id: &str,
@@ -374,22 +374,18 @@ pub trait PendingRequestRepository {
         now: DateTime<Utc>,
     ) -> Result<Option<PendingRequestRecord>>;
     async fn mark_pending_request_logged_in(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
-    /// Marks the request of session `session_id`'s browser (as in
-    /// `find_pending_request`) taken, kept until it expires so its id stays
-    /// used; only the caller that gets `true` may finish it (a form
-    /// submitted twice yields one code).
-    async fn take_pending_request(
-        &self,
-        id: &str,
-        session_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool>;
+    /// Removes the request of session `session_id`'s browser (as in
+    /// `find_pending_request`); only the caller that gets `true` may finish
+    /// it (a form submitted twice yields one code).
+    async fn take_pending_request(&self, id: &str, session_id: &str) -> Result<bool>;
     /// Stores an anonymous browser's sealed request at its login, in the
-    /// new session `record.session_id`. When a request with its id exists
-    /// already, it moves to that session only if it is not taken and its
-    /// session came from the same anonymous browser (`anonymous_id`): a
-    /// login form posted twice, or another tab. Returns whether the
-    /// request is now the session's; then the cap applies as on insert.
+    /// new session `record.session_id`, and records its id
+    /// (`sealed_requests`) until it expires. A sealed request stored before
+    /// is only moved to the new session, while it is pending and if it was
+    /// sealed to the same `anonymous_id` (a login form posted twice, another
+    /// tab); once finished or otherwise gone, it is never stored again.
+    /// Returns whether the request is now the session's; the cap applies as
+    /// on insert, never evicting this request.
     async fn adopt_sealed_request(
         &self,
         record: &PendingRequestRecord,
@@ -777,14 +773,16 @@ pub trait Store:
 pub enum Prunable {
     BrowserSessions,
     AuthorizationRequests,
+    SealedRequests,
     AuthorizationCodes,
     AccessTokens,
     RefreshTokens,
     RefreshTokenFamilies,
 }
 
-pub const PRUNABLE: [Prunable; 6] = [
+pub const PRUNABLE: [Prunable; 7] = [
     Prunable::AuthorizationRequests,
+    Prunable::SealedRequests,
     Prunable::BrowserSessions,
     Prunable::AuthorizationCodes,
     Prunable::AccessTokens,
@@ -797,6 +795,7 @@ impl Prunable {
         match self {
             Prunable::BrowserSessions => "browser_sessions",
             Prunable::AuthorizationRequests => "authorization_requests",
+            Prunable::SealedRequests => "sealed_requests",
             Prunable::AuthorizationCodes => "authorization_codes",
             Prunable::AccessTokens => "access_tokens",
             Prunable::RefreshTokens => "refresh_tokens",
@@ -812,6 +811,9 @@ impl Prunable {
             }
             Prunable::AuthorizationRequests => {
                 "DELETE FROM authorization_requests WHERE id IN (SELECT id FROM authorization_requests WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::SealedRequests => {
+                "DELETE FROM sealed_requests WHERE id IN (SELECT id FROM sealed_requests WHERE expires_at < $1 LIMIT $2)"
             }
             Prunable::AuthorizationCodes => {
                 "DELETE FROM authorization_codes WHERE id IN (SELECT id FROM authorization_codes WHERE expires_at < $1 LIMIT $2)"

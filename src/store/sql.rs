@@ -306,19 +306,21 @@ macro_rules! impl_repositories {
 
         impl $store {
             /// Deletes the session's pending requests beyond the newest
-            /// `keep` (the cap per session).
+            /// `keep` (the cap per session), never `just_stored`.
             async fn keep_newest_pending(
                 tx: &mut sqlx::Transaction<'_, <Self as $crate::store::sql::HasDb>::Db>,
                 session_id: &str,
                 keep: u32,
+                just_stored: &str,
             ) -> $crate::store::Result<()> {
                 sqlx::query(
-                    "DELETE FROM authorization_requests WHERE session_id = $1 AND id NOT IN \
+                    "DELETE FROM authorization_requests WHERE session_id = $1 AND id <> $3 AND id NOT IN \
                      (SELECT id FROM authorization_requests WHERE session_id = $1 \
                       ORDER BY created_at DESC, id DESC LIMIT $2)",
                 )
                 .bind(session_id)
                 .bind(i64::from(keep))
+                .bind(just_stored)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -357,6 +359,15 @@ macro_rules! impl_repositories {
                 .bind(&user)
                 .execute(&mut **tx)
                 .await?;
+                // A family started from a code redeemed just before (its
+                // transaction tagged the token, which the update above
+                // waited for) is visible now: end it too.
+                for sql in [
+                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                ] {
+                    sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
+                }
                 Ok(())
             }
         }
@@ -1013,7 +1024,7 @@ macro_rules! impl_sign_in_repositories {
                 if !inserted {
                     return Ok(false);
                 }
-                Self::keep_newest_pending(&mut tx, &record.session_id, keep).await?;
+                Self::keep_newest_pending(&mut tx, &record.session_id, keep, &record.id).await?;
                 tx.commit().await?;
                 Ok(true)
             }
@@ -1029,9 +1040,9 @@ macro_rules! impl_sign_in_repositories {
                     sqlx::query_as(
                         "SELECT id, session_id, client_id, request, logged_in_at, created_at, expires_at \
                          FROM authorization_requests \
-                         WHERE id = $1 AND expires_at > $3 AND taken_at IS NULL AND session_id IN \
-                         (SELECT id FROM browser_sessions WHERE id = $2 \
-                          OR anonymous_id = (SELECT anonymous_id FROM browser_sessions WHERE id = $2))",
+                         WHERE id = $1 AND expires_at > $3 AND (session_id = $2 OR id IN \
+                         (SELECT id FROM sealed_requests WHERE anonymous_id = \
+                          (SELECT anonymous_id FROM browser_sessions WHERE id = $2)))",
                     )
                     .bind(id)
                     .bind(session_id)
@@ -1069,19 +1080,12 @@ macro_rules! impl_sign_in_repositories {
             }
 
             #[tracing::instrument(level = "debug", name = "store.pending_request.take", skip_all)]
-            async fn take_pending_request(
-                &self,
-                id: &str,
-                session_id: &str,
-                now: chrono::DateTime<chrono::Utc>,
-            ) -> $crate::store::Result<bool> {
+            async fn take_pending_request(&self, id: &str, session_id: &str) -> $crate::store::Result<bool> {
                 let taken = sqlx::query(
-                    "UPDATE authorization_requests SET taken_at = $1 \
-                     WHERE id = $2 AND taken_at IS NULL AND session_id IN \
-                     (SELECT id FROM browser_sessions WHERE id = $3 \
-                      OR anonymous_id = (SELECT anonymous_id FROM browser_sessions WHERE id = $3))",
+                    "DELETE FROM authorization_requests WHERE id = $1 AND (session_id = $2 OR id IN \
+                     (SELECT id FROM sealed_requests WHERE anonymous_id = \
+                      (SELECT anonymous_id FROM browser_sessions WHERE id = $2)))",
                 )
-                .bind(now)
                 .bind(id)
                 .bind(session_id)
                 .execute(&self.pool)
@@ -1098,27 +1102,53 @@ macro_rules! impl_sign_in_repositories {
                 keep: u32,
             ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let stored = sqlx::query(
-                    "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (id) DO UPDATE SET session_id = excluded.session_id, logged_in_at = excluded.logged_in_at \
-                     WHERE authorization_requests.taken_at IS NULL AND authorization_requests.session_id IN \
-                     (SELECT id FROM browser_sessions WHERE anonymous_id = $8)",
+                // The first login with this sealed request records it (a
+                // concurrent one waits here for the first to commit).
+                let first = sqlx::query(
+                    "INSERT INTO sealed_requests (id, anonymous_id, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&record.id)
-                .bind(&record.session_id)
-                .bind(record.client_id.as_str())
-                .bind(&record.request)
-                .bind(record.logged_in_at)
-                .bind(record.created_at)
-                .bind(record.expires_at)
                 .bind(anonymous_id)
+                .bind(record.expires_at)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                     == 1;
+                let stored = if first {
+                    sqlx::query(
+                        "INSERT INTO authorization_requests (id, session_id, client_id, request, logged_in_at, created_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&record.id)
+                    .bind(&record.session_id)
+                    .bind(record.client_id.as_str())
+                    .bind(&record.request)
+                    .bind(record.logged_in_at)
+                    .bind(record.created_at)
+                    .bind(record.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    true
+                } else {
+                    // Stored before, by this browser: it moves to the new
+                    // session while it is pending; finished (or otherwise
+                    // gone), it stays gone.
+                    sqlx::query(
+                        "UPDATE authorization_requests SET session_id = $1, logged_in_at = $2 \
+                         WHERE id = $3 AND id IN (SELECT id FROM sealed_requests WHERE id = $3 AND anonymous_id = $4)",
+                    )
+                    .bind(&record.session_id)
+                    .bind(record.logged_in_at)
+                    .bind(&record.id)
+                    .bind(anonymous_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1
+                };
                 if stored {
-                    Self::keep_newest_pending(&mut tx, &record.session_id, keep).await?;
+                    Self::keep_newest_pending(&mut tx, &record.session_id, keep, &record.id).await?;
                 }
                 tx.commit().await?;
                 Ok(stored)
@@ -1230,6 +1260,22 @@ macro_rules! impl_sign_in_repositories {
                 .bind(client.as_str())
                 .execute(&mut *tx)
                 .await?;
+                // A family started from a code redeemed just before (its
+                // transaction tagged the token, which the update above
+                // waited for) is visible now: end it too.
+                for sql in [
+                    "UPDATE refresh_token_families SET revoked_at = $1 \
+                     WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
+                     (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
+                ] {
+                    sqlx::query(sql)
+                        .bind(now)
+                        .bind(user.to_string())
+                        .bind(client.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(deleted == 1)
             }

@@ -10,9 +10,10 @@ use crate::helpers::{
     query_param, spawn_app,
 };
 
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 7] = [
     "browser_sessions",
     "authorization_requests",
+    "sealed_requests",
     "authorization_codes",
     "access_tokens",
     "refresh_tokens",

@@ -58,8 +58,10 @@ async fn a_browser_stores_nothing_until_it_signs_in(backend: Backend) {
     assert_eq!(count_rows(&app, backend, "authorization_requests").await, 1);
     let back = location(&browser.decide(&consent, "allow").await);
     assert!(query_param(&back, "code").is_some(), "{back}");
-    // Finished, the request is kept, marked taken, until it expires.
-    assert_eq!(count_rows(&app, backend, "authorization_requests").await, 1);
+    // Finished, the request is gone; the record that its sealed form was
+    // used stays until it expires.
+    assert_eq!(count_rows(&app, backend, "authorization_requests").await, 0);
+    assert_eq!(count_rows(&app, backend, "sealed_requests").await, 1);
 }
 
 /// The login page of a sealed request and its form's fields.
@@ -172,6 +174,84 @@ fn browser_cookie(browser: &Browser, app: &TestApp) -> String {
         .find_map(|pair| pair.strip_prefix("authd_session="))
         .expect("the session cookie")
         .to_owned()
+}
+
+/// Two logins from one anonymous cookie (alice's browser, and someone who
+/// copied its cookie before she signed in) share only the sealed requests
+/// made with that cookie: a request alice starts in her session later is
+/// hers alone.
+async fn a_copied_anonymous_cookie_shares_no_later_request(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = app.web_client(false, &[]).await;
+    app.user("alice").await;
+    app.user("bob").await;
+    let alice = app.browser();
+    let login = location(
+        &alice
+            .authorize(&authorize_query(&client, &pkce(), &[]))
+            .await,
+    );
+    let copied = browser_cookie(&alice, &app);
+    let consent = location(&alice.log_in(&login, "alice", PASSWORD).await);
+    location(&alice.decide(&consent, "allow").await);
+
+    // Bob, with the copied cookie, signs in with a request of his own.
+    let bob = app.browser();
+    let with_copy = |path: String| {
+        bob.http
+            .get(app.url(&path))
+            .header("cookie", format!("authd_session={copied}"))
+            .send()
+    };
+    let response = with_copy(format!(
+        "/authorize?{}",
+        authorize_query(&client, &pkce(), &[])
+    ))
+    .await
+    .unwrap();
+    let his_login = location(&response);
+    let html = with_copy(his_login).await.unwrap().text().await.unwrap();
+    let csrf = form_value(&html, "csrf").unwrap();
+    let request = form_value(&html, "request").unwrap();
+    let response = bob
+        .http
+        .post(app.url("/login"))
+        .header("cookie", format!("authd_session={copied}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("username", "bob"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let bobs_cookie = response
+        .cookies()
+        .find(|c| c.name() == "authd_session")
+        .expect("a session cookie")
+        .value()
+        .to_owned();
+
+    // Alice, signed in, starts a request that asks for consent again.
+    let hers = location(
+        &alice
+            .authorize(&authorize_query(&client, &pkce(), &[("prompt", "consent")]))
+            .await,
+    );
+    assert!(hers.starts_with("/consent?request="), "{hers}");
+    let peek = bob
+        .http
+        .get(app.url(&hers))
+        .header("cookie", format!("authd_session={bobs_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(peek.status(), 400, "not bob's");
+    assert_eq!(alice.get(&hers).await.status(), 200, "alice's");
 }
 
 /// A browser with two sign-ins started in two tabs before it signs in:
@@ -346,6 +426,7 @@ on_both_backends!(
     a_browser_stores_nothing_until_it_signs_in,
     a_sealed_request_is_finished_once_by_its_browser,
     other_tabs_and_double_posts_continue,
+    a_copied_anonymous_cookie_shares_no_later_request,
     one_session_holds_a_bounded_number_of_pending_requests,
     a_pending_request_carries_a_bounded_amount,
 );

@@ -1055,19 +1055,19 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     // Only the session that made it can take it, and only once.
     assert!(
         !store
-            .take_pending_request("request-1", "session-b", now())
+            .take_pending_request("request-1", "session-b")
             .await
             .unwrap()
     );
     assert!(
         store
-            .take_pending_request("request-1", "session-a", now())
+            .take_pending_request("request-1", "session-a")
             .await
             .unwrap()
     );
     assert!(
         !store
-            .take_pending_request("request-1", "session-a", now())
+            .take_pending_request("request-1", "session-a")
             .await
             .unwrap()
     );
@@ -1087,7 +1087,7 @@ async fn pending_requests_are_bound_to_their_session(backend: Backend) {
     store.delete_session("session-b").await.unwrap();
     assert!(
         !store
-            .take_pending_request("request-3", "session-b", now())
+            .take_pending_request("request-3", "session-b")
             .await
             .unwrap()
     );
@@ -1197,33 +1197,49 @@ async fn sealed_requests_are_adopted_once_by_their_browser(backend: Backend) {
             .unwrap()
     );
     assert!(found("s2").await && !found("s3").await);
-    assert!(
-        !store
-            .take_pending_request("sealed-1", "s3", t)
-            .await
-            .unwrap()
-    );
+    assert!(!store.take_pending_request("sealed-1", "s3").await.unwrap());
     // Taken (through either session), it is finished: not stored, moved
     // or taken again.
+    assert!(store.take_pending_request("sealed-1", "s1").await.unwrap());
+    assert!(!store.take_pending_request("sealed-1", "s2").await.unwrap());
+    for session in ["s1", "s2"] {
+        assert!(
+            !store
+                .adopt_sealed_request(&in_session(session), "anonymous:a", 16)
+                .await
+                .unwrap(),
+            "{session}"
+        );
+    }
+    assert!(!found("s1").await && !found("s2").await);
+
+    // Gone another way (its session ended), it is not stored again either.
+    let second = pending_request("sealed-2", "s3", &client.id);
     assert!(
         store
-            .take_pending_request("sealed-1", "s1", t)
+            .adopt_sealed_request(&second, "anonymous:b", 16)
             .await
             .unwrap()
     );
+    store.delete_session("s3").await.unwrap();
+    let again = pending_request("sealed-2", "s2", &client.id);
     assert!(
         !store
-            .take_pending_request("sealed-1", "s2", t)
+            .adopt_sealed_request(&again, "anonymous:b", 16)
             .await
             .unwrap()
     );
-    assert!(
-        !store
-            .adopt_sealed_request(&in_session("s1"), "anonymous:a", 16)
-            .await
-            .unwrap()
-    );
-    assert!(!found("s1").await && !found("s2").await);
+    // Housekeeping forgets the records an hour after the sealed requests
+    // expire (10 minutes), when no copy of them opens any more.
+    let removed = store
+        .prune_expired(
+            store::Prunable::SealedRequests,
+            t + TimeDelta::hours(1),
+            500,
+        )
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
 }
 
 /// A consent form submitted many times at once finishes once: of 10
@@ -1247,9 +1263,7 @@ async fn concurrent_takes_of_a_pending_request_have_one_winner(backend: Backend)
             let start = start.clone();
             tokio::spawn(async move {
                 start.wait().await;
-                store
-                    .take_pending_request("request-1", "session-a", now())
-                    .await
+                store.take_pending_request("request-1", "session-a").await
             })
         })
         .collect();
