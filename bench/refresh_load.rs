@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use authd::clients::registration::{self, NewClient};
 use authd::clock::SystemClock;
 use authd::config::Config;
 use authd::crypto::Purpose;
 use authd::oauth::refresh::{RefreshSettings, RefreshTokens};
-use authd::oauth::registration::{self, NewClient};
 use authd::startup::Runtime;
 use secrecy::ExposeSecret;
 

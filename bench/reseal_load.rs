@@ -32,13 +32,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use authd::clients::registration::{self, NewClient};
 use authd::clock::SystemClock;
 use authd::config::{Config, MasterKeySource};
 use authd::crypto::{MasterKey, Purpose, Sealer};
 use authd::domain::{Client, ClientId, CodeChallenge, VerifiedRedirect};
 use authd::oauth::codes::{self, Codes, Redemption};
 use authd::oauth::refresh::{RefreshSettings, RefreshTokens};
-use authd::oauth::registration::{self, NewClient};
 use authd::secrets::{RotationOptions, SecretsError};
 use authd::startup::{Runtime, StartupError};
 use authd::store::SEALED_COLUMNS;

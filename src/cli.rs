@@ -7,12 +7,12 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::clients::registration::{self, NewClient, RegistrationError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::crypto::password;
 use crate::domain::{User, UserId, Username};
-use crate::oauth::registration::{self, NewClient, RegistrationError};
 use crate::startup::{Application, Runtime, StartupError};
 use crate::store;
 use crate::tokens::{KeyError, keyring};

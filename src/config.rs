@@ -104,23 +104,23 @@ pub struct Config {
     /// `AUTHD_SHUTDOWN_TIMEOUT`: then, how long in-flight requests may take.
     pub shutdown_timeout: Duration,
     /// `AUTHD_RATE_LIMIT_*` and `AUTHD_RATE_TIERS`.
-    pub rate_limits: crate::oauth::rate_limit::RateLimitSettings,
+    pub rate_limits: crate::limits::buckets::RateLimitSettings,
     /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose client-IP
     /// header is believed (none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `AUTHD_CLIENT_IP_HEADER`: the one header the proxy writes.
-    pub client_ip_header: crate::oauth::rate_limit::ClientIpHeader,
+    pub client_ip_header: crate::limits::buckets::ClientIpHeader,
     /// `AUTHD_IPV6_PREFIX`: IPv6 clients are limited per prefix of this length.
     pub ipv6_prefix: u8,
     /// `AUTHD_PASSWORD_CHECKS` and `AUTHD_PASSWORD_CHECK_WAIT`: how many
     /// argon2id checks run at once, and how long a login waits for one.
-    pub password_checks: crate::oauth::login::PasswordChecks,
+    pub password_checks: crate::signin::password::PasswordChecks,
 }
 
 impl Config {
     /// How the client IP is found (see `http::rate_limit::client_ip`).
-    pub fn client_ip(&self) -> crate::oauth::rate_limit::ClientIpSettings {
-        crate::oauth::rate_limit::ClientIpSettings {
+    pub fn client_ip(&self) -> crate::limits::buckets::ClientIpSettings {
+        crate::limits::buckets::ClientIpSettings {
             trusted_proxies: self.trusted_proxies.clone(),
             header: self.client_ip_header,
             ipv6_prefix: self.ipv6_prefix,
@@ -287,7 +287,7 @@ impl Config {
                     .map_err(|problem| ConfigError::new("AUTHD_CLIENT_IP_HEADER", problem))?,
             },
             ipv6_prefix: {
-                use crate::oauth::rate_limit::{DEFAULT_IPV6_PREFIX, IPV6_PREFIXES};
+                use crate::limits::buckets::{DEFAULT_IPV6_PREFIX, IPV6_PREFIXES};
                 let prefix = number(&get, "AUTHD_IPV6_PREFIX", DEFAULT_IPV6_PREFIX)?;
                 if !IPV6_PREFIXES.contains(&prefix) {
                     return Err(ConfigError::new(
@@ -301,7 +301,7 @@ impl Config {
                 }
                 prefix
             },
-            password_checks: crate::oauth::login::PasswordChecks {
+            password_checks: crate::signin::password::PasswordChecks {
                 concurrent: positive(&get, "AUTHD_PASSWORD_CHECKS", cores())?,
                 wait: duration(&get, "AUTHD_PASSWORD_CHECK_WAIT", "2s")?,
             },
@@ -324,8 +324,8 @@ fn number<T: std::str::FromStr>(
 
 fn rate_limits(
     get: &impl Fn(&str) -> Option<String>,
-) -> Result<crate::oauth::rate_limit::RateLimitSettings, ConfigError> {
-    use crate::oauth::rate_limit::{Rate, RateLimitSettings};
+) -> Result<crate::limits::buckets::RateLimitSettings, ConfigError> {
+    use crate::limits::buckets::{Rate, RateLimitSettings};
     let mut settings = RateLimitSettings::default();
     let rate = |variable: &'static str, default: Rate| match get(variable) {
         None => Ok(default),

@@ -9,23 +9,23 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::clients::ClientRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::crypto::{Digester, Purpose, Sealer};
 use crate::http::pages::Pages;
 use crate::http::{self, AppState};
 use crate::listener::AcceptGate;
-use crate::oauth::ClientRegistry;
-use crate::oauth::authorization::AuthorizationFlow;
 use crate::oauth::bearer::BearerTokens;
 use crate::oauth::codes::Codes;
-use crate::oauth::login::Authenticator;
 use crate::oauth::metadata::ServerMetadata;
 use crate::oauth::refresh::{RefreshSettings, RefreshTokens};
-use crate::oauth::session::Sessions;
 use crate::oauth::token::TokenEndpoint;
 use crate::oauth::userinfo::UserInfo;
 use crate::secrets::Secrets;
+use crate::signin::flow::AuthorizationFlow;
+use crate::signin::password::Authenticator;
+use crate::signin::session::Sessions;
 use crate::store::{self, CacheEpochs, PoolSettings, Store};
 use crate::tokens::{KeyError, Keys, SigningPool, TokenIssuer};
 
@@ -233,9 +233,7 @@ impl Application {
             clock: clock.clone(),
             issuer: issuer.clone(),
         };
-        let rate_limits = Arc::new(crate::oauth::rate_limit::RateLimits::new(
-            &config.rate_limits,
-        ));
+        let rate_limits = Arc::new(crate::limits::buckets::RateLimits::new(&config.rate_limits));
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let bearer = Arc::new(BearerTokens {
             store: store.clone(),
@@ -270,10 +268,7 @@ impl Application {
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
         });
-        let housekeeping = tokio::spawn(crate::oauth::housekeeping::run(
-            store.clone(),
-            clock.clone(),
-        ));
+        let housekeeping = tokio::spawn(crate::housekeeping::run(store.clone(), clock.clone()));
         let key_schedule = tokio::spawn(run_key_schedule(
             state.keys.clone(),
             clock.clone(),

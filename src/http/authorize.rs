@@ -1,6 +1,6 @@
 //! `GET` and `POST /authorize` (RFC 6749 §3.1, OIDC Core §3.1.2.1: both
 //! methods must be supported). The checks and the flow live in
-//! `oauth::authorization`; this handler reads the parameters and the
+//! `signin::flow`; this handler reads the parameters and the
 //! session cookie and renders the step.
 use actix_web::{HttpRequest, HttpResponse, web};
 use tracing_actix_web::RequestId;

@@ -8,7 +8,7 @@ use super::AppState;
 use super::form::read_form;
 
 /// The login form: a sealed pending request (under 12 KB with every field
-/// of the request at its limit, see `oauth::authorization` and
+/// of the request at its limit, see `signin::flow` and
 /// tests/api/sign_in_state.rs), the CSRF token, a username and a password
 /// of up to 1024 characters (up to 12 KB percent-encoded): 24 KiB holds the
 /// largest honest form.

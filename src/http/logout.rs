@@ -12,7 +12,7 @@ use super::form::read_body;
 use super::pages::see_other;
 use crate::oauth::Params;
 use crate::oauth::logout::{self, LogoutRequest};
-use crate::oauth::session::Session;
+use crate::signin::session::Session;
 
 const BODY_LIMIT: usize = 16 * 1024;
 

@@ -24,10 +24,10 @@ use actix_web::web;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::oauth::authorization::AuthorizationFlow;
-use crate::oauth::session::CookieValue;
 use crate::oauth::token::TokenEndpoint;
 use crate::oauth::userinfo::UserInfo;
+use crate::signin::flow::AuthorizationFlow;
+use crate::signin::session::CookieValue;
 use crate::store::Store;
 use crate::tokens::Keys;
 
@@ -45,9 +45,9 @@ pub struct AppState {
     pub flow: AuthorizationFlow,
     pub userinfo: UserInfo,
     pub pages: pages::Pages,
-    pub rate_limits: Arc<crate::oauth::rate_limit::RateLimits>,
+    pub rate_limits: Arc<crate::limits::buckets::RateLimits>,
     /// `AUTHD_TRUSTED_PROXIES`, `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`
-    pub client_ip: crate::oauth::rate_limit::ClientIpSettings,
+    pub client_ip: crate::limits::buckets::ClientIpSettings,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,

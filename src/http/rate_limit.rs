@@ -17,7 +17,7 @@ use tracing_actix_web::RequestId;
 
 use super::AppState;
 use super::error::json_error;
-use crate::oauth::rate_limit::{ClientIp, ClientIpHeader, ClientIpSettings, Decision, IpBucket};
+use crate::limits::buckets::{ClientIp, ClientIpHeader, ClientIpSettings, Decision, IpBucket};
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
@@ -341,7 +341,7 @@ mod tests {
         let believed_v6 = client_ip(Some(ip("2001:db8::1")), &HeaderMap::new(), &trusted).unwrap();
         assert_eq!(
             believed_v6.key,
-            crate::oauth::rate_limit::IpKey::new(ip("2001:db8::ffff"), 64)
+            crate::limits::buckets::IpKey::new(ip("2001:db8::ffff"), 64)
         );
     }
 

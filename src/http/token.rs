@@ -37,7 +37,7 @@ pub async fn token(
     // bucket the middleware adds.
     if let Some(ip_decision) = request
         .extensions()
-        .get::<crate::oauth::rate_limit::Decision>()
+        .get::<crate::limits::buckets::Decision>()
         .copied()
         && tier.tighter(ip_decision) == tier
     {

@@ -9,7 +9,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClientRegistry, Error, Params};
+use super::{Error, Params};
+use crate::clients::ClientRegistry;
 use crate::domain::{Client, ClientId, CodeChallenge, GrantType, Scope, VerifiedRedirect};
 
 /// Scopes of OpenID Connect itself, which every client that signs users in

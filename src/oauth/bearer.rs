@@ -8,7 +8,8 @@
 //! revoked, and, for a user's token, on record and its user still enabled.
 use std::sync::Arc;
 
-use super::{ClientRegistry, Error};
+use super::Error;
+use crate::clients::ClientRegistry;
 use crate::clock::Clock;
 use crate::domain::{ClientId, User, UserId};
 use crate::store::Store;

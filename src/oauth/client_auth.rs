@@ -7,7 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{ClientRegistry, Error, Params};
+use super::{Error, Params};
+use crate::clients::ClientRegistry;
 use crate::crypto::Digester;
 use crate::domain::{Client, ClientId, ClientKind};
 

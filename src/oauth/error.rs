@@ -57,7 +57,7 @@ pub enum Error {
     /// A rate limit refused the request (RFC 6585 §4: 429). Not an RFC 6749
     /// code; `too_many_requests` names it in the JSON body.
     #[error("rate limit exceeded; retry after {} seconds", .0.retry_after.unwrap_or(1))]
-    RateLimited(crate::oauth::rate_limit::Decision),
+    RateLimited(crate::limits::buckets::Decision),
     /// The server is overloaded for a moment; retry shortly.
     #[error("{0}")]
     TemporarilyUnavailable(Cow<'static, str>),
@@ -197,7 +197,7 @@ mod tests {
             Error::InsufficientScope(text()),
             Error::RequestTimeout,
             Error::PayloadTooLarge(16384),
-            Error::RateLimited(crate::oauth::rate_limit::Decision {
+            Error::RateLimited(crate::limits::buckets::Decision {
                 limit: 1,
                 remaining: 0,
                 reset: 60,

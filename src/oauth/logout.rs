@@ -5,8 +5,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::Params;
 use super::authorize::response_location;
-use super::{ClientRegistry, Params};
+use crate::clients::ClientRegistry;
 use crate::domain::{Client, ClientId, VerifiedRedirect};
 use crate::tokens::Keys;
 use crate::tokens::verify::verify_id_token_hint;

@@ -1,28 +1,23 @@
-//! OAuth 2.0 logic: client authentication, the token endpoint and its grants,
-//! client registration, server metadata. Knows nothing of HTTP frameworks.
-//! Uses tokens, store, crypto and domain.
-pub mod authorization;
+//! The OAuth 2.0 / OpenID Connect protocol: the token endpoint and its
+//! grants, client authentication, /authorize request validation, codes,
+//! refresh-token families, revocation, introspection, userinfo, logout
+//! checks, metadata, parameters and errors. Knows nothing of HTTP
+//! frameworks or of the person signing in (that is `signin`). Uses
+//! clients, limits, tokens, store, crypto, domain, audit, metrics.
 pub mod authorize;
 pub mod bearer;
 pub mod client_auth;
-pub mod client_registry;
 pub mod codes;
 pub mod error;
 pub mod grants;
-pub mod housekeeping;
 pub mod introspection;
-pub mod login;
 pub mod logout;
 pub mod metadata;
 pub mod params;
-pub mod rate_limit;
 pub mod refresh;
-pub mod registration;
 pub mod revocation;
-pub mod session;
 pub mod token;
 pub mod userinfo;
 
-pub use client_registry::ClientRegistry;
 pub use error::Error;
 pub use params::Params;

@@ -7,12 +7,13 @@ use serde::Serialize;
 use super::client_auth::{self, ClientCredentials};
 use super::codes::Codes;
 use super::grants;
-use super::rate_limit::{ClientIp, Decision, RateLimits};
 use super::refresh::RefreshTokens;
-use super::{ClientRegistry, Error, Params};
+use super::{Error, Params};
+use crate::clients::ClientRegistry;
 use crate::crypto::Digester;
 use crate::domain::Client;
 use crate::domain::{GrantType, Scope};
+use crate::limits::buckets::{ClientIp, Decision, RateLimits};
 use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
 

@@ -7,8 +7,8 @@
 //! pending request to the browser that started it.
 use std::sync::Arc;
 
+use authd::clients::registration::NewClient;
 use authd::crypto::MasterKey;
-use authd::oauth::registration::NewClient;
 
 use crate::helpers::{
     Backend, Browser, PASSWORD, TestApp, WebClient, authorize_query, exchange_code, form_value,
@@ -1494,7 +1494,7 @@ async fn password_checks_are_bounded_and_the_rest_wait_then_get_503(backend: Bac
         return;
     };
     let app = spawn_app_on(Arc::new(database), MasterKey::generate(), |config| {
-        config.password_checks = authd::oauth::login::PasswordChecks {
+        config.password_checks = authd::signin::password::PasswordChecks {
             concurrent: 1,
             wait: std::time::Duration::from_millis(1),
         };

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use authd::oauth::registration::NewClient;
+use authd::clients::registration::NewClient;
 use fantoccini::{Client, ClientBuilder, Locator};
 use oauth2::{AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier, RedirectUrl, TokenUrl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -91,7 +91,7 @@ async fn no_scope_grants_the_allowed_set_and_audience_is_registered(backend: Bac
         return;
     };
     let (id, secret) = app
-        .register(authd::oauth::registration::NewClient {
+        .register(authd::clients::registration::NewClient {
             name: "Reports".into(),
             scopes: vec!["b".into(), "a".into()],
             audiences: vec!["https://api.example.com".into()],
@@ -149,7 +149,7 @@ async fn every_error_gets_its_rfc_6749_response(backend: Backend) {
     };
     let (id, secret) = app.machine_client(&["orders:read"]).await;
     let (code_only, code_only_secret) = app
-        .register(authd::oauth::registration::NewClient {
+        .register(authd::clients::registration::NewClient {
             name: "Web app".into(),
             redirect_uris: vec!["https://app.example.com/cb".into()],
             ..Default::default()

@@ -12,9 +12,9 @@
 use std::process::Output;
 use std::sync::Arc;
 
+use authd::clients::registration::NewClient;
 use authd::config::Config;
 use authd::crypto::MasterKey;
-use authd::oauth::registration::NewClient;
 use serde_json::Value;
 
 use crate::authorization_code::code_for;

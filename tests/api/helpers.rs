@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use authd::clients::registration::{self, NewClient};
 use authd::clock::SystemClock;
 use authd::config::{Config, LogFormat, MasterKeySource};
 use authd::crypto::MasterKey;
-use authd::oauth::registration::{self, NewClient};
 use authd::startup::{Application, Runtime, StartupError};
 use secrecy::ExposeSecret;
 use sqlx::Connection;
@@ -141,7 +141,7 @@ pub fn test_config(database_url: &str, master_key: &MasterKey) -> Config {
     config.cache_refresh = Duration::from_millis(100);
     // Every test client is 127.0.0.1: the limits get their own tests
     // (rate_limits.rs), the others must not trip them.
-    let generous: authd::oauth::rate_limit::Rate = "100000/sec".parse().unwrap();
+    let generous: authd::limits::buckets::Rate = "100000/sec".parse().unwrap();
     config.rate_limits.ip = generous;
     config.rate_limits.well_known = generous;
     config.rate_limits.login = generous;

@@ -1,7 +1,7 @@
 //! Housekeeping removes expired state in batches and nothing else.
+use authd::clients::registration::NewClient;
 use authd::clock::{MockClock, SystemClock};
-use authd::oauth::housekeeping::prune_once;
-use authd::oauth::registration::NewClient;
+use authd::housekeeping::prune_once;
 use authd::startup::Runtime;
 use chrono::{Duration, Utc};
 

@@ -16,7 +16,7 @@
 //! which `X-Request-Id` repeats), and no body reveals internals.
 use std::time::{Duration, Instant};
 
-use authd::oauth::registration::NewClient;
+use authd::clients::registration::NewClient;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;

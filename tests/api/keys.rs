@@ -6,11 +6,11 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authd::clients::registration::{self, NewClient};
 use authd::clock::{Clock, MockClock, SystemClock};
 use authd::config::Config;
 use authd::crypto::MasterKey;
 use authd::domain::KeyState;
-use authd::oauth::registration::{self, NewClient};
 use authd::startup::{Application, Runtime};
 use authd::store::SigningKeyRecord;
 use chrono::{DateTime, Utc};

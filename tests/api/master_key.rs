@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 
+use authd::clients::registration::NewClient;
 use authd::clock::SystemClock;
 use authd::crypto::{MasterKey, Sealer};
-use authd::oauth::registration::NewClient;
 use authd::secrets::SecretsError;
 use authd::startup::{Runtime, StartupError};
 use authd::store::SEALED_COLUMNS;

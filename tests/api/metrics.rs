@@ -2,8 +2,8 @@
 //! issue names is there, and the counters count exactly what the script did.
 use std::sync::Arc;
 
+use authd::clients::registration::NewClient;
 use authd::crypto::MasterKey;
-use authd::oauth::registration::NewClient;
 
 use crate::authorization_code::{sign_in_and_exchange, userinfo};
 use crate::helpers::{Backend, on_both_backends, spawn_app_on, test_database};

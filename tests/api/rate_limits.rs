@@ -9,10 +9,10 @@
 use std::process::Output;
 use std::sync::Arc;
 
+use authd::clients::registration::NewClient;
 use authd::config::Config;
 use authd::crypto::MasterKey;
-use authd::oauth::rate_limit::RateLimitSettings;
-use authd::oauth::registration::NewClient;
+use authd::limits::buckets::RateLimitSettings;
 use serde_json::Value;
 
 use crate::helpers::{
@@ -434,7 +434,7 @@ async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backe
     };
     assert_eq!(
         app.config.client_ip_header,
-        authd::oauth::rate_limit::ClientIpHeader::XForwardedFor,
+        authd::limits::buckets::ClientIpHeader::XForwardedFor,
         "the default"
     );
     let client = app.web_client(false, &[]).await;
@@ -521,7 +521,7 @@ async fn only_the_configured_client_ip_header_is_read(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        config.client_ip_header = authd::oauth::rate_limit::ClientIpHeader::Forwarded;
+        config.client_ip_header = authd::limits::buckets::ClientIpHeader::Forwarded;
     })
     .await
     else {

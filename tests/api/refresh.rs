@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authd::clients::registration::{self, NewClient};
 use authd::clock::SystemClock;
 use authd::config::Config;
 use authd::crypto::MasterKey;
-use authd::oauth::registration::{self, NewClient};
 use authd::startup::Runtime;
 use futures_util::future::join_all;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};

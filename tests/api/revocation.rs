@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use authd::clients::registration::NewClient;
 use authd::clock::MockClock;
 use authd::crypto::MasterKey;
-use authd::oauth::registration::NewClient;
 use authd::startup::Application;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

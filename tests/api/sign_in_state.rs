@@ -3,7 +3,7 @@
 //! it, whatever cookie it sends), a signed-in session holds at most
 //! `MAX_PENDING_PER_SESSION` pending requests (the oldest is evicted), and
 //! what a pending request stores is bounded.
-use authd::oauth::authorization::MAX_PENDING_PER_SESSION;
+use authd::signin::flow::MAX_PENDING_PER_SESSION;
 
 use crate::helpers::{
     Backend, Browser, PASSWORD, TestApp, WebClient, authorize_query, count_rows, form_value,
@@ -111,7 +111,7 @@ async fn a_sealed_request_is_finished_once_by_its_browser(backend: Backend) {
     };
     // Pre-consented: the login alone finishes the request with a code.
     let client = app
-        .web_client_with(authd::oauth::registration::NewClient {
+        .web_client_with(authd::clients::registration::NewClient {
             name: "First party".into(),
             redirect_uris: vec!["https://app.example/cb".into()],
             skip_consent: true,

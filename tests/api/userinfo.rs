@@ -447,7 +447,7 @@ async fn own_tokens_expire_at_exp_without_leeway(backend: Backend) {
     let client = app.web_client(false, &[]).await;
     app.user("alice").await;
     let (api, api_secret) = app
-        .register(authd::oauth::registration::NewClient {
+        .register(authd::clients::registration::NewClient {
             name: "API".into(),
             can_introspect: true,
             ..Default::default()

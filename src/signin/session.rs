@@ -12,10 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Error;
 use crate::clock::Clock;
 use crate::crypto::{Digester, random};
 use crate::domain::{User, UserId};
+use crate::oauth::Error;
 use crate::store::{SessionRecord, Store};
 
 /// How long a sign-in lasts before the user must sign in again.
@@ -49,7 +49,7 @@ pub struct Session {
     pub user: Option<Arc<User>>,
     /// Whether a `browser_sessions` row holds it. An anonymous browser has
     /// none, and stores nothing: its pending request travels sealed to
-    /// an id derived from its cookie (`oauth::authorization`).
+    /// an id derived from its cookie (`signin::flow`).
     pub stored: bool,
 }
 

@@ -16,11 +16,11 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
-use super::Error;
-use super::rate_limit::{ClientIp, IpKey};
 use crate::clock::Clock;
 use crate::crypto::password::{self, HashedPassword, Peppers};
 use crate::domain::{User, Username};
+use crate::limits::buckets::{ClientIp, IpKey};
+use crate::oauth::Error;
 use crate::store::Store;
 
 /// Why a login did not succeed.

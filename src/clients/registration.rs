@@ -298,7 +298,7 @@ fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, Registra
     let mut audiences = new.audiences.clone();
     audiences.dedup();
     let rate_tier = match &new.rate_tier {
-        None => crate::oauth::rate_limit::DEFAULT_TIER.to_owned(),
+        None => crate::limits::buckets::DEFAULT_TIER.to_owned(),
         Some(tier)
             if !tier.is_empty() && tier.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
         {

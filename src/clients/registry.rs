@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::Error;
 use crate::domain::{Client, ClientId};
+use crate::oauth::Error;
 use crate::store::{self, Store};
 
 type ClientMap = HashMap<ClientId, Arc<Client>>;

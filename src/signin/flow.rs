@@ -18,16 +18,17 @@ use chrono::{DateTime, Duration, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::authorize::{self, AuthorizationRequest, Rejection};
-use super::codes::{Codes, Grant};
-pub use super::login::TryLater;
-use super::login::{Authenticator, LoginFailure};
-use super::rate_limit::ClientIp;
+pub use super::password::TryLater;
+use super::password::{Authenticator, LoginFailure};
 use super::session::{CookieValue, Session, Sessions};
-use super::{ClientRegistry, Error, Params};
+use crate::clients::ClientRegistry;
 use crate::clock::Clock;
 use crate::crypto::Sealer;
 use crate::domain::{Client, ClientId, ClientKind, Scope};
+use crate::limits::buckets::ClientIp;
+use crate::oauth::authorize::{self, AuthorizationRequest, Rejection};
+use crate::oauth::codes::{Codes, Grant};
+use crate::oauth::{Error, Params};
 use crate::store::{PendingRequestRecord, Store};
 
 /// How long a user has to finish login and consent.
@@ -777,7 +778,7 @@ fn needs_login(
 /// first (openid, profile, email), then the APIs in alphabetical order.
 fn scope_views(scope: &Scope) -> Vec<ScopeView> {
     let rank = |name: &str| {
-        super::authorize::OIDC_SCOPES
+        crate::oauth::authorize::OIDC_SCOPES
             .iter()
             .position(|oidc| *oidc == name)
             .unwrap_or(usize::MAX)

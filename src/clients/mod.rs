@@ -1,0 +1,8 @@
+//! Clients: the in-memory registry every endpoint reads, and registration
+//! (create, update, rotate a secret, delete), the functions the CLI calls
+//! and the admin API and dynamic registration will call. Uses limits (tier
+//! names), store, crypto, domain, audit.
+pub mod registration;
+pub mod registry;
+
+pub use registry::ClientRegistry;

@@ -1,0 +1,3 @@
+//! Rate limits: the per-IP buckets, the per-client `/token` tiers and
+//! client-authentication failures. Holds counts in process memory only.
+pub mod buckets;
