@@ -109,7 +109,7 @@ pub struct Config {
     /// header is believed (none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `AUTHD_CLIENT_IP_HEADER`: the one header the proxy writes.
-    pub client_ip_header: crate::limits::buckets::ClientIpHeader,
+    pub client_ip_header: crate::limits::client_ip::ClientIpHeader,
     /// `AUTHD_IPV6_PREFIX`: IPv6 clients are limited per prefix of this length.
     pub ipv6_prefix: u8,
     /// `AUTHD_PASSWORD_CHECKS` and `AUTHD_PASSWORD_CHECK_WAIT`: how many
@@ -119,8 +119,8 @@ pub struct Config {
 
 impl Config {
     /// How the client IP is found (see `http::rate_limit::client_ip`).
-    pub fn client_ip(&self) -> crate::limits::buckets::ClientIpSettings {
-        crate::limits::buckets::ClientIpSettings {
+    pub fn client_ip(&self) -> crate::limits::client_ip::ClientIpSettings {
+        crate::limits::client_ip::ClientIpSettings {
             trusted_proxies: self.trusted_proxies.clone(),
             header: self.client_ip_header,
             ipv6_prefix: self.ipv6_prefix,
@@ -287,7 +287,7 @@ impl Config {
                     .map_err(|problem| ConfigError::new("AUTHD_CLIENT_IP_HEADER", problem))?,
             },
             ipv6_prefix: {
-                use crate::limits::buckets::{DEFAULT_IPV6_PREFIX, IPV6_PREFIXES};
+                use crate::limits::client_ip::{DEFAULT_IPV6_PREFIX, IPV6_PREFIXES};
                 let prefix = number(&get, "AUTHD_IPV6_PREFIX", DEFAULT_IPV6_PREFIX)?;
                 if !IPV6_PREFIXES.contains(&prefix) {
                     return Err(ConfigError::new(

@@ -73,7 +73,7 @@ impl RootSpanBuilder for RequestLog {
         // function that decides it), or "-" when none was decided.
         let client_ip = request
             .extensions()
-            .get::<crate::limits::buckets::ClientIp>()
+            .get::<crate::limits::client_ip::ClientIp>()
             .map(|ip| ip.addr.to_string())
             .unwrap_or_else(|| "-".to_owned());
         // request_id, method and route come from the span.

@@ -47,7 +47,7 @@ pub struct AppState {
     pub pages: pages::Pages,
     pub rate_limits: Arc<crate::limits::buckets::RateLimits>,
     /// `AUTHD_TRUSTED_PROXIES`, `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`
-    pub client_ip: crate::limits::buckets::ClientIpSettings,
+    pub client_ip: crate::limits::client_ip::ClientIpSettings,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde_json::json;
 use tracing_actix_web::RequestId;
 
-use crate::signin::flow::{Answer, ConsentView, LoginView, Step, TryLater};
 use crate::signin::session::CookieValue;
+use crate::signin::step::{Answer, ConsentView, LoginView, Step, TryLater};
 
 /// The built-in templates and assets, compiled in.
 const TEMPLATES: [(&str, &str); 6] = [

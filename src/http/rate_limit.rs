@@ -6,7 +6,6 @@
 //! `-Reset` (seconds until the bucket is full again). Refusals are `429`
 //! with `Retry-After` (RFC 6585 §4, RFC 9110 §10.2.3): JSON on API routes,
 //! the error page on the sign-in pages.
-use std::net::IpAddr;
 
 use actix_web::HttpMessage;
 use actix_web::dev::ServiceRequest;
@@ -17,87 +16,12 @@ use tracing_actix_web::RequestId;
 
 use super::AppState;
 use super::error::json_error;
-use crate::limits::buckets::{ClientIp, ClientIpHeader, ClientIpSettings, Decision, IpBucket};
+use crate::limits::buckets::{Decision, IpBucket};
+use crate::limits::client_ip::{ClientIp, client_ip};
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-
-/// The address of the client: the one function every consumer of a client
-/// IP goes through (per-IP buckets, login throttle, client-authentication
-/// failures, audit, CORS preflights, the request log), called once per
-/// request by [`admit`].
-///
-/// The peer, unless the peer is a trusted proxy; then the one header the
-/// operator named (`AUTHD_CLIENT_IP_HEADER`), read right to left, skipping
-/// trusted proxies (RFC 7239 §8.1): the first address that is not a trusted
-/// proxy is the client. Everything left of it was written by the client,
-/// and so is any other forwarding header: a proxy appends to the header it
-/// writes and passes the others through untouched.
-pub fn client_ip(
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    settings: &ClientIpSettings,
-) -> Option<ClientIp> {
-    let believe = |ip: IpAddr| ClientIp::new(ip, settings.ipv6_prefix);
-    let peer = peer?.to_canonical();
-    let is_trusted = |ip: &IpAddr| settings.trusted_proxies.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(believe(peer));
-    }
-    let mut nearest = peer;
-    for hop in forwarded_chain(headers, settings.header).iter().rev() {
-        match hop.map(|ip| ip.to_canonical()) {
-            Some(ip) if is_trusted(&ip) => nearest = ip,
-            Some(ip) => return Some(believe(ip)),
-            // An obfuscated or unparsable hop: nothing left of it can be
-            // believed; the last trusted hop stands for the client.
-            None => return Some(believe(nearest)),
-        }
-    }
-    Some(believe(nearest))
-}
-
-/// The hops the named header lists, in order (several header lines are one
-/// list, RFC 9110 §5.3). Each hop is parsed on its own, so a hop the client
-/// wrote in bytes that are not text spoils only itself, not the hops the
-/// proxies appended on its right.
-fn forwarded_chain(headers: &HeaderMap, header: ClientIpHeader) -> Vec<Option<IpAddr>> {
-    let hops = headers
-        .get_all(header.name())
-        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
-        .map(|hop| std::str::from_utf8(hop).ok());
-    match header {
-        ClientIpHeader::Forwarded => hops
-            .map(|element| {
-                // RFC 7239 §4: `for=` among the element's pairs; an element
-                // without one names no address.
-                element?.split(';').find_map(|pair| {
-                    let (name, value) = pair.split_once('=')?;
-                    name.trim()
-                        .eq_ignore_ascii_case("for")
-                        .then(|| parse_node(value.trim().trim_matches('"')))
-                })?
-            })
-            .collect(),
-        ClientIpHeader::XForwardedFor | ClientIpHeader::XRealIp => {
-            hops.map(|hop| parse_node(hop?.trim())).collect()
-        }
-    }
-}
-
-/// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]`, `[2001:db8::1]:443`,
-/// `2001:db8::1`; anything else (`unknown`, `_hidden`) is `None`.
-fn parse_node(node: &str) -> Option<IpAddr> {
-    if let Ok(ip) = node.parse() {
-        return Some(ip);
-    }
-    if let Some(rest) = node.strip_prefix('[') {
-        return rest.split_once(']')?.0.parse().ok();
-    }
-    let (host, _port) = node.rsplit_once(':')?;
-    host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
-}
 
 /// Which per-IP buckets a request draws from, besides the general one.
 fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> {
@@ -220,130 +144,6 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
-
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
-    }
-
-    fn settings(trusted: &[&str], header: ClientIpHeader) -> ClientIpSettings {
-        ClientIpSettings {
-            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
-            header,
-            ipv6_prefix: 64,
-        }
-    }
-
-    fn believed(peer: &str, headers: &HeaderMap, settings: &ClientIpSettings) -> IpAddr {
-        client_ip(Some(ip(peer)), headers, settings).unwrap().addr
-    }
-
-    #[test]
-    fn forwarded_headers_count_only_from_trusted_proxies() {
-        let trusted = settings(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
-        let spoof = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        // An untrusted peer's headers are ignored.
-        assert_eq!(believed("203.0.113.7", &spoof, &trusted), ip("203.0.113.7"));
-        // No trusted proxies configured (the default): never believed.
-        let nobody = settings(&[], ClientIpHeader::XForwardedFor);
-        assert_eq!(believed("10.0.0.1", &spoof, &nobody), ip("10.0.0.1"));
-        // Behind a trusted proxy: the rightmost untrusted hop, whatever
-        // the client wrote on the left.
-        let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.2, 10.0.0.9")]);
-        assert_eq!(believed("10.0.0.1", &chain, &trusted), ip("198.51.100.2"));
-        // Several header lines form one list.
-        let lines = headers(&[
-            ("x-forwarded-for", "6.6.6.6"),
-            ("x-forwarded-for", "198.51.100.3"),
-        ]);
-        assert_eq!(believed("10.0.0.1", &lines, &trusted), ip("198.51.100.3"));
-        // A trusted peer with no header is the client.
-        assert_eq!(
-            believed("10.0.0.1", &HeaderMap::new(), &trusted),
-            ip("10.0.0.1")
-        );
-    }
-
-    /// Security review finding 1: nginx, HAProxy and Envoy append to
-    /// X-Forwarded-For and pass a client's own `Forwarded` through. Only
-    /// the header the operator named is read.
-    #[test]
-    fn only_the_named_header_is_read() {
-        let xff = settings(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
-        let spoofed = headers(&[
-            ("forwarded", "for=198.51.100.66"),
-            ("x-real-ip", "198.51.100.67"),
-            ("x-forwarded-for", "203.0.113.5"),
-        ]);
-        assert_eq!(believed("10.0.0.1", &spoofed, &xff), ip("203.0.113.5"));
-        // Without the named header the proxy itself stands for the client,
-        // never the client's own `Forwarded`.
-        let only_forwarded = headers(&[("forwarded", "for=198.51.100.66")]);
-        assert_eq!(believed("10.0.0.1", &only_forwarded, &xff), ip("10.0.0.1"));
-
-        let rfc7239 = settings(&["10.0.0.0/8"], ClientIpHeader::Forwarded);
-        let forwarded = headers(&[
-            (
-                "forwarded",
-                r#"for=6.6.6.6, for="[2001:db8::7]:4711";proto=https"#,
-            ),
-            ("x-forwarded-for", "198.51.100.9"),
-        ]);
-        assert_eq!(
-            believed("10.0.0.1", &forwarded, &rfc7239),
-            ip("2001:db8::7")
-        );
-        let port = headers(&[("forwarded", "for=192.0.2.60:8080")]);
-        assert_eq!(believed("10.0.0.1", &port, &rfc7239), ip("192.0.2.60"));
-        // An obfuscated hop: the last trusted hop stands for the client.
-        let hidden = headers(&[("forwarded", "for=_hidden, for=10.0.0.5")]);
-        assert_eq!(believed("10.0.0.1", &hidden, &rfc7239), ip("10.0.0.5"));
-        // X-Forwarded-For is the client's own when the proxy writes Forwarded.
-        let xff_only = headers(&[("x-forwarded-for", "198.51.100.9")]);
-        assert_eq!(believed("10.0.0.1", &xff_only, &rfc7239), ip("10.0.0.1"));
-
-        let real_ip = settings(&["10.0.0.0/8"], ClientIpHeader::XRealIp);
-        assert_eq!(
-            believed("10.0.0.1", &spoofed, &real_ip),
-            ip("198.51.100.67")
-        );
-    }
-
-    #[test]
-    fn a_hop_that_is_not_text_spoils_only_itself() {
-        let trusted = settings(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
-        let mut map = HeaderMap::new();
-        map.append(
-            HeaderName::from_static("x-forwarded-for"),
-            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.4").unwrap(),
-        );
-        assert_eq!(believed("10.0.0.1", &map, &trusted), ip("198.51.100.4"));
-    }
-
-    #[test]
-    fn ipv4_mapped_peers_and_hops_are_ipv4() {
-        let trusted = settings(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
-        let chain = headers(&[("x-forwarded-for", "::ffff:198.51.100.8")]);
-        assert_eq!(
-            believed("::ffff:10.0.0.1", &chain, &trusted),
-            ip("198.51.100.8")
-        );
-        let believed_v6 = client_ip(Some(ip("2001:db8::1")), &HeaderMap::new(), &trusted).unwrap();
-        assert_eq!(
-            believed_v6.key,
-            crate::limits::buckets::IpKey::new(ip("2001:db8::ffff"), 64)
-        );
-    }
 
     #[test]
     fn probes_are_not_limited_and_well_known_has_its_own_bucket() {

@@ -10,7 +10,6 @@
 //! token endpoint applies the tier and failure buckets.
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -22,106 +21,7 @@ use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
-/// The one header authd reads a client's address from, when the peer is a
-/// trusted proxy (`AUTHD_CLIENT_IP_HEADER`): the one the operator's proxy
-/// writes. Any other forwarding header is the client's own and ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientIpHeader {
-    /// `X-Forwarded-For`, which nginx, HAProxy, Envoy and cloud load
-    /// balancers append to.
-    #[default]
-    XForwardedFor,
-    /// RFC 7239 `Forwarded: for=…`.
-    Forwarded,
-    /// `X-Real-IP`, set (not appended) by the proxy.
-    XRealIp,
-}
-
-impl FromStr for ClientIpHeader {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "x-forwarded-for" => Ok(Self::XForwardedFor),
-            "forwarded" => Ok(Self::Forwarded),
-            "x-real-ip" => Ok(Self::XRealIp),
-            _ => Err(format!(
-                "expected x-forwarded-for, forwarded or x-real-ip, got {text:?}"
-            )),
-        }
-    }
-}
-
-impl ClientIpHeader {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::XForwardedFor => "x-forwarded-for",
-            Self::Forwarded => "forwarded",
-            Self::XRealIp => "x-real-ip",
-        }
-    }
-}
-
-/// How authd finds a client's address: `AUTHD_TRUSTED_PROXIES`,
-/// `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`.
-#[derive(Debug, Clone)]
-pub struct ClientIpSettings {
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub header: ClientIpHeader,
-    /// IPv6 clients are counted by this prefix (one /64 is one subscriber).
-    pub ipv6_prefix: u8,
-}
-
-pub const DEFAULT_IPV6_PREFIX: u8 = 64;
-/// Shorter prefixes would lump whole providers into one bucket.
-pub const IPV6_PREFIXES: std::ops::RangeInclusive<u8> = 32..=128;
-
-impl Default for ClientIpSettings {
-    fn default() -> Self {
-        Self {
-            trusted_proxies: Vec::new(),
-            header: ClientIpHeader::default(),
-            ipv6_prefix: DEFAULT_IPV6_PREFIX,
-        }
-    }
-}
-
-/// What a per-address limit counts against: an IPv4 address, or an IPv6
-/// address cut to its prefix, since one subscriber holds a whole /64 (2^64
-/// addresses; RFC 6177) and would otherwise get as many fresh buckets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct IpKey(IpAddr);
-
-impl IpKey {
-    pub fn new(ip: IpAddr, ipv6_prefix: u8) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
-            IpAddr::V6(v6) => {
-                let prefix = u32::from(ipv6_prefix.min(128));
-                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
-                Self(IpAddr::V6((u128::from(v6) & mask).into()))
-            }
-        }
-    }
-}
-
-/// A client's address as authd believes it: `addr` for the audit log and
-/// the request log, `key` for every limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp {
-    pub addr: IpAddr,
-    pub key: IpKey,
-}
-
-impl ClientIp {
-    pub fn new(addr: IpAddr, ipv6_prefix: u8) -> Self {
-        let addr = addr.to_canonical();
-        Self {
-            addr,
-            key: IpKey::new(addr, ipv6_prefix),
-        }
-    }
-}
+use super::client_ip::IpKey;
 
 /// `N/sec`, `N/min` or `N/hour`: a burst of N, refilled evenly over the
 /// period.
@@ -510,6 +410,9 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
+
+    use crate::limits::client_ip::{ClientIp, DEFAULT_IPV6_PREFIX};
 
     fn key(text: &str) -> IpKey {
         IpKey::new(text.parse().unwrap(), DEFAULT_IPV6_PREFIX)
@@ -557,23 +460,6 @@ mod tests {
                 .check_ip(IpBucket::Every, key("2001:db8:0:1::1"))
                 .allowed()
         );
-    }
-
-    #[test]
-    fn the_client_ip_header_is_named_by_the_operator() {
-        assert_eq!(
-            "X-Forwarded-For".parse::<ClientIpHeader>(),
-            Ok(ClientIpHeader::XForwardedFor)
-        );
-        assert_eq!(
-            "forwarded".parse::<ClientIpHeader>(),
-            Ok(ClientIpHeader::Forwarded)
-        );
-        assert_eq!(
-            "x-real-ip".parse::<ClientIpHeader>(),
-            Ok(ClientIpHeader::XRealIp)
-        );
-        assert!("x-client-ip".parse::<ClientIpHeader>().is_err());
     }
 
     #[test]

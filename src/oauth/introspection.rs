@@ -58,7 +58,7 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
-        ip: Option<crate::limits::buckets::ClientIp>,
+        ip: Option<crate::limits::client_ip::ClientIp>,
     ) -> Result<Introspection, Error> {
         let caller = self.authenticate(authorization, params, ip).await?;
         tracing::Span::current().record("client_id", caller.id.as_str());

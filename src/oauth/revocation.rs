@@ -13,7 +13,7 @@ impl TokenEndpoint {
         &self,
         authorization: Option<&[u8]>,
         params: &Params,
-        ip: Option<crate::limits::buckets::ClientIp>,
+        ip: Option<crate::limits::client_ip::ClientIp>,
     ) -> Result<crate::domain::ClientId, Error> {
         let client = self.authenticate(authorization, params, ip).await?;
         tracing::Span::current().record("client_id", client.id.as_str());

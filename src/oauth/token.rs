@@ -13,7 +13,8 @@ use crate::clients::ClientRegistry;
 use crate::crypto::Digester;
 use crate::domain::Client;
 use crate::domain::{GrantType, Scope};
-use crate::limits::buckets::{ClientIp, Decision, RateLimits};
+use crate::limits::buckets::{Decision, RateLimits};
+use crate::limits::client_ip::ClientIp;
 use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
 

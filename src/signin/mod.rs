@@ -4,6 +4,9 @@
 //! TOTP and the account page belong here too. Knows nothing of HTTP
 //! frameworks. Uses oauth (validated requests, codes, errors), clients,
 //! limits, store, crypto, domain, audit.
+pub mod consent;
 pub mod flow;
 pub mod password;
+pub mod pending;
 pub mod session;
+pub mod step;

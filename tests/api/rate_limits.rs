@@ -434,7 +434,7 @@ async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backe
     };
     assert_eq!(
         app.config.client_ip_header,
-        authd::limits::buckets::ClientIpHeader::XForwardedFor,
+        authd::limits::client_ip::ClientIpHeader::XForwardedFor,
         "the default"
     );
     let client = app.web_client(false, &[]).await;
@@ -521,7 +521,7 @@ async fn only_the_configured_client_ip_header_is_read(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        config.client_ip_header = authd::limits::buckets::ClientIpHeader::Forwarded;
+        config.client_ip_header = authd::limits::client_ip::ClientIpHeader::Forwarded;
     })
     .await
     else {

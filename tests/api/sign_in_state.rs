@@ -3,7 +3,7 @@
 //! it, whatever cookie it sends), a signed-in session holds at most
 //! `MAX_PENDING_PER_SESSION` pending requests (the oldest is evicted), and
 //! what a pending request stores is bounded.
-use authd::signin::flow::MAX_PENDING_PER_SESSION;
+use authd::signin::pending::MAX_PENDING_PER_SESSION;
 
 use crate::helpers::{
     Backend, Browser, PASSWORD, TestApp, WebClient, authorize_query, count_rows, form_value,

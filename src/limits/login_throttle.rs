@@ -1,0 +1,188 @@
+//! The login failure throttle: failed logins per username and per client
+//! IP, with growing delays, in this process's memory.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::client_ip::{ClientIp, IpKey};
+
+/// The throttle keys of an attempt: the username, then the client IP.
+pub fn throttle_keys(username: &str, ip: Option<ClientIp>) -> [ThrottleKey; 2] {
+    [
+        ThrottleKey::Username(username.chars().take(64).collect()),
+        ThrottleKey::Ip(ip.map(|ip| ip.key)),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ThrottleKey {
+    Username(String),
+    Ip(Option<IpKey>),
+}
+
+impl ThrottleKey {
+    /// Failures allowed before delays start: a person mistypes a few times;
+    /// many people share an IP (offices, carrier NAT).
+    fn free_failures(&self) -> u32 {
+        match self {
+            ThrottleKey::Username(_) => 5,
+            ThrottleKey::Ip(_) => 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: DateTime<Utc>,
+    blocked_until: DateTime<Utc>,
+}
+
+/// Failed logins per username and per IP, in this process's memory: after
+/// the free failures each further one doubles the wait (1 s, 2 s, 4 s … up
+/// to 15 min). A key is forgotten 15 minutes after its last failure.
+/// authd's own logic: the rate limiter crate (issue 7) counts requests, not
+/// failures that a success resets.
+#[derive(Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<ThrottleKey, Failures>>,
+}
+
+const FORGET_AFTER: Duration = Duration::minutes(15);
+const MAX_DELAY_SECONDS: i64 = 15 * 60;
+/// Bound on remembered keys, so a flood of usernames cannot exhaust memory.
+const MAX_KEYS: usize = 100_000;
+
+impl LoginThrottle {
+    /// In one critical section: refuses while any key is blocked, otherwise
+    /// counts this attempt as a failure (taken back by `succeeded`).
+    pub fn reserve(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Result<(), u64> {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(retry_after) = Self::blocked_in(&failures, keys, now) {
+            return Err(retry_after);
+        }
+        Self::fail_in(&mut failures, keys, now);
+        Ok(())
+    }
+
+    /// Whether any key is blocked now (counts nothing).
+    pub fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::blocked_in(&failures, keys, now)
+    }
+
+    fn blocked_in(
+        failures: &HashMap<ThrottleKey, Failures>,
+        keys: &[ThrottleKey],
+        now: DateTime<Utc>,
+    ) -> Option<u64> {
+        keys.iter()
+            .filter_map(|key| failures.get(key))
+            .filter(|f| f.blocked_until > now)
+            .map(|f| ((f.blocked_until - now).num_milliseconds() + 999) / 1000)
+            .map(|seconds| seconds.max(1) as u64)
+            .max()
+    }
+
+    #[cfg(test)]
+    pub fn failed(&self, keys: &[ThrottleKey], now: DateTime<Utc>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        Self::fail_in(&mut failures, keys, now);
+    }
+
+    fn fail_in(
+        failures: &mut HashMap<ThrottleKey, Failures>,
+        keys: &[ThrottleKey],
+        now: DateTime<Utc>,
+    ) {
+        if failures.len() >= MAX_KEYS {
+            failures.retain(|_, f| now - f.last < FORGET_AFTER);
+        }
+        for key in keys {
+            let entry = failures.entry(key.clone()).or_insert(Failures {
+                count: 0,
+                last: now,
+                blocked_until: now,
+            });
+            if now - entry.last >= FORGET_AFTER {
+                entry.count = 0;
+            }
+            entry.count += 1;
+            entry.last = now;
+            if let Some(over) = entry.count.checked_sub(key.free_failures()) {
+                let delay = 1i64
+                    .checked_shl(over.min(20))
+                    .unwrap_or(MAX_DELAY_SECONDS)
+                    .min(MAX_DELAY_SECONDS);
+                entry.blocked_until = now + Duration::seconds(delay);
+            }
+        }
+    }
+
+    /// A success clears the username's count and takes back the attempt
+    /// `reserve` counted against the IP.
+    pub fn succeeded(&self, keys: &[ThrottleKey]) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            match key {
+                ThrottleKey::Username(_) => {
+                    failures.remove(key);
+                }
+                ThrottleKey::Ip(_) => {
+                    if let Some(entry) = failures.get_mut(key) {
+                        entry.count = entry.count.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_start_after_the_free_failures_and_grow() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("alice", None);
+        let start = Utc::now();
+        for _ in 0..4 {
+            throttle.failed(&keys, start);
+            assert_eq!(throttle.blocked(&keys, start), None);
+        }
+        throttle.failed(&keys, start);
+        assert_eq!(throttle.blocked(&keys, start), Some(1));
+        throttle.failed(&keys, start);
+        assert_eq!(throttle.blocked(&keys, start), Some(2));
+        assert_eq!(throttle.blocked(&keys, start + Duration::seconds(3)), None);
+        throttle.succeeded(&keys);
+        assert_eq!(throttle.blocked(&keys, start), None);
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_they_are_checked() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("carol", None);
+        let now = Utc::now();
+        // Sixty guesses arriving together: only the free ones get through.
+        let admitted = (0..60)
+            .filter(|_| throttle.reserve(&keys, now).is_ok())
+            .count();
+        assert_eq!(admitted, 5);
+    }
+
+    #[test]
+    fn failures_are_forgotten_after_a_quiet_period() {
+        let throttle = LoginThrottle::default();
+        let keys = throttle_keys("bob", None);
+        let start = Utc::now();
+        for _ in 0..5 {
+            throttle.failed(&keys, start);
+        }
+        let later = start + FORGET_AFTER;
+        throttle.failed(&keys, later);
+        assert_eq!(throttle.blocked(&keys, later), None);
+    }
+}
