@@ -98,7 +98,9 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered");
     let peer = request.peer_addr().map(|a| a.ip());
-    let ip = client_ip(peer, request.headers(), &state.client_ip);
+    let headers = request.headers();
+    let lines = |name| headers.get_all(name).map(HeaderValue::as_bytes);
+    let ip = client_ip(peer, lines, &state.client_ip);
     if let Some(ip) = ip {
         request.extensions_mut().insert(ip);
     }

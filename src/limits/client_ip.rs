@@ -4,8 +4,6 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use actix_web::http::header::HeaderMap;
-
 /// The one header authd reads a client's address from, when the peer is a
 /// trusted proxy (`AUTHD_CLIENT_IP_HEADER`): the one the operator's proxy
 /// writes. Any other forwarding header is the client's own and ignored.
@@ -118,11 +116,17 @@ impl ClientIp {
 /// proxy is the client. Everything left of it was written by the client,
 /// and so is any other forwarding header: a proxy appends to the header it
 /// writes and passes the others through untouched.
-pub fn client_ip(
+///
+/// `header_lines` gives the lines of the request's header of a name (the
+/// caller's HTTP framework stays out of this module).
+pub fn client_ip<'a, L>(
     peer: Option<IpAddr>,
-    headers: &HeaderMap,
+    header_lines: impl FnOnce(&'static str) -> L,
     settings: &ClientIpSettings,
-) -> Option<ClientIp> {
+) -> Option<ClientIp>
+where
+    L: IntoIterator<Item = &'a [u8]>,
+{
     let believe = |ip: IpAddr| ClientIp::new(ip, settings.ipv6_prefix);
     let peer = peer?.to_canonical();
     let is_trusted = |ip: &IpAddr| settings.trusted_proxies.iter().any(|net| net.contains(ip));
@@ -130,7 +134,8 @@ pub fn client_ip(
         return Some(believe(peer));
     }
     let mut nearest = peer;
-    for hop in forwarded_chain(headers, settings.header).iter().rev() {
+    let lines = header_lines(settings.header.name());
+    for hop in forwarded_chain(lines, settings.header).iter().rev() {
         match hop.map(|ip| ip.to_canonical()) {
             Some(ip) if is_trusted(&ip) => nearest = ip,
             Some(ip) => return Some(believe(ip)),
@@ -146,10 +151,13 @@ pub fn client_ip(
 /// list, RFC 9110 §5.3). Each hop is parsed on its own, so a hop the client
 /// wrote in bytes that are not text spoils only itself, not the hops the
 /// proxies appended on its right.
-fn forwarded_chain(headers: &HeaderMap, header: ClientIpHeader) -> Vec<Option<IpAddr>> {
-    let hops = headers
-        .get_all(header.name())
-        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
+fn forwarded_chain<'a>(
+    lines: impl IntoIterator<Item = &'a [u8]>,
+    header: ClientIpHeader,
+) -> Vec<Option<IpAddr>> {
+    let hops = lines
+        .into_iter()
+        .flat_map(|line| line.split(|b| *b == b','))
         .map(|hop| std::str::from_utf8(hop).ok());
     match header {
         ClientIpHeader::Forwarded => hops
@@ -186,17 +194,15 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
+    /// A request's header lines, by name.
+    type Headers = Vec<(&'static str, Vec<u8>)>;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> Headers {
+        pairs
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes().to_vec()))
+            .collect()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -211,8 +217,18 @@ mod tests {
         }
     }
 
-    fn believed(peer: &str, headers: &HeaderMap, settings: &ClientIpSettings) -> IpAddr {
-        client_ip(Some(ip(peer)), headers, settings).unwrap().addr
+    fn believe(peer: &str, headers: &Headers, settings: &ClientIpSettings) -> Option<ClientIp> {
+        let lines = |name: &'static str| {
+            headers
+                .iter()
+                .filter(move |(line, _)| line.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_slice())
+        };
+        client_ip(Some(ip(peer)), lines, settings)
+    }
+
+    fn believed(peer: &str, headers: &Headers, settings: &ClientIpSettings) -> IpAddr {
+        believe(peer, headers, settings).unwrap().addr
     }
 
     #[test]
@@ -236,7 +252,7 @@ mod tests {
         assert_eq!(believed("10.0.0.1", &lines, &trusted), ip("198.51.100.3"));
         // A trusted peer with no header is the client.
         assert_eq!(
-            believed("10.0.0.1", &HeaderMap::new(), &trusted),
+            believed("10.0.0.1", &Headers::new(), &trusted),
             ip("10.0.0.1")
         );
     }
@@ -289,11 +305,7 @@ mod tests {
     #[test]
     fn a_hop_that_is_not_text_spoils_only_itself() {
         let trusted = settings(&["10.0.0.0/8"], ClientIpHeader::XForwardedFor);
-        let mut map = HeaderMap::new();
-        map.append(
-            HeaderName::from_static("x-forwarded-for"),
-            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.4").unwrap(),
-        );
+        let map: Headers = vec![("x-forwarded-for", b"\xff\xfe, 198.51.100.4".to_vec())];
         assert_eq!(believed("10.0.0.1", &map, &trusted), ip("198.51.100.4"));
     }
 
@@ -305,11 +317,8 @@ mod tests {
             believed("::ffff:10.0.0.1", &chain, &trusted),
             ip("198.51.100.8")
         );
-        let believed_v6 = client_ip(Some(ip("2001:db8::1")), &HeaderMap::new(), &trusted).unwrap();
-        assert_eq!(
-            believed_v6.key,
-            crate::limits::client_ip::IpKey::new(ip("2001:db8::ffff"), 64)
-        );
+        let believed_v6 = believe("2001:db8::1", &Headers::new(), &trusted).unwrap();
+        assert_eq!(believed_v6.key, IpKey::new(ip("2001:db8::ffff"), 64));
     }
 
     #[test]
