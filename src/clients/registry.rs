@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 
 use crate::domain::{Client, ClientId};
-use crate::oauth::Error;
 use crate::store::{self, Store};
 
 type ClientMap = HashMap<ClientId, Arc<Client>>;
@@ -71,7 +70,7 @@ impl ClientRegistry {
 
     /// The client with this id: from memory, or from the database if it
     /// is newer than the cache.
-    pub async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, Error> {
+    pub async fn find(&self, id: &ClientId) -> Result<Option<Arc<Client>>, store::Error> {
         if let Some(client) = self.clients.load().get(id) {
             return Ok(Some(client.clone()));
         }
@@ -84,7 +83,7 @@ impl ClientRegistry {
             return Ok(None);
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let Some(client) = self.store.find_client(id).await.map_err(Error::internal)? else {
+        let Some(client) = self.store.find_client(id).await? else {
             let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
             if misses.len() >= MAX_MISSES {
                 misses.clear();

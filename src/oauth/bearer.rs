@@ -90,7 +90,7 @@ impl BearerTokens {
         };
         // A deleted client's tokens end with it, whoever holds them.
         let client = match ClientId::parse(&claims.client_id) {
-            Some(id) => self.clients.find(&id).await?,
+            Some(id) => self.clients.find(&id).await.map_err(Error::internal)?,
             None => None,
         };
         if client.is_none() {

@@ -130,7 +130,7 @@ pub async fn authenticate(
         ClientCredentials::IdOnly { id } => (id, None),
     };
     let client = match ClientId::parse(id) {
-        Some(id) => registry.find(&id).await?,
+        Some(id) => registry.find(&id).await.map_err(Error::internal)?,
         None => None,
     };
     match (client, secret) {

@@ -95,7 +95,12 @@ impl AuthorizationFlow {
             return Ok(None);
         };
         // The client may have been deleted since: then the request is void.
-        let Some(client) = self.clients.find(&record.client_id).await? else {
+        let Some(client) = self
+            .clients
+            .find(&record.client_id)
+            .await
+            .map_err(Error::internal)?
+        else {
             return Ok(None);
         };
         Ok(Some((
@@ -151,7 +156,7 @@ impl AuthorizationFlow {
         let Some(client) = ClientId::parse(&carried.client_id) else {
             return Ok(None);
         };
-        let Some(client) = self.clients.find(&client).await? else {
+        let Some(client) = self.clients.find(&client).await.map_err(Error::internal)? else {
             return Ok(None);
         };
         Ok(Some(Pending {
