@@ -2,7 +2,7 @@
 //! a scope, and how the requested scopes are described to them.
 use super::flow::AuthorizationFlow;
 use super::step::ScopeView;
-use crate::domain::{Client, ClientKind, Scope};
+use crate::domain::{Client, ClientKind, Scope, UserId};
 use crate::oauth::Error;
 use crate::oauth::authorize::AuthorizationRequest;
 
@@ -12,7 +12,7 @@ impl AuthorizationFlow {
         &self,
         client: &Client,
         request: &AuthorizationRequest,
-        user: crate::domain::UserId,
+        user: UserId,
     ) -> Result<bool, Error> {
         if request.prompt.consent {
             return Ok(true);
@@ -36,6 +36,38 @@ impl AuthorizationFlow {
             .map_err(Error::internal)?
             .and_then(|scope| scope.parse().ok());
         Ok(!granted.is_some_and(|granted| request.scope().is_subset(&granted)))
+    }
+
+    /// The user allowed `granted`: what they consented to before, and this
+    /// (consents only grow, until withdrawn).
+    pub(super) async fn record_consent(
+        &self,
+        user: UserId,
+        client: &Client,
+        granted: &Scope,
+    ) -> Result<(), Error> {
+        let earlier: Scope = self
+            .store
+            .find_consent(user, &client.id)
+            .await
+            .map_err(Error::internal)?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default();
+        self.store
+            .save_consent(
+                user,
+                &client.id,
+                &earlier.union(granted).to_string(),
+                self.clock.now(),
+            )
+            .await
+            .map_err(Error::internal)?;
+        crate::audit::record(crate::audit::Event::ConsentGranted {
+            user_id: &user.to_string(),
+            client_id: client.id.as_str(),
+            scope: &granted.to_string(),
+        });
+        Ok(())
     }
 }
 

@@ -22,7 +22,6 @@ use super::step::{Answer, ConsentView, LoginView, Step};
 use crate::clients::ClientRegistry;
 use crate::clock::Clock;
 use crate::crypto::Sealer;
-use crate::domain::Scope;
 use crate::limits::client_ip::ClientIp;
 use crate::oauth::authorize::{self, AuthorizationRequest, Rejection};
 use crate::oauth::codes::{Codes, Grant};
@@ -262,28 +261,8 @@ impl AuthorizationFlow {
         }
         match form.get("decision") {
             Some("allow") => {
-                let granted = pending.request.scope();
-                let earlier: Scope = self
-                    .store
-                    .find_consent(user.id, &pending.client.id)
-                    .await
-                    .map_err(Error::internal)?
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or_default();
-                self.store
-                    .save_consent(
-                        user.id,
-                        &pending.client.id,
-                        &earlier.union(&granted).to_string(),
-                        self.clock.now(),
-                    )
-                    .await
-                    .map_err(Error::internal)?;
-                crate::audit::record(crate::audit::Event::ConsentGranted {
-                    user_id: &user.id.to_string(),
-                    client_id: pending.client.id.as_str(),
-                    scope: &granted.to_string(),
-                });
+                self.record_consent(user.id, &pending.client, &pending.request.scope())
+                    .await?;
                 self.finish_pending(&pending, &session).await
             }
             Some("deny") => {
