@@ -1,13 +1,17 @@
-//! Builds the application once, for the binary and the tests alike.
+//! Builds the application once, for the binary and the tests alike:
+//! `Runtime` (database, migrations, master keys; shared with the CLI) and
+//! `Application` (state, routes, background tasks). `server.rs` wires the
+//! HTTP server and its middleware; `tasks.rs` holds the background tasks.
+mod server;
+mod tasks;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, Service};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::{App, HttpMessage, HttpServer, middleware, web};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::clients::ClientRegistry;
 use crate::clock::{Clock, SystemClock};
@@ -26,7 +30,7 @@ use crate::secrets::Secrets;
 use crate::signin::flow::AuthorizationFlow;
 use crate::signin::password::Authenticator;
 use crate::signin::session::Sessions;
-use crate::store::{self, CacheEpochs, PoolSettings, Store};
+use crate::store::{self, PoolSettings, Store};
 use crate::tokens::{KeyError, Keys, SigningPool, TokenIssuer};
 
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +273,7 @@ impl Application {
             metrics,
         });
         let housekeeping = tokio::spawn(crate::housekeeping::run(store.clone(), clock.clone()));
-        let key_schedule = tokio::spawn(run_key_schedule(
+        let key_schedule = tokio::spawn(tasks::run_key_schedule(
             state.keys.clone(),
             clock.clone(),
             config.key_check_interval,
@@ -292,7 +296,7 @@ impl Application {
             replica.clone(),
             clock.clone(),
         ));
-        let refresher = tokio::spawn(refresh_caches(
+        let refresher = tokio::spawn(tasks::refresh_caches(
             state.clone(),
             issuer.clone(),
             epochs,
@@ -303,7 +307,7 @@ impl Application {
             address: address.to_string(),
             source,
         })?;
-        let server = serve(
+        let server = server::serve(
             listener,
             state.clone(),
             config.workers,
@@ -465,256 +469,8 @@ impl Application {
     }
 }
 
-fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
+pub(super) fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
     serde_json::to_vec(&ServerMetadata::build(issuer, clients.known_scopes()))
         .expect("metadata serialises")
         .into()
-}
-
-/// `nosniff` everywhere; `no-store` unless the handler chose caching;
-/// HSTS when the issuer is https (RFC 6797; no includeSubDomains: the
-/// operator's other hosts are not authd's to decide).
-fn security_headers(https: bool) -> middleware::DefaultHeaders {
-    let headers = middleware::DefaultHeaders::new()
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::CACHE_CONTROL, "no-store"));
-    if https {
-        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
-    } else {
-        headers
-    }
-}
-
-fn serve(
-    listener: TcpListener,
-    state: web::Data<AppState>,
-    workers: usize,
-    https: bool,
-    shutdown_timeout: std::time::Duration,
-) -> std::io::Result<Server> {
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            // Per-IP rate limits (innermost: refusals get the headers below).
-            .wrap_fn(|request, service| {
-                let call = match http::rate_limit::admit(&request) {
-                    Ok(decision) => Ok((service.call(request), decision)),
-                    Err(refusal) => Err(request.into_response(*refusal).map_into_right_body()),
-                };
-                async move {
-                    match call {
-                        Ok((response, decision)) => {
-                            let mut response = response.await?;
-                            if let Some(decision) = decision {
-                                http::rate_limit::add_headers(response.headers_mut(), &decision);
-                            }
-                            Ok(response.map_into_left_body())
-                        }
-                        Err(refusal) => Ok(refusal),
-                    }
-                }
-            })
-            // Preflights are answered before routing, after taking from
-            // the same per-IP buckets as any request (an OPTIONS flood is
-            // limited too; a refused preflight is a 429 without CORS
-            // headers, which a browser treats as a failed preflight);
-            // other responses of the CORS routes get their headers on the
-            // way out.
-            .wrap_fn(|request, service| {
-                let answer = match http::cors::preflight(&request) {
-                    Some(mut preflight) => {
-                        let response = match http::rate_limit::admit(&request) {
-                            Ok(decision) => {
-                                if let Some(decision) = decision {
-                                    http::rate_limit::add_headers(
-                                        preflight.headers_mut(),
-                                        &decision,
-                                    );
-                                }
-                                preflight
-                            }
-                            Err(refusal) => *refusal,
-                        };
-                        Err(request.into_response(response).map_into_right_body())
-                    }
-                    None => Ok((http::cors::pending(&request), service.call(request))),
-                };
-                async move {
-                    match answer {
-                        Ok((pending, response)) => {
-                            let mut response = response.await?;
-                            if let Some(pending) = pending {
-                                http::cors::decorate(pending, &mut response);
-                            }
-                            Ok(response.map_into_left_body())
-                        }
-                        Err(preflight) => Ok(preflight),
-                    }
-                }
-            })
-            // Every response (handlers set their own Cache-Control where
-            // something may be cached).
-            .wrap(security_headers(https))
-            // Every response names its request id (X-Request-Id); error
-            // bodies carry it too.
-            // Duration by route pattern (bounded label values), method and
-            // status; 429s also count as rate-limit hits.
-            .wrap_fn(|request, service| {
-                let started = std::time::Instant::now();
-                let response = service.call(request);
-                async move {
-                    let response = response.await?;
-                    let route = response
-                        .request()
-                        .match_pattern()
-                        .unwrap_or_else(|| "unmatched".to_owned());
-                    let status = response.status();
-                    if let Some(state) = response.request().app_data::<web::Data<AppState>>() {
-                        let metrics = &state.metrics;
-                        metrics
-                            .http_duration
-                            .with_label_values(&[
-                                route.as_str(),
-                                response.request().method().as_str(),
-                                status.as_str(),
-                            ])
-                            .observe(started.elapsed().as_secs_f64());
-                        if status == actix_web::http::StatusCode::TOO_MANY_REQUESTS {
-                            metrics
-                                .rate_limit_hits
-                                .with_label_values(&[route.as_str()])
-                                .inc();
-                        }
-                    }
-                    Ok(response)
-                }
-            })
-            .wrap_fn(|request, service| {
-                let request_id = request.extensions().get::<RequestId>().copied();
-                // While draining for shutdown, keep-alive connections are
-                // retired after their current response, so no client writes
-                // a next request on a connection the server is closing.
-                let draining = request
-                    .app_data::<web::Data<AppState>>()
-                    .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::SeqCst));
-                let response = service.call(request);
-                async move {
-                    let mut response = response.await?;
-                    if draining {
-                        response
-                            .response_mut()
-                            .head_mut()
-                            .set_connection_type(actix_web::http::ConnectionType::Close);
-                    }
-                    if let Some(value) =
-                        request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
-                    {
-                        response
-                            .headers_mut()
-                            .insert(header::HeaderName::from_static("x-request-id"), value);
-                    }
-                    Ok(response)
-                }
-            })
-            .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
-            .configure(http::routes)
-    })
-    .workers(workers)
-    // Slow clients: the request head must arrive within 5 s (else 408),
-    // idle keep-alive connections close after 15 s. Header size is
-    // bounded by actix-http (at most 96 headers; an oversized head is
-    // refused with 431 before any handler runs); bodies by each endpoint.
-    .client_request_timeout(std::time::Duration::from_secs(5))
-    .client_disconnect_timeout(std::time::Duration::from_secs(1))
-    .keep_alive(std::time::Duration::from_secs(15))
-    // Signals are authd's (see `run_until_signalled`): readiness must turn
-    // before the listener closes.
-    .disable_signals()
-    .shutdown_timeout((shutdown_timeout.as_secs_f64().ceil() as u64).max(1))
-    .listen(listener)?
-    .run();
-    Ok(server)
-}
-
-/// Every replica runs the key schedule on a timer; the database's lock
-/// makes each transition happen once across replicas.
-async fn run_key_schedule(keys: Arc<Keys>, clock: Arc<dyn Clock>, every: std::time::Duration) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker.tick().await;
-    loop {
-        ticker.tick().await;
-        if let Err(error) = keys.run_schedule(clock.as_ref()).await {
-            tracing::error!(%error, "signing key schedule failed; retrying at the next check");
-        }
-    }
-}
-
-/// Polls the change counters and reloads what changed: how a CLI change or
-/// another replica's change reaches this process.
-async fn refresh_caches(
-    state: web::Data<AppState>,
-    issuer: String,
-    mut seen: CacheEpochs,
-    every: std::time::Duration,
-) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let epochs: CacheEpochs = match state.store.cache_epochs().await {
-            Ok(epochs) => epochs,
-            Err(error) => {
-                tracing::warn!(%error, "cannot check for configuration changes");
-                continue;
-            }
-        };
-        if epochs.clients != seen.clients {
-            let clients = &state.token_endpoint.clients;
-            match clients.reload().await {
-                Ok(()) => {
-                    state
-                        .metadata
-                        .store(Arc::new(metadata_document(&issuer, clients)));
-                    seen.clients = epochs.clients;
-                }
-                Err(error) => tracing::warn!(%error, "cannot reload clients"),
-            }
-        }
-        if epochs.master_keys != seen.master_keys {
-            // A master-key rotation registered or finished a version. Keys
-            // are read at start only, so a missing key is reported once.
-            match crate::secrets::follow_rotation(
-                state.store.as_ref(),
-                &state.master_keys,
-                &state.peppers,
-                state.flow.clock.as_ref(),
-            )
-            .await
-            {
-                Ok(version) => {
-                    tracing::info!(version, "sealing under master key version");
-                    seen.master_keys = epochs.master_keys;
-                }
-                Err(crate::secrets::SecretsError::Store(error)) => {
-                    tracing::warn!(%error, "cannot check the master key versions");
-                }
-                Err(error) => {
-                    seen.master_keys = epochs.master_keys;
-                    tracing::error!(
-                    %error,
-                    "cannot follow the master-key rotation: new values stay sealed under the \
-                     previous version; give this replica the new key (AUTHD_MASTER_KEY_EXTRA_FILES) \
-                     and restart it"
-                    );
-                }
-            }
-        }
-        if epochs.signing_keys != seen.signing_keys {
-            match state.keys.reload().await {
-                Ok(()) => seen.signing_keys = epochs.signing_keys,
-                Err(error) => tracing::error!(%error, "cannot reload signing keys"),
-            }
-        }
-    }
 }
