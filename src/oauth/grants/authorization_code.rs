@@ -35,7 +35,7 @@ fn invalid_code() -> Error {
 
 impl CodeGrant<'_> {
     pub async fn exchange(&self, client: &Client, params: &Params) -> Result<TokenResponse, Error> {
-        ensure_grant_allowed(client)?;
+        super::ensure_allowed(client, GrantType::AuthorizationCode)?;
         let code = params
             .get("code")
             .ok_or_else(|| Error::InvalidRequest("code is missing".into()))?;
@@ -116,16 +116,6 @@ impl CodeGrant<'_> {
             );
         }
         Ok(response)
-    }
-}
-
-fn ensure_grant_allowed(client: &Client) -> Result<(), Error> {
-    if client.allows_grant(GrantType::AuthorizationCode) {
-        Ok(())
-    } else {
-        Err(Error::UnauthorizedClient(
-            "this client may not use the authorization_code grant".into(),
-        ))
     }
 }
 

@@ -12,7 +12,7 @@ pub async fn exchange(
     client: &Client,
     params: &Params,
 ) -> Result<TokenResponse, Error> {
-    ensure_grant_allowed(client)?;
+    super::ensure_allowed(client, GrantType::ClientCredentials)?;
     let scope = granted_scope(client, params.get("scope"))?;
     let issued = tokens
         .issue_access_token(AccessTokenRequest {
@@ -27,17 +27,6 @@ pub async fn exchange(
         })
         .await?;
     Ok(TokenResponse::bearer(issued, &scope))
-}
-
-/// §5.2 `unauthorized_client`: the client is not registered for this grant.
-fn ensure_grant_allowed(client: &Client) -> Result<(), Error> {
-    if client.allows_grant(GrantType::ClientCredentials) {
-        Ok(())
-    } else {
-        Err(Error::UnauthorizedClient(
-            "this client may not use the client_credentials grant".into(),
-        ))
-    }
 }
 
 /// §3.3: the requested scope must be within the client's allowed scope; an

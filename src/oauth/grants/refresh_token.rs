@@ -19,7 +19,7 @@ pub struct RefreshGrantType<'a> {
 
 impl RefreshGrantType<'_> {
     pub async fn exchange(&self, client: &Client, params: &Params) -> Result<TokenResponse, Error> {
-        ensure_grant_allowed(client)?;
+        super::ensure_allowed(client, GrantType::RefreshToken)?;
         let token = params
             .get("refresh_token")
             .ok_or_else(|| Error::InvalidRequest("refresh_token is missing".into()))?;
@@ -113,16 +113,6 @@ impl RefreshGrantType<'_> {
         response.id_token = id_token;
         response.refresh_token = Some(rotated.token.clone());
         Ok(response)
-    }
-}
-
-fn ensure_grant_allowed(client: &Client) -> Result<(), Error> {
-    if client.allows_grant(GrantType::RefreshToken) {
-        Ok(())
-    } else {
-        Err(Error::UnauthorizedClient(
-            "this client may not use the refresh_token grant".into(),
-        ))
     }
 }
 
