@@ -233,7 +233,14 @@ impl Pages {
         )
     }
 
-    fn login(&self, status: StatusCode, view: &LoginView, request_id: RequestId) -> HttpResponse {
+    /// The login page; `error` is the message above the form.
+    fn login(
+        &self,
+        status: StatusCode,
+        view: &LoginView,
+        error: Option<&str>,
+        request_id: RequestId,
+    ) -> HttpResponse {
         self.page(
             status,
             "login.html",
@@ -241,7 +248,7 @@ impl Pages {
             json!({
                 "client_name": view.client_name,
                 "login_hint": view.login_hint,
-                "error": view.error,
+                "error": error,
                 "csrf": view.csrf,
                 "request_id_param": view.request_id,
             }),
@@ -276,7 +283,7 @@ impl Pages {
     pub fn answer(&self, answer: Answer, request_id: RequestId) -> HttpResponse {
         let mut response = match answer.step {
             Step::Redirect(location) => see_other(&location),
-            Step::Login(view) => self.login(StatusCode::OK, &view, request_id),
+            Step::Login(view) => self.login(StatusCode::OK, &view, view.error, request_id),
             Step::Consent(view) => self.consent(&view, request_id),
             Step::ErrorPage(message) => self.error(
                 StatusCode::BAD_REQUEST,
@@ -312,22 +319,7 @@ impl Pages {
                         ),
                     ),
                 };
-                let mut view = view;
-                view.error = None;
-                let mut response = self.page(
-                    status,
-                    "login.html",
-                    "Sign in",
-                    json!({
-                        "client_name": view.client_name,
-                        "login_hint": view.login_hint,
-                        "error": message,
-                        "csrf": view.csrf,
-                        "request_id_param": view.request_id,
-                    }),
-                    Some(&view.redirect_origin),
-                    request_id,
-                );
+                let mut response = self.login(status, &view, Some(&message), request_id);
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

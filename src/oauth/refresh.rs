@@ -319,16 +319,19 @@ impl RefreshTokens {
         Ok(None)
     }
 
+    /// The stored refresh token `token` is, by its keyed digest.
+    async fn find(&self, token: &str) -> Result<Option<StoredRefreshToken>, Error> {
+        let digest = self.digester.digest(token.as_bytes());
+        self.store
+            .find_refresh_token(&digest)
+            .await
+            .map_err(Error::internal)
+    }
+
     /// Revokes the family of `token` if it is `client`'s (RFC 7009 §2.1);
     /// returns whether it was a refresh token of this client.
     pub async fn revoke(&self, token: &str, client: &ClientId) -> Result<bool, Error> {
-        let digest = self.digester.digest(token.as_bytes());
-        let Some(stored) = self
-            .store
-            .find_refresh_token(&digest)
-            .await
-            .map_err(Error::internal)?
-        else {
+        let Some(stored) = self.find(token).await? else {
             return Ok(false);
         };
         if stored.client_id != client.as_str() {
@@ -356,13 +359,7 @@ impl RefreshTokens {
         &self,
         token: &str,
     ) -> Result<Option<(StoredRefreshToken, RefreshGrant)>, Error> {
-        let digest = self.digester.digest(token.as_bytes());
-        let Some(stored) = self
-            .store
-            .find_refresh_token(&digest)
-            .await
-            .map_err(Error::internal)?
-        else {
+        let Some(stored) = self.find(token).await? else {
             return Ok(None);
         };
         let grant = self
