@@ -73,30 +73,18 @@ pub fn verify_access_token(
     token: &str,
     clock: &dyn crate::clock::Clock,
 ) -> Result<AccessTokenClaims, VerifyError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-    // Only RS256: `none` and HS256-with-the-public-key never get this far.
-    if header.alg != Algorithm::RS256 {
-        return Err(VerifyError::Algorithm);
-    }
     // RFC 9068 §4: reject anything not typed as an access token (ID tokens
     // carry `typ: JWT`).
-    if !header.typ.as_deref().is_some_and(|typ| {
+    let is_access_token = |typ: &str| {
         typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt")
-    }) {
-        return Err(VerifyError::Type);
-    }
-    let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
-    let ring = keys.current();
-    let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
-    let mut validation = Validation::new(Algorithm::RS256);
-    // Expiry is checked below against the injected clock.
-    validation.validate_exp = false;
-    validation.set_issuer(&[issuer]);
-    validation.validate_aud = false;
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
-    let claims = jsonwebtoken::decode::<AccessTokenClaims>(token, key, &validation)
-        .map(|data| data.claims)
-        .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))?;
+    };
+    let claims: AccessTokenClaims = decode_own(
+        keys,
+        issuer,
+        token,
+        is_access_token,
+        &["exp", "iat", "iss", "sub"],
+    )?;
     // The issuer's own clock decides, with no leeway: leeway is for other
     // parties' clocks (RFC 7519 §4.1.4: expired once now >= exp).
     if claims.exp <= clock.now().timestamp() {
@@ -137,22 +125,43 @@ pub fn verify_id_token_hint(
     issuer: &str,
     token: &str,
 ) -> Result<IdTokenHint, VerifyError> {
+    decode_own(
+        keys,
+        issuer,
+        token,
+        |typ| typ == "JWT",
+        &["iss", "sub", "aud"],
+    )
+}
+
+/// Decodes a token authd signed: RS256 only (`none` and HS256-with-the-
+/// public-key never get this far), a `typ` the caller accepts, a `kid` in
+/// the key ring, the signature, `iss` and the required claims, in that
+/// order. Expiry and audience are the caller's to judge.
+fn decode_own<T: serde::de::DeserializeOwned>(
+    keys: &Keys,
+    issuer: &str,
+    token: &str,
+    typ_accepted: impl Fn(&str) -> bool,
+    required_claims: &[&str],
+) -> Result<T, VerifyError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
     if header.alg != Algorithm::RS256 {
         return Err(VerifyError::Algorithm);
     }
-    if header.typ.as_deref() != Some("JWT") {
+    if !header.typ.as_deref().is_some_and(typ_accepted) {
         return Err(VerifyError::Type);
     }
     let kid = header.kid.ok_or(VerifyError::UnknownKey)?;
     let ring = keys.current();
     let key = ring.verifying.get(&kid).ok_or(VerifyError::UnknownKey)?;
     let mut validation = Validation::new(Algorithm::RS256);
+    // Expiry is the caller's (against the injected clock, or not at all).
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.set_issuer(&[issuer]);
-    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-    jsonwebtoken::decode::<IdTokenHint>(token, key, &validation)
+    validation.set_required_spec_claims(required_claims);
+    jsonwebtoken::decode::<T>(token, key, &validation)
         .map(|data| data.claims)
         .map_err(|e| VerifyError::Invalid(format!("{:?}", e.kind())))
 }
