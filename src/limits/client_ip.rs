@@ -108,7 +108,7 @@ impl ClientIp {
 /// The address of the client: the one function every consumer of a client
 /// IP goes through (per-IP buckets, login throttle, client-authentication
 /// failures, audit, CORS preflights, the request log), called once per
-/// request by [`admit`].
+/// request by `http::rate_limit::admit`.
 ///
 /// The peer, unless the peer is a trusted proxy; then the one header the
 /// operator named (`AUTHD_CLIENT_IP_HEADER`), read right to left, skipping
