@@ -116,19 +116,7 @@ macro_rules! impl_consent_repository {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                for sql in [
-                    "UPDATE refresh_token_families SET revoked_at = $1 \
-                     WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
-                     (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
-                ] {
-                    sqlx::query(sql)
-                        .bind(now)
-                        .bind(user.to_string())
-                        .bind(client.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::revoke_families_of_user(&mut tx, user, Some(client), now).await?;
                 // Codes not yet redeemed end too, before the access tokens
                 // are revoked: a redemption in flight is waited for, and
                 // the token it recorded is then revoked with the others.
@@ -152,19 +140,7 @@ macro_rules! impl_consent_repository {
                 // A family started from a code redeemed just before (its
                 // transaction tagged the token, which the update above
                 // waited for) is visible now: end it too.
-                for sql in [
-                    "UPDATE refresh_token_families SET revoked_at = $1 \
-                     WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
-                     (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
-                ] {
-                    sqlx::query(sql)
-                        .bind(now)
-                        .bind(user.to_string())
-                        .bind(client.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                Self::revoke_families_of_user(&mut tx, user, Some(client), now).await?;
                 tx.commit().await?;
                 Ok(deleted == 1)
             }

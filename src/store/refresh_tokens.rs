@@ -121,6 +121,38 @@ pub trait RefreshTokenRepository {
 macro_rules! impl_refresh_token_repository {
     ($store:ty) => {
         impl $store {
+            /// Revokes the user's refresh-token families (only those at
+            /// `client`, when given), then every token in them: the family
+            /// rows first, the lock order of every family change.
+            async fn revoke_families_of_user(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user: $crate::domain::UserId,
+                client: Option<&$crate::domain::ClientId>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let (families, tokens) = match client {
+                    None => (
+                        "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                    ),
+                    Some(_) => (
+                        "UPDATE refresh_token_families SET revoked_at = $1 \
+                         WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
+                         (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
+                    ),
+                };
+                for sql in [families, tokens] {
+                    let query = sqlx::query(sql).bind(now).bind(user.to_string());
+                    let query = match client {
+                        Some(client) => query.bind(client.as_str()),
+                        None => query,
+                    };
+                    query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
             /// Inserts a successor and its access-token record. Callers hold
             /// the family's row lock (taken first in their transaction, after
             /// checking the family is alive), so a concurrent revocation waits

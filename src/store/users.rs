@@ -215,20 +215,15 @@ macro_rules! impl_user_repository {
             /// order as every other family change).
             async fn sign_out_everywhere(
                 tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
-                user: $crate::domain::UserId,
+                id: $crate::domain::UserId,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> $crate::store::Result<()> {
-                let user = user.to_string();
+                let user = id.to_string();
                 sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1")
                     .bind(&user)
                     .execute(&mut **tx)
                     .await?;
-                for sql in [
-                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
-                ] {
-                    sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
-                }
+                Self::revoke_families_of_user(tx, id, None, now).await?;
                 // Codes not yet redeemed end too, before the access tokens
                 // (a redemption in flight is waited for).
                 sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND redeemed_at IS NULL")
@@ -246,12 +241,7 @@ macro_rules! impl_user_repository {
                 // A family started from a code redeemed just before (its
                 // transaction tagged the token, which the update above
                 // waited for) is visible now: end it too.
-                for sql in [
-                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
-                    "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
-                ] {
-                    sqlx::query(sql).bind(now).bind(&user).execute(&mut **tx).await?;
-                }
+                Self::revoke_families_of_user(tx, id, None, now).await?;
                 Ok(())
             }
         }
