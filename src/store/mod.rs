@@ -4,14 +4,28 @@
 //! Only this module knows sqlx. Backends hold SQL and row mapping only;
 //! digests, sealing and state rules live above the trait.
 //!
-//! The repository implementations, written once for both backends.
+//! A file per repository holds its trait, its records and its
+//! implementation, written once as a macro (`impl_consent_repository!`, …)
+//! that `postgres.rs` and `sqlite.rs` stamp onto their store; `database.rs`
+//! holds `Store` itself and `rows.rs` the row types. Every statement is
+//! plain SQL that PostgreSQL and SQLite both accept (`$n` placeholders,
+//! `ON CONFLICT DO NOTHING`), and every bound type maps on both. Statements
+//! that must differ (the signing-key lock) are written in the backend's own
+//! module.
 //!
-//! Every statement here is plain SQL that PostgreSQL and SQLite both accept
-//! (`$n` placeholders, `ON CONFLICT DO NOTHING`), and every bound type maps
-//! on both. A generic `impl<DB: Database>` would need a wall of sqlx trait
-//! bounds per type, so a macro stamps the same code onto each backend's pool
-//! instead. Statements that must differ (locking, later) are written in the
-//! backend's own module.
+//! Why macros and not generics: a generic `impl<S: SqlBackend>
+//! ConsentRepository for S` was tried with sqlx 0.9. It compiles and passes
+//! the contract tests on both backends, but needs nine bounds on the impl:
+//! `&mut DB::Connection: Executor`, `DB::Arguments: IntoArguments<DB>`,
+//! `Encode + Type` for `String`, `&str` and `DateTime<Utc>`, `Decode` for
+//! those read back, `usize: ColumnIndex<DB::Row>` for tuple rows, and a
+//! trait of our own for `rows_affected` (each backend's `QueryResult` has it
+//! as an inherent method only). A trait's where-clause is not implied where
+//! the trait is used (rust-lang/rust#20671), so these bounds cannot be named
+//! once: every impl, and every helper taking a transaction, would repeat
+//! them, growing with each column type (`Vec<u8>`, `i32`, `i64`, `bool`,
+//! options, `FromRow` rows). A macro checks the same code against each
+//! backend for none of that; its cost is that rustfmt leaves its body alone.
 use std::sync::Arc;
 
 mod clients;
