@@ -38,8 +38,17 @@ impl PgStore {
     }
 }
 
-impl super::sql::HasDb for PgStore {
+impl super::HasDb for PgStore {
     type Db = sqlx::Postgres;
 }
 
-super::sql::impl_repositories!(PgStore);
+super::clients::impl_client_repository!(PgStore);
+super::users::impl_user_repository!(PgStore);
+super::signing_keys::impl_signing_key_repository!(PgStore);
+super::sessions::impl_session_repository!(PgStore);
+super::pending_requests::impl_pending_request_repository!(PgStore);
+super::consents::impl_consent_repository!(PgStore);
+super::codes::impl_code_repository!(PgStore);
+super::refresh_tokens::impl_refresh_token_repository!(PgStore);
+super::master_keys::impl_master_key_repository!(PgStore);
+super::database::impl_store!(PgStore);

@@ -109,8 +109,17 @@ impl SqliteStore {
     }
 }
 
-impl super::sql::HasDb for SqliteStore {
+impl super::HasDb for SqliteStore {
     type Db = sqlx::Sqlite;
 }
 
-super::sql::impl_repositories!(SqliteStore);
+super::clients::impl_client_repository!(SqliteStore);
+super::users::impl_user_repository!(SqliteStore);
+super::signing_keys::impl_signing_key_repository!(SqliteStore);
+super::sessions::impl_session_repository!(SqliteStore);
+super::pending_requests::impl_pending_request_repository!(SqliteStore);
+super::consents::impl_consent_repository!(SqliteStore);
+super::codes::impl_code_repository!(SqliteStore);
+super::refresh_tokens::impl_refresh_token_repository!(SqliteStore);
+super::master_keys::impl_master_key_repository!(SqliteStore);
+super::database::impl_store!(SqliteStore);

@@ -1,0 +1,157 @@
+//! Registered clients: `ClientRepository`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::Result;
+use crate::domain::{Client, ClientId, SecretDigest};
+
+#[async_trait]
+pub trait ClientRepository {
+    async fn insert_client(&self, client: &Client) -> Result<()>;
+    async fn find_client(&self, id: &ClientId) -> Result<Option<Client>>;
+    async fn list_clients(&self) -> Result<Vec<Client>>;
+    /// Deletes the client and, in the same transaction, everything it
+    /// holds: codes, refresh-token families, consents, pending requests;
+    /// its recorded access tokens are revoked. Returns whether a client
+    /// was deleted.
+    async fn delete_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool>;
+    /// Returns whether the client exists and is confidential.
+    async fn replace_client_secret(
+        &self,
+        id: &ClientId,
+        secret: &SecretDigest,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+}
+
+/// Clients, stamped onto each backend's store.
+macro_rules! impl_client_repository {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::ClientRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.client.insert", skip_all, fields(client_id = %client.id))]
+            async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
+                let row = $crate::store::rows::ClientRow::from_client(client);
+                let mut tx = self.pool.begin().await?;
+                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+                let inserted = sqlx::query(sql)
+                    .bind(&row.id)
+                    .bind(&row.name)
+                    .bind(&row.kind)
+                    .bind(&row.secret_digest)
+                    .bind(row.secret_key_version)
+                    .bind(&row.redirect_uris)
+                    .bind(&row.grant_types)
+                    .bind(&row.scope)
+                    .bind(&row.audiences)
+                    .bind(&row.post_logout_redirect_uris)
+                    .bind(row.skip_consent)
+                    .bind(row.can_introspect)
+                    .bind(&row.rate_tier)
+                    .bind(&row.allowed_origins)
+                    .bind(row.created_at)
+                    .bind(row.updated_at)
+                    .execute(&mut *tx)
+                    .await;
+                if let Err(sqlx::Error::Database(e)) = &inserted {
+                    if e.is_unique_violation() {
+                        return Err($crate::store::Error::Conflict("client"));
+                    }
+                }
+                inserted?;
+                sqlx::query($crate::store::BUMP_EPOCH)
+                    .bind("clients")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.find", skip_all, fields(client_id = %id))]
+            async fn find_client(
+                &self,
+                id: &$crate::domain::ClientId,
+            ) -> $crate::store::Result<Option<$crate::domain::Client>> {
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients WHERE id = $1";
+                sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(TryInto::try_into)
+                    .transpose()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
+            async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients ORDER BY created_at, id";
+                sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.delete", skip_all, fields(client_id = %id))]
+            async fn delete_client(
+                &self,
+                id: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // Codes, refresh-token families (and their tokens), consents
+                // and pending requests go with the client (ON DELETE
+                // CASCADE); the recorded access tokens are revoked. The
+                // DELETE comes first: it waits for a code redemption in
+                // flight, whose access token the UPDATE then sees.
+                let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query(
+                    "UPDATE access_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query($crate::store::BUMP_EPOCH)
+                    .bind("clients")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(deleted == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.replace_secret", skip_all, fields(client_id = %id))]
+            async fn replace_client_secret(
+                &self,
+                id: &$crate::domain::ClientId,
+                secret: &$crate::domain::SecretDigest,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE clients SET secret_digest = $1, secret_key_version = $2, updated_at = $3 \
+                     WHERE id = $4 AND kind = 'confidential'",
+                )
+                .bind(&secret.digest)
+                .bind(secret.key_version as i32)
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query($crate::store::BUMP_EPOCH)
+                    .bind("clients")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(updated == 1)
+            }
+        }
+    };
+}
+pub(super) use impl_client_repository;

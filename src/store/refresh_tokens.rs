@@ -1,0 +1,455 @@
+//! Refresh-token families, rotation and revocation: `RefreshTokenRepository`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::Result;
+use crate::domain::{ClientId, UserId};
+
+/// A refresh token family: everything issued from one authorization.
+#[derive(Debug, Clone)]
+pub struct FamilyRecord {
+    pub id: String,
+    pub client_id: ClientId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    /// The family's absolute end.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A new refresh token: its digest and sealed grant.
+#[derive(Debug, Clone)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub token_digest: Vec<u8>,
+    pub key_version: u32,
+    pub family_id: String,
+    pub parent_id: Option<String>,
+    pub client_id: ClientId,
+    pub grant_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A successor token and the access token issued with it.
+#[derive(Debug, Clone)]
+pub struct Successor {
+    pub token: RefreshTokenRecord,
+    pub jti: String,
+    pub access_expires_at: DateTime<Utc>,
+}
+
+/// The token a rotation consumed (or the parent a grace retry re-uses).
+#[derive(Debug, Clone)]
+pub struct ConsumedRefresh {
+    pub id: String,
+    pub family_id: String,
+    pub grant_sealed: Vec<u8>,
+}
+
+/// Builds the successor of a consumed token inside the rotation's
+/// transaction (opening and sealing grants is above the store).
+pub type BuildSuccessor<'a> = &'a (dyn Fn(&ConsumedRefresh) -> Result<Successor> + Send + Sync);
+
+/// A refresh token found by digest, whatever its state.
+#[derive(Debug, Clone)]
+pub struct StoredRefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub grant_sealed: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub family_expires_at: DateTime<Utc>,
+    pub family_revoked: bool,
+}
+
+#[async_trait]
+pub trait RefreshTokenRepository {
+    /// Creates a family with its first token, and tags the access token
+    /// issued with it (`jti`, already recorded by the code redemption).
+    /// `false` (nothing created) when that access token is already revoked:
+    /// the code was replayed meanwhile.
+    async fn create_family(
+        &self,
+        family: &FamilyRecord,
+        token: &RefreshTokenRecord,
+        jti: &str,
+    ) -> Result<bool>;
+    /// One locked transaction: consumes the token with this digest if it is
+    /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
+    /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
+    /// one gets a row), then inserts the successor `build` makes and records
+    /// its access token. `None` when nothing was consumed.
+    async fn rotate_refresh_token(
+        &self,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>>;
+    /// The grace path, once per parent: if `parent_id` was consumed after
+    /// `consumed_since` and its only successor is still unused, revokes that
+    /// successor (and its access token) and inserts a new one from `build`,
+    /// in one transaction.
+    async fn replace_unused_successor(
+        &self,
+        parent_id: &str,
+        consumed_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>>;
+    async fn find_refresh_token(&self, token_digest: &[u8]) -> Result<Option<StoredRefreshToken>>;
+    /// Revokes the family, every refresh token in it and every access token
+    /// issued from it. Returns whether the family was alive.
+    async fn revoke_family(&self, family_id: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// RFC 7009: denies an access token until it expires, recording its
+    /// `jti` when it was not recorded.
+    async fn revoke_access_token(
+        &self,
+        jti: &str,
+        client: &ClientId,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+/// Refresh token families and their rotation.
+macro_rules! impl_refresh_token_repository {
+    ($store:ty) => {
+        impl $store {
+            /// Revokes the user's refresh-token families (only those at
+            /// `client`, when given), then every token in them: the family
+            /// rows first, the lock order of every family change.
+            async fn revoke_families_of_user(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user: $crate::domain::UserId,
+                client: Option<&$crate::domain::ClientId>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                let (families, tokens) = match client {
+                    None => (
+                        "UPDATE refresh_token_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2)",
+                    ),
+                    Some(_) => (
+                        "UPDATE refresh_token_families SET revoked_at = $1 \
+                         WHERE user_id = $2 AND client_id = $3 AND revoked_at IS NULL",
+                        "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND family_id IN \
+                         (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3)",
+                    ),
+                };
+                for sql in [families, tokens] {
+                    let query = sqlx::query(sql).bind(now).bind(user.to_string());
+                    let query = match client {
+                        Some(client) => query.bind(client.as_str()),
+                        None => query,
+                    };
+                    query.execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// Inserts a successor and its access-token record. Callers hold
+            /// the family's row lock (taken first in their transaction, after
+            /// checking the family is alive), so a concurrent revocation waits
+            /// for this transaction and then revokes these rows too.
+            async fn insert_successor(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                successor: &$crate::store::Successor,
+            ) -> $crate::store::Result<()> {
+                let token = &successor.token;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+                )
+                .bind(&token.id)
+                .bind(&token.token_digest)
+                .bind(token.key_version as i32)
+                .bind(&token.family_id)
+                .bind(&token.parent_id)
+                .bind(token.client_id.as_str())
+                .bind(&token.grant_sealed)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+                     VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
+                )
+                .bind(&successor.jti)
+                .bind(token.client_id.as_str())
+                .bind(successor.access_expires_at)
+                .bind(&token.family_id)
+                .bind(&token.id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::RefreshTokenRepository for $store {
+            #[tracing::instrument(level = "debug", name = "store.refresh.create_family", skip_all, fields(client_id = %family.client_id))]
+            async fn create_family(
+                &self,
+                family: &$crate::store::FamilyRecord,
+                token: &$crate::store::RefreshTokenRecord,
+                jti: &str,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                // First tag the access token issued with the code: this locks
+                // its row, so a replay of the code either revoked it already
+                // (then no family is created) or waits and then finds the
+                // family through it (revoke_replayed_code).
+                let tagged: Option<(Option<chrono::DateTime<chrono::Utc>>,)> = sqlx::query_as(
+                    "UPDATE access_tokens SET family_id = $1 WHERE jti = $2 RETURNING revoked_at",
+                )
+                .bind(&family.id)
+                .bind(jti)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if matches!(tagged, Some((Some(_),))) {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO refresh_token_families (id, client_id, user_id, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, NULL)",
+                )
+                .bind(&family.id)
+                .bind(family.client_id.as_str())
+                .bind(family.user_id.to_string())
+                .bind(family.created_at)
+                .bind(family.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, NULL, $5, $6, $7, $8, NULL, NULL)",
+                )
+                .bind(&token.id)
+                .bind(&token.token_digest)
+                .bind(token.key_version as i32)
+                .bind(&token.family_id)
+                .bind(token.client_id.as_str())
+                .bind(&token.grant_sealed)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.rotate", skip_all, fields(client_id = %client))]
+            async fn rotate_refresh_token(
+                &self,
+                token_digest: &[u8],
+                client: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+                build: $crate::store::BuildSuccessor<'_>,
+            ) -> $crate::store::Result<Option<$crate::store::Successor>> {
+                let mut tx = self.pool.begin().await?;
+                // Lock order, everywhere: the family row first, then its
+                // tokens (revoke_family does the same), so a rotation and a
+                // revocation of one family never deadlock. This no-op update
+                // takes the family's lock and checks it is alive.
+                let family_alive = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
+                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
+                     AND revoked_at IS NULL AND expires_at > $3",
+                )
+                .bind(token_digest)
+                .bind(client.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !family_alive {
+                    return Ok(None);
+                }
+                // The single statement that decides which use wins.
+                let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET consumed_at = $1 \
+                     WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
+                     AND revoked_at IS NULL AND expires_at > $1 \
+                     AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
+                                 AND f.revoked_at IS NULL AND f.expires_at > $1) \
+                     RETURNING id, family_id, grant_sealed",
+                )
+                .bind(now)
+                .bind(token_digest)
+                .bind(client.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((id, family_id, grant_sealed)) = consumed else {
+                    return Ok(None);
+                };
+                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed })?;
+                Self::insert_successor(&mut tx, &successor).await?;
+                tx.commit().await?;
+                Ok(Some(successor))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.replace_successor", skip_all)]
+            async fn replace_unused_successor(
+                &self,
+                parent_id: &str,
+                consumed_since: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+                build: $crate::store::BuildSuccessor<'_>,
+            ) -> $crate::store::Result<Option<$crate::store::Successor>> {
+                let mut tx = self.pool.begin().await?;
+                // The family's lock first, as in every other transaction on it.
+                let family_alive = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
+                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE id = $1) \
+                     AND revoked_at IS NULL AND expires_at > $2",
+                )
+                .bind(parent_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if !family_alive {
+                    return Ok(None);
+                }
+                let replaced: Option<(String,)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET revoked_at = $1 \
+                     WHERE parent_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL \
+                     AND EXISTS (SELECT 1 FROM refresh_tokens p WHERE p.id = $2 AND p.consumed_at > $3) \
+                     AND (SELECT COUNT(*) FROM refresh_tokens c WHERE c.parent_id = $2) = 1 \
+                     RETURNING id",
+                )
+                .bind(now)
+                .bind(parent_id)
+                .bind(consumed_since)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((successor_id,)) = replaced else {
+                    return Ok(None);
+                };
+                sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE refresh_token_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(&successor_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let parent: (String, String, Vec<u8>) = sqlx::query_as(
+                    "SELECT id, family_id, grant_sealed FROM refresh_tokens WHERE id = $1",
+                )
+                .bind(parent_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let successor = build(&$crate::store::ConsumedRefresh {
+                    id: parent.0,
+                    family_id: parent.1,
+                    grant_sealed: parent.2,
+                })?;
+                Self::insert_successor(&mut tx, &successor).await?;
+                tx.commit().await?;
+                Ok(Some(successor))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.find", skip_all)]
+            async fn find_refresh_token(
+                &self,
+                token_digest: &[u8],
+            ) -> $crate::store::Result<Option<$crate::store::StoredRefreshToken>> {
+                type Row = (
+                    String,
+                    String,
+                    String,
+                    String,
+                    Vec<u8>,
+                    chrono::DateTime<chrono::Utc>,
+                    chrono::DateTime<chrono::Utc>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                    chrono::DateTime<chrono::Utc>,
+                    Option<chrono::DateTime<chrono::Utc>>,
+                );
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT t.id, t.family_id, t.client_id, f.user_id, t.grant_sealed, t.created_at, t.expires_at, \
+                     t.consumed_at, t.revoked_at, f.expires_at, f.revoked_at \
+                     FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id \
+                     WHERE t.token_digest = $1",
+                )
+                .bind(token_digest)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|r| $crate::store::StoredRefreshToken {
+                    id: r.0,
+                    family_id: r.1,
+                    client_id: r.2,
+                    user_id: r.3,
+                    grant_sealed: r.4,
+                    created_at: r.5,
+                    expires_at: r.6,
+                    consumed_at: r.7,
+                    revoked_at: r.8,
+                    family_expires_at: r.9,
+                    family_revoked: r.10.is_some(),
+                }))
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.refresh.revoke_family", skip_all)]
+            async fn revoke_family(
+                &self,
+                family_id: &str,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let revoked = sqlx::query(
+                    "UPDATE refresh_token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(now)
+                .bind(family_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE access_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(revoked)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.access_token.revoke", skip_all)]
+            async fn revoke_access_token(
+                &self,
+                jti: &str,
+                client: &$crate::domain::ClientId,
+                expires_at: chrono::DateTime<chrono::Utc>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                sqlx::query(
+                    "INSERT INTO access_tokens (jti, code_id, client_id, expires_at, revoked_at, family_id, refresh_token_id) \
+                     VALUES ($1, NULL, $2, $3, $4, NULL, NULL) \
+                     ON CONFLICT (jti) DO UPDATE SET revoked_at = COALESCE(access_tokens.revoked_at, excluded.revoked_at)",
+                )
+                .bind(jti)
+                .bind(client.as_str())
+                .bind(expires_at)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(super) use impl_refresh_token_repository;
