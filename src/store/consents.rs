@@ -27,7 +27,6 @@ pub trait ConsentRepository {
         now: DateTime<Utc>,
     ) -> Result<()>;
     async fn list_consents(&self, user: UserId) -> Result<Vec<ConsentRecord>>;
-    /// Returns whether a consent was removed.
     /// Removes the consent and, in the same transaction, ends what it
     /// granted: the user's refresh-token families at the client (families
     /// first, the lock order of every family change), their tokens, and the
@@ -116,31 +115,7 @@ macro_rules! impl_consent_repository {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                Self::revoke_families_of_user(&mut tx, user, Some(client), now).await?;
-                // Codes not yet redeemed end too, before the access tokens
-                // are revoked: a redemption in flight is waited for, and
-                // the token it recorded is then revoked with the others.
-                sqlx::query(
-                    "DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL",
-                )
-                .bind(user.to_string())
-                .bind(client.as_str())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
-                     ((user_id = $2 AND client_id = $3) OR family_id IN \
-                      (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3))",
-                )
-                .bind(now)
-                .bind(user.to_string())
-                .bind(client.as_str())
-                .execute(&mut *tx)
-                .await?;
-                // A family started from a code redeemed just before (its
-                // transaction tagged the token, which the update above
-                // waited for) is visible now: end it too.
-                Self::revoke_families_of_user(&mut tx, user, Some(client), now).await?;
+                Self::end_grants_of_user(&mut tx, user, Some(client), now).await?;
                 tx.commit().await?;
                 Ok(deleted == 1)
             }

@@ -153,6 +153,50 @@ macro_rules! impl_refresh_token_repository {
                 Ok(())
             }
 
+            /// Ends everything the user was granted (only at `client`, when
+            /// given), in the caller's transaction: the refresh-token
+            /// families and their tokens; codes not yet redeemed, before the
+            /// access tokens are revoked (a redemption in flight is waited
+            /// for, and the token it recorded is then revoked with the
+            /// others); then the families again, since one started from a
+            /// code redeemed just before (its transaction tagged the token,
+            /// which the access-token update waited for) is visible now.
+            async fn end_grants_of_user(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user: $crate::domain::UserId,
+                client: Option<&$crate::domain::ClientId>,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                Self::revoke_families_of_user(tx, user, client, now).await?;
+                let (codes, access_tokens) = match client {
+                    None => (
+                        "DELETE FROM authorization_codes WHERE user_id = $1 AND redeemed_at IS NULL",
+                        "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                         (user_id = $2 OR family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2))",
+                    ),
+                    Some(_) => (
+                        "DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2 AND redeemed_at IS NULL",
+                        "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
+                         ((user_id = $2 AND client_id = $3) OR family_id IN \
+                          (SELECT id FROM refresh_token_families WHERE user_id = $2 AND client_id = $3))",
+                    ),
+                };
+                let query = sqlx::query(codes).bind(user.to_string());
+                let query = match client {
+                    Some(client) => query.bind(client.as_str()),
+                    None => query,
+                };
+                query.execute(&mut **tx).await?;
+                let query = sqlx::query(access_tokens).bind(now).bind(user.to_string());
+                let query = match client {
+                    Some(client) => query.bind(client.as_str()),
+                    None => query,
+                };
+                query.execute(&mut **tx).await?;
+                Self::revoke_families_of_user(tx, user, client, now).await?;
+                Ok(())
+            }
+
             /// Inserts a successor and its access-token record. Callers hold
             /// the family's row lock (taken first in their transaction, after
             /// checking the family is alive), so a concurrent revocation waits

@@ -8,7 +8,7 @@ use crate::domain::UserId;
 
 /// A browser session as stored (found by the keyed digest of its cookie).
 /// Only a browser that signed in has one; before that a browser is known by
-/// its cookie alone and stores nothing (`oauth::session`).
+/// its cookie alone and stores nothing (`signin::session`).
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub id: String,

@@ -223,25 +223,7 @@ macro_rules! impl_user_repository {
                     .bind(&user)
                     .execute(&mut **tx)
                     .await?;
-                Self::revoke_families_of_user(tx, id, None, now).await?;
-                // Codes not yet redeemed end too, before the access tokens
-                // (a redemption in flight is waited for).
-                sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND redeemed_at IS NULL")
-                    .bind(&user)
-                    .execute(&mut **tx)
-                    .await?;
-                sqlx::query(
-                    "UPDATE access_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND \
-                     (user_id = $2 OR family_id IN (SELECT id FROM refresh_token_families WHERE user_id = $2))",
-                )
-                .bind(now)
-                .bind(&user)
-                .execute(&mut **tx)
-                .await?;
-                // A family started from a code redeemed just before (its
-                // transaction tagged the token, which the update above
-                // waited for) is visible now: end it too.
-                Self::revoke_families_of_user(tx, id, None, now).await?;
+                Self::end_grants_of_user(tx, id, None, now).await?;
                 Ok(())
             }
         }
