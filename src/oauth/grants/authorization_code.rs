@@ -14,7 +14,7 @@ use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
 use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
-use crate::tokens::{AccessTokenRequest, IdTokenRequest, TokenIssuer};
+use crate::tokens::TokenIssuer;
 
 /// What the grant needs besides the issuer.
 pub struct CodeGrant<'a> {
@@ -77,34 +77,18 @@ impl CodeGrant<'_> {
         user: &User,
     ) -> Result<TokenResponse, Error> {
         let scope: Scope = grant.scope.parse().unwrap_or_default();
-        let subject = user.id.to_string();
-        let issued = self
-            .tokens
-            .issue_access_token(AccessTokenRequest {
-                subject: &subject,
+        let mut response = super::user_token_response(
+            self.tokens,
+            super::UserTokens {
+                user,
                 client,
                 scope: &scope,
-                jti: Some(jti.clone()),
-            })
-            .await?;
-        let id_token = if scope.contains("openid") {
-            Some(
-                self.tokens
-                    .issue_id_token(IdTokenRequest {
-                        user,
-                        client,
-                        scope: &scope,
-                        auth_time: grant.auth_time,
-                        nonce: grant.nonce.as_deref(),
-                        access_token: &issued.token,
-                    })
-                    .await?,
-            )
-        } else {
-            None
-        };
-        let mut response = TokenResponse::bearer(issued, &scope);
-        response.id_token = id_token;
+                jti: jti.clone(),
+                auth_time: grant.auth_time,
+                nonce: grant.nonce.as_deref(),
+            },
+        )
+        .await?;
         // OIDC Core §11: a refresh token only for a client allowed the grant
         // and only when `offline_access` was requested and consented (the
         // code's scope is what the user allowed).

@@ -9,7 +9,7 @@ use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
 use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
-use crate::tokens::{AccessTokenRequest, IdTokenRequest, TokenIssuer};
+use crate::tokens::TokenIssuer;
 
 pub struct RefreshGrantType<'a> {
     pub tokens: &'a TokenIssuer,
@@ -81,36 +81,18 @@ impl RefreshGrantType<'_> {
         scope: &Scope,
         jti: String,
     ) -> Result<TokenResponse, Error> {
-        let subject = user.id.to_string();
-        let issued = self
-            .tokens
-            .issue_access_token(AccessTokenRequest {
-                subject: &subject,
+        let mut response = super::user_token_response(
+            self.tokens,
+            super::UserTokens {
+                user,
                 client,
                 scope,
-                jti: Some(jti),
-            })
-            .await?;
-        // OIDC Core §12.2: an ID token may come with a refresh; its auth_time
-        // is the original sign-in's, and it carries no nonce.
-        let id_token = if scope.contains("openid") {
-            Some(
-                self.tokens
-                    .issue_id_token(IdTokenRequest {
-                        user,
-                        client,
-                        scope,
-                        auth_time: rotated.grant.auth_time,
-                        nonce: None,
-                        access_token: &issued.token,
-                    })
-                    .await?,
-            )
-        } else {
-            None
-        };
-        let mut response = TokenResponse::bearer(issued, scope);
-        response.id_token = id_token;
+                jti,
+                auth_time: rotated.grant.auth_time,
+                nonce: None,
+            },
+        )
+        .await?;
         response.refresh_token = Some(rotated.token.clone());
         Ok(response)
     }
