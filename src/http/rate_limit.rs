@@ -17,11 +17,25 @@ use tracing_actix_web::RequestId;
 use super::AppState;
 use super::error::json_error;
 use crate::limits::buckets::{Decision, IpBucket};
-use crate::limits::client_ip::{ClientIp, client_ip};
+use crate::limits::client_ip::{ClientIp, ClientIpSettings, client_ip};
 
 const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// [`client_ip`] over this request's headers: every line of the named
+/// header, in order.
+fn believe(
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    settings: &ClientIpSettings,
+) -> Option<ClientIp> {
+    client_ip(
+        peer,
+        |name| headers.get_all(name).map(HeaderValue::as_bytes),
+        settings,
+    )
+}
 
 /// Which per-IP buckets a request draws from, besides the general one.
 fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> {
@@ -98,9 +112,7 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
         .app_data::<web::Data<AppState>>()
         .expect("AppState is registered");
     let peer = request.peer_addr().map(|a| a.ip());
-    let headers = request.headers();
-    let lines = |name| headers.get_all(name).map(HeaderValue::as_bytes);
-    let ip = client_ip(peer, lines, &state.client_ip);
+    let ip = believe(peer, request.headers(), &state.client_ip);
     if let Some(ip) = ip {
         request.extensions_mut().insert(ip);
     }
@@ -146,6 +158,51 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the middleware passes to `client_ip`: every line of the
+    /// header, so a line the client sent first cannot stand for it, and a
+    /// hop that is not text spoils only itself.
+    #[test]
+    fn every_line_of_the_header_is_read() {
+        use crate::limits::client_ip::ClientIpHeader;
+        let settings = ClientIpSettings {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            header: ClientIpHeader::XForwardedFor,
+            ipv6_prefix: 64,
+        };
+        let mut headers = HeaderMap::new();
+        let name = HeaderName::from_static("x-forwarded-for");
+        headers.append(name.clone(), HeaderValue::from_static("6.6.6.6"));
+        headers.append(
+            name.clone(),
+            HeaderValue::from_bytes(b"\xff\xfe, 198.51.100.4").unwrap(),
+        );
+        let peer = Some("10.0.0.1".parse().unwrap());
+        let believed = believe(peer, &headers, &settings).unwrap();
+        assert_eq!(
+            believed.addr,
+            "198.51.100.4".parse::<std::net::IpAddr>().unwrap()
+        );
+        // The last line names only a trusted proxy: the hop left of it, on
+        // the line before, is the client.
+        headers.append(name, HeaderValue::from_static("10.0.0.7"));
+        let believed = believe(peer, &headers, &settings).unwrap();
+        assert_eq!(
+            believed.addr,
+            "198.51.100.4".parse::<std::net::IpAddr>().unwrap()
+        );
+        // Another forwarding header is the client's own and ignored.
+        let mut only_forwarded = HeaderMap::new();
+        only_forwarded.append(
+            HeaderName::from_static("forwarded"),
+            HeaderValue::from_static("for=198.51.100.66"),
+        );
+        let believed = believe(peer, &only_forwarded, &settings).unwrap();
+        assert_eq!(
+            believed.addr,
+            "10.0.0.1".parse::<std::net::IpAddr>().unwrap()
+        );
+    }
 
     #[test]
     fn probes_are_not_limited_and_well_known_has_its_own_bucket() {
