@@ -81,19 +81,19 @@ pub(super) async fn users(
         }
         UsersCommand::Consents { id, revoke } => {
             let user = accounts::parse_user_id(&id).map_err(|e| no_user(e, &id))?;
-            consents::require_user(store, user)
-                .await
-                .map_err(|e| no_user(e, &id))?;
             if let Some(client) = revoke {
                 consents::withdraw(store, clock, user, &client)
                     .await
-                    .map_err(invalid)?;
+                    .map_err(|e| no_user(e, &id))?;
                 eprintln!(
                     "Consent revoked: the user will be asked again on the next sign-in, and the \
                      client's access and refresh tokens for this user no longer work."
                 );
             }
-            print_json(&consents::list(store, user).await.map_err(invalid)?);
+            let consents = consents::list(store, user)
+                .await
+                .map_err(|e| no_user(e, &id))?;
+            print_json(&consents);
         }
         UsersCommand::List => print_json(&accounts::list(store).await.map_err(invalid)?),
         UsersCommand::Disable { id } => {

@@ -17,6 +17,7 @@ pub struct ConsentView {
 
 /// The user's consents; `NoSuchUser` for an unknown user.
 pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<ConsentView>, AccountError> {
+    require_user(store, user).await?;
     Ok(store
         .list_consents(user)
         .await?
@@ -30,8 +31,8 @@ pub async fn list(store: &dyn Store, user: UserId) -> Result<Vec<ConsentView>, A
         .collect())
 }
 
-/// Whether the user exists (consents are listed for existing users only).
-pub async fn require_user(store: &dyn Store, user: UserId) -> Result<(), AccountError> {
+/// `NoSuchUser` unless the user exists.
+async fn require_user(store: &dyn Store, user: UserId) -> Result<(), AccountError> {
     match store.find_user(user).await? {
         Some(_) => Ok(()),
         None => Err(AccountError::NoSuchUser(user.to_string())),
@@ -40,12 +41,14 @@ pub async fn require_user(store: &dyn Store, user: UserId) -> Result<(), Account
 
 /// Withdraws the user's consent to `client`: they are asked again at the
 /// next sign-in, and the tokens granted under it end with it.
+/// `NoSuchUser` for an unknown user, `NoConsent` when there is none.
 pub async fn withdraw(
     store: &dyn Store,
     clock: &dyn Clock,
     user: UserId,
     client: &str,
 ) -> Result<(), AccountError> {
+    require_user(store, user).await?;
     let client_id =
         ClientId::parse(client).ok_or_else(|| AccountError::NoConsent(client.to_owned()))?;
     if !store.revoke_consent(user, &client_id, clock.now()).await? {
