@@ -5,9 +5,6 @@ use super::{CliError, print_json};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::startup::Runtime;
-use serde::Serialize;
-
-use crate::store;
 use crate::tokens::keyring;
 
 #[derive(Debug, Subcommand)]
@@ -32,53 +29,6 @@ pub enum KeysCommand {
     },
 }
 
-/// A signing key as `keys list` shows it: its state and its schedule.
-#[derive(Serialize)]
-struct KeyView {
-    kid: String,
-    state: &'static str,
-    alg: String,
-    created_at: chrono::DateTime<chrono::Utc>,
-    /// Next: when it will sign; active and retired: when it started.
-    activates_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Active: when the next key takes over; retired: when it stopped.
-    retires_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Retired: when it leaves the JWKS; removed: when it left.
-    removal_at: Option<chrono::DateTime<chrono::Utc>>,
-    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-fn key_views(records: Vec<store::SigningKeyRecord>, schedule: &store::KeySchedule) -> Vec<KeyView> {
-    use crate::domain::KeyState;
-    let next_at = records
-        .iter()
-        .find(|k| k.state == KeyState::Next)
-        .and_then(|k| k.activates_at);
-    records
-        .into_iter()
-        .map(|k| KeyView {
-            state: k.state.as_str(),
-            activates_at: match k.state {
-                KeyState::Next => k.activates_at,
-                _ => k.activated_at,
-            },
-            retires_at: match k.state {
-                KeyState::Active => next_at,
-                _ => k.retired_at,
-            },
-            removal_at: match k.state {
-                KeyState::Retired => k.retired_at.map(|at| at + schedule.retention),
-                KeyState::Removed => k.removed_at,
-                _ => None,
-            },
-            revoked_at: k.revoked_at,
-            kid: k.kid.0,
-            alg: k.alg,
-            created_at: k.created_at,
-        })
-        .collect()
-}
-
 pub(super) async fn keys(
     command: KeysCommand,
     config: &Config,
@@ -94,17 +44,17 @@ pub(super) async fn keys(
         KeysCommand::Rotate { force } => {
             let sealer = runtime.signing_key_sealer();
             match keyring::rotate_now(store, sealer, clock, bits, &schedule, force).await? {
-                store::RotateOutcome::Rotated { activated, next } => eprintln!(
+                keyring::RotateOutcome::Rotated { activated, next } => eprintln!(
                     "Key {activated} (published since its creation) signs now; {next} is the new \
                      next key. Running servers switch within {refresh} ms."
                 ),
-                store::RotateOutcome::Forced { activated } => eprintln!(
+                keyring::RotateOutcome::Forced { activated } => eprintln!(
                     "Key {activated} signs now. It was never published before: resource servers \
                      that cache the JWKS reject its tokens until they refetch (authd's JWKS \
                      max-age is {} s).",
                     (schedule.prepublish.num_seconds() / 4).clamp(1, 3600)
                 ),
-                store::RotateOutcome::NoNextKey => {
+                keyring::RotateOutcome::NoNextKey => {
                     return Err(CliError::Invalid(
                         "there is no pre-published next key (a running authd publishes one \
                          within a minute). Rotating now would sign with a key no resource \
@@ -119,7 +69,7 @@ pub(super) async fn keys(
             let sealer = runtime.signing_key_sealer();
             let kid = crate::domain::Kid(kid);
             match keyring::revoke(store, sealer, clock, bits, &schedule, &kid).await? {
-                store::RevokeOutcome::Revoked { activated, next } => {
+                keyring::RevokeOutcome::Revoked { activated, next } => {
                     eprintln!("Key {kid} is revoked: it leaves the JWKS within {refresh} ms.");
                     if let Some(activated) = activated {
                         eprintln!("Key {activated} signs from now on.");
@@ -128,10 +78,10 @@ pub(super) async fn keys(
                         eprintln!("Key {next} is the new next key.");
                     }
                 }
-                store::RevokeOutcome::NotFound => {
+                keyring::RevokeOutcome::NotFound => {
                     return Err(CliError::Invalid(format!("no signing key {kid}")));
                 }
-                store::RevokeOutcome::AlreadyGone => {
+                keyring::RevokeOutcome::AlreadyGone => {
                     return Err(CliError::Invalid(format!(
                         "key {kid} is already removed or revoked"
                     )));
@@ -139,7 +89,7 @@ pub(super) async fn keys(
             }
         }
     }
-    let keys = key_views(store.list_signing_keys().await?, &schedule);
+    let keys = keyring::list(store, &schedule).await?;
     print_json(&keys);
     runtime.store.close().await;
     Ok(())

@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::crypto::{SealError, Sealer};
 use crate::domain::{KeyState, Kid};
-use crate::store::{
-    self, KeySchedule, RevokeOutcome, RotateOutcome, ScheduleOutcome, SigningKeyRecord, Store,
-};
+use crate::store::{self, KeySchedule, ScheduleOutcome, SigningKeyRecord, Store};
+/// What `rotate_now` and `revoke` answer (decided in the store, under its lock).
+pub use crate::store::{RevokeOutcome, RotateOutcome};
 use crate::tokens::access_token::{ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS};
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -387,6 +387,59 @@ pub async fn revoke(
         crate::audit::record(crate::audit::Event::KeyRevoked { kid: &kid.0 });
     }
     Ok(outcome)
+}
+
+/// A signing key as `keys list` shows it: its state and its schedule.
+#[derive(Debug, serde::Serialize)]
+pub struct KeyView {
+    pub kid: String,
+    pub state: &'static str,
+    pub alg: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Next: when it will sign; active and retired: when it started.
+    pub activates_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Active: when the next key takes over; retired: when it stopped.
+    pub retires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Retired: when it leaves the JWKS; removed: when it left.
+    pub removal_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn key_views(records: Vec<SigningKeyRecord>, schedule: &KeySchedule) -> Vec<KeyView> {
+    use crate::domain::KeyState;
+    let next_at = records
+        .iter()
+        .find(|k| k.state == KeyState::Next)
+        .and_then(|k| k.activates_at);
+    records
+        .into_iter()
+        .map(|k| KeyView {
+            state: k.state.as_str(),
+            activates_at: match k.state {
+                KeyState::Next => k.activates_at,
+                _ => k.activated_at,
+            },
+            retires_at: match k.state {
+                KeyState::Active => next_at,
+                _ => k.retired_at,
+            },
+            removal_at: match k.state {
+                KeyState::Retired => k.retired_at.map(|at| at + schedule.retention),
+                KeyState::Removed => k.removed_at,
+                _ => None,
+            },
+            revoked_at: k.revoked_at,
+            kid: k.kid.0,
+            alg: k.alg,
+            created_at: k.created_at,
+        })
+        .collect()
+}
+
+/// Every signing key with its schedule, as `keys list` (and the admin API)
+/// show them: public facts only.
+pub async fn list(store: &dyn Store, schedule: &KeySchedule) -> Result<Vec<KeyView>, KeyError> {
+    Ok(key_views(store.list_signing_keys().await?, schedule))
 }
 
 #[cfg(test)]
