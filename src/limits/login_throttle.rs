@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::client_ip::{ClientIp, IpKey};
 
 /// The throttle keys of an attempt: the username, then the client IP.
-pub fn throttle_keys(username: &str, ip: Option<ClientIp>) -> [ThrottleKey; 2] {
+pub(crate) fn throttle_keys(username: &str, ip: Option<ClientIp>) -> [ThrottleKey; 2] {
     [
         ThrottleKey::Username(username.chars().take(64).collect()),
         ThrottleKey::Ip(ip.map(|ip| ip.key)),
@@ -16,7 +16,7 @@ pub fn throttle_keys(username: &str, ip: Option<ClientIp>) -> [ThrottleKey; 2] {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ThrottleKey {
+pub(crate) enum ThrottleKey {
     Username(String),
     Ip(Option<IpKey>),
 }
@@ -57,7 +57,7 @@ const MAX_KEYS: usize = 100_000;
 impl LoginThrottle {
     /// In one critical section: refuses while any key is blocked, otherwise
     /// counts this attempt as a failure (taken back by `succeeded`).
-    pub fn reserve(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Result<(), u64> {
+    pub(crate) fn reserve(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Result<(), u64> {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(retry_after) = Self::blocked_in(&failures, keys, now) {
             return Err(retry_after);
@@ -67,7 +67,7 @@ impl LoginThrottle {
     }
 
     /// Whether any key is blocked now (counts nothing).
-    pub fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
+    pub(crate) fn blocked(&self, keys: &[ThrottleKey], now: DateTime<Utc>) -> Option<u64> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::blocked_in(&failures, keys, now)
     }
@@ -86,7 +86,7 @@ impl LoginThrottle {
     }
 
     #[cfg(test)]
-    pub fn failed(&self, keys: &[ThrottleKey], now: DateTime<Utc>) {
+    pub(crate) fn failed(&self, keys: &[ThrottleKey], now: DateTime<Utc>) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         Self::fail_in(&mut failures, keys, now);
     }
@@ -122,7 +122,7 @@ impl LoginThrottle {
 
     /// A success clears the username's count and takes back the attempt
     /// `reserve` counted against the IP.
-    pub fn succeeded(&self, keys: &[ThrottleKey]) {
+    pub(crate) fn succeeded(&self, keys: &[ThrottleKey]) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         for key in keys {
             match key {
