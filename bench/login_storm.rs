@@ -62,7 +62,7 @@ const PREPARE_CONCURRENCY: usize = 8;
 const KNOWN_USER_ATTEMPTS: u64 = 4;
 /// Addresses the attempts take in turn (two /24 documentation ranges).
 const ADDRESSES: u64 = 512;
-/// The throttle's free failures per IP (`src/oauth/login.rs`).
+/// The throttle's free failures per IP (`src/limits/login_throttle.rs`).
 const FREE_FAILURES_PER_IP: u64 = 20;
 /// How many unexpected answers are kept for printing.
 const MESSAGES_KEPT: usize = 10;

@@ -118,7 +118,7 @@ pub struct Config {
 }
 
 impl Config {
-    /// How the client IP is found (see `http::rate_limit::client_ip`).
+    /// How the client IP is found (see `limits::client_ip::client_ip`).
     pub fn client_ip(&self) -> crate::limits::client_ip::ClientIpSettings {
         crate::limits::client_ip::ClientIpSettings {
             trusted_proxies: self.trusted_proxies.clone(),

@@ -1,7 +1,8 @@
 //! authd: an OAuth 2.0 / OpenID Connect authorization server.
 //!
-//! Layers, outermost first (ARCHITECTURE.md): `http` → `oauth` → `tokens` →
-//! `store` → `domain`; `crypto` and `clock` are used by all and use nothing.
+//! Layers, outermost first (ARCHITECTURE.md): `http`/`cli` → `signin` →
+//! `oauth` → `clients`, `users`, `tokens` → `limits`, `store` → `domain`;
+//! `crypto` and `clock` are used by all and use nothing.
 pub mod audit;
 pub mod cli;
 pub mod clients;

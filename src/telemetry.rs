@@ -69,7 +69,7 @@ impl RootSpanBuilder for RequestLog {
             .get::<RequestStart>()
             .map(|start| start.0.elapsed().as_micros() as u64)
             .unwrap_or_default();
-        // The address `http::rate_limit::client_ip` believed (the one
+        // The address `limits::client_ip::client_ip` believed (the one
         // function that decides it), or "-" when none was decided.
         let client_ip = request
             .extensions()

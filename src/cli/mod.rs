@@ -1,6 +1,8 @@
 //! The operator CLI: `serve` (the default), `migrate`, and a file per command
 //! group (`clients`, `users`, `keys`, `master-key`). Results are JSON on
-//! stdout; messages and logs go to stderr.
+//! stdout; messages and logs go to stderr. Each group parses its flags and
+//! calls the service functions (clients::registration, users,
+//! tokens::keyring, secrets); uses startup, config, crypto, domain, clock.
 mod clients;
 mod keys;
 mod master_key;

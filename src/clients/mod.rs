@@ -1,5 +1,5 @@
 //! Clients: the in-memory registry every endpoint reads, and registration
-//! (create, update, rotate a secret, delete), the functions the CLI calls
+//! (create, list, show, delete, rotate a secret), the functions the CLI calls
 //! and the admin API and dynamic registration will call. Uses limits (tier
 //! names), store, crypto, domain, audit.
 pub mod registration;

@@ -1,5 +1,6 @@
-//! HTTP: one module per endpoint. Handlers extract, call one `oauth`
-//! function and render. Only this module and `startup` know actix.
+//! HTTP: one module per endpoint or page. Handlers extract, call one
+//! function of `oauth` or `signin` and render. Only this module, `startup`
+//! and `telemetry` know actix. Uses every module below it.
 pub mod assets;
 pub mod authorize;
 pub mod consent;

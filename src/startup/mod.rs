@@ -2,6 +2,7 @@
 //! `Runtime` (database, migrations, master keys; shared with the CLI) and
 //! `Application` (state, routes, background tasks). `server.rs` wires the
 //! HTTP server and its middleware; `tasks.rs` holds the background tasks.
+//! Wires everything together; used only by `main.rs`, `cli` and the tests.
 mod server;
 mod tasks;
 

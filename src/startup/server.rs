@@ -93,8 +93,6 @@ pub(super) fn serve(
             // Every response (handlers set their own Cache-Control where
             // something may be cached).
             .wrap(security_headers(https))
-            // Every response names its request id (X-Request-Id); error
-            // bodies carry it too.
             // Duration by route pattern (bounded label values), method and
             // status; 429s also count as rate-limit hits.
             .wrap_fn(|request, service| {
@@ -127,6 +125,8 @@ pub(super) fn serve(
                     Ok(response)
                 }
             })
+            // Every response names its request id (X-Request-Id); error
+            // bodies carry it too.
             .wrap_fn(|request, service| {
                 let request_id = request.extensions().get::<RequestId>().copied();
                 // While draining for shutdown, keep-alive connections are

@@ -1,6 +1,6 @@
 //! `spawn_app`: a fresh database per test (a temp-dir SQLite file, or a new
 //! PostgreSQL database on `TEST_DATABASE_URL` that is dropped afterwards),
-//! the app built by `startup.rs` exactly as the binary builds it.
+//! the app built by `startup/` exactly as the binary builds it.
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! values are client errors. The request head is bounded by actix-http (96
 //! headers, 128 KiB: a 40 KB header passes). A client that does not finish
 //! its request head within 5 s gets 408, an idle keep-alive connection is
-//! closed after 15 s (`src/startup.rs` `serve`). A repeated parameter is
+//! closed after 15 s (`src/startup/server.rs` `serve`). A repeated parameter is
 //! `invalid_request` (RFC 6749 §3.1, §3.2); a wrong method is 405 with
 //! `Allow` (RFC 9110 §15.5.6). Every JSON error is exactly `{error,
 //! error_description, request_id}` (RFC 6749 §5.2 plus the request id,

@@ -13,8 +13,8 @@ use crate::oauth::refresh::RefreshTokens;
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
-use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
 use crate::tokens::TokenIssuer;
+use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
 
 /// What the grant needs besides the issuer.
 pub struct CodeGrant<'a> {

@@ -8,8 +8,8 @@ use crate::oauth::refresh::{RefreshGrant, RefreshTokens, Rotated};
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
-use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
 use crate::tokens::TokenIssuer;
+use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
 
 pub struct RefreshGrantType<'a> {
     pub tokens: &'a TokenIssuer,
