@@ -33,6 +33,19 @@ async fn main() {
         .await
         .expect("database");
     let store = runtime.store.clone();
+    // Its scope belongs to an API open to any user (a second run finds it).
+    let _ = authd::access::apis::create(
+        store.as_ref(),
+        &SystemClock,
+        authd::access::apis::ApiInput {
+            identifier: "https://orders.example".into(),
+            name: "Orders".into(),
+            scopes: vec!["orders:read".into()],
+            user_access: Some("any".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     let credentials = registration::register(
         store.as_ref(),
         &runtime.client_secret_digester(),

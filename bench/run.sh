@@ -51,6 +51,7 @@ OPENSSL_SIGN=$(taskset -c "$SERVER_CPU" openssl speed -seconds 3 rsa2048 2>/dev/
 AUTHD_SIGN=$(taskset -c "$SERVER_CPU" cargo bench --quiet --bench sign_rate -- 3 2>/dev/null | awk '{print $4}')
 
 # --- a client, and a first start that creates the signing key -----------
+$BIN apis create --identifier https://bench.example --name Bench --scope bench:read >/dev/null 2>&1
 CREDS="$($BIN clients create --name bench --scope bench:read 2>/dev/null)"
 CLIENT_ID=$(printf '%s' "$CREDS" | sed -n 's/.*"client_id": "\(.*\)".*/\1/p')
 CLIENT_SECRET=$(printf '%s' "$CREDS" | sed -n 's/.*"client_secret": "\(.*\)".*/\1/p')

@@ -52,6 +52,8 @@ export RUST_LOG=warn
 
 "$AUTHD" migrate >/dev/null
 field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p"; }
+"$AUTHD" apis create --identifier https://orders.example --name Orders --scope orders:read \
+    --user-access any >/dev/null 2>&1
 CC="$("$AUTHD" clients create --name "soak machine" --scope orders:read 2>/dev/null)"
 WEB="$("$AUTHD" clients create --name "soak web app" --redirect-uri https://app.example/cb \
     --grant-type authorization_code --grant-type refresh_token --scope orders:read 2>/dev/null)"

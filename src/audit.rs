@@ -94,6 +94,14 @@ pub enum Event<'a> {
     KeyRevoked {
         kid: &'a str,
     },
+    /// An API, role or group was created, changed or deleted, or a user
+    /// gained or lost a role or a group: `change` names which, `target`
+    /// the API's identifier or the role's or group's name.
+    AccessChanged {
+        change: &'static str,
+        target: &'a str,
+        user_id: Option<&'a str>,
+    },
     RateLimited {
         limit: &'a str,
         ip: Option<IpAddr>,
@@ -172,6 +180,16 @@ pub fn record(event: Event<'_>) {
         Event::KeyRevoked { kid } => {
             tracing::warn!(target: "audit", event = "key_revoked", kid)
         }
+        Event::AccessChanged {
+            change,
+            target,
+            user_id,
+        } => tracing::info!(
+            target: "audit",
+            event = change,
+            target_name = target,
+            user_id = user_id.unwrap_or("-")
+        ),
         Event::RateLimited {
             limit,
             ip: address,

@@ -592,7 +592,7 @@ mod tests {
         let schedule = config.key_schedule();
         assert_eq!(schedule.rotation_period, chrono::Duration::days(30));
         assert_eq!(schedule.prepublish, chrono::Duration::hours(24));
-        assert_eq!(schedule.retention, chrono::Duration::seconds(960));
+        assert_eq!(schedule.retention, chrono::Duration::seconds(3_660));
         assert!(
             matches!(config.master_key, MasterKeySource::File(ref p) if p == Path::new(DEFAULT_MASTER_KEY_FILE))
         );

@@ -3,6 +3,7 @@
 //! Layers, outermost first (ARCHITECTURE.md): `http`/`cli` → `signin` →
 //! `oauth` → `clients`, `users`, `tokens` → `limits`, `store` → `domain`;
 //! `crypto` and `clock` are used by all and use nothing.
+pub mod access;
 pub mod audit;
 pub mod cli;
 pub mod clients;

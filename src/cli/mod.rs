@@ -1,13 +1,16 @@
 //! The operator CLI: `serve` (the default), `migrate`, and a file per command
-//! group (`clients`, `users`, `keys`, `master-key`). Results are JSON on
+//! group (`clients`, `users`, `keys`, `master-key`; `apis`, `roles` and
+//! `groups` in `access.rs`). Results are JSON on
 //! stdout; messages and logs go to stderr. Each group parses its flags and
-//! calls the service functions (clients::registration, users,
+//! calls the service functions (clients::registration, users, access,
 //! tokens::keyring, secrets); uses startup, config, crypto, domain, clock.
+mod access;
 mod clients;
 mod keys;
 mod master_key;
 mod users;
 
+pub use access::{ApisCommand, GroupsCommand, RolesCommand};
 pub use clients::ClientsCommand;
 pub use keys::KeysCommand;
 pub use master_key::MasterKeyCommand;
@@ -51,6 +54,15 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage APIs (resource servers) and their scopes.
+    #[command(subcommand)]
+    Apis(ApisCommand),
+    /// Manage roles: sets of API scopes given to users and groups.
+    #[command(subcommand)]
+    Roles(RolesCommand),
+    /// Manage groups: users who share roles.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -108,6 +120,9 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
         }
         Command::Clients(command) => clients::clients(command, &config, &clock).await?,
         Command::Users(command) => users::users(command, &config, &clock).await?,
+        Command::Apis(command) => access::apis(command, &config, &clock).await?,
+        Command::Roles(command) => access::roles(command, &config, &clock).await?,
+        Command::Groups(command) => access::groups(command, &config, &clock).await?,
         Command::Keys(command) => keys::keys(command, &config, &clock).await?,
         Command::MasterKey(command) => master_key::master_key(command, &config, &clock).await?,
     }

@@ -1,5 +1,5 @@
 //! `authd users …`: create, list, disable users, set passwords, list and
-//! withdraw consents.
+//! withdraw consents; give and take roles (`access::roles`).
 use clap::Subcommand;
 use serde_json::json;
 
@@ -39,6 +39,20 @@ pub enum UsersCommand {
         id: String,
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Give a user (by id or username) a role.
+    AddRole {
+        user: String,
+        role: String,
+    },
+    /// Take a role from a user: their next token and refresh lose its scopes.
+    RemoveRole {
+        user: String,
+        role: String,
+    },
+    /// A user's effective permissions, and the role (and group) each comes from.
+    Permissions {
+        user: String,
     },
     /// List the clients a user consented to; `--revoke CLIENT_ID` removes one.
     Consents {
@@ -95,6 +109,13 @@ pub(super) async fn users(
                 .map_err(|e| no_user(e, &id))?;
             print_json(&consents);
         }
+        UsersCommand::AddRole { user, role } => {
+            super::access::user_role(store, &user, &role, true).await?
+        }
+        UsersCommand::RemoveRole { user, role } => {
+            super::access::user_role(store, &user, &role, false).await?
+        }
+        UsersCommand::Permissions { user } => super::access::user_permissions(store, &user).await?,
         UsersCommand::List => print_json(&accounts::list(store).await.map_err(invalid)?),
         UsersCommand::Disable { id } => {
             let user = accounts::parse_user_id(&id).map_err(|e| no_user(e, &id))?;

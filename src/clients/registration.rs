@@ -62,6 +62,10 @@ pub enum RegistrationError {
         "--scope {0}: not a scope token (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
     )]
     InvalidScope(String),
+    #[error(
+        "--scope {0}: no API defines this scope; define it first (authd apis create --identifier URI --name NAME --scope {0})"
+    )]
+    ScopeWithoutApi(String),
     #[error("--rate-tier {0}: tier names are letters, digits and '-'")]
     InvalidRateTier(String),
     #[error(
@@ -325,6 +329,26 @@ fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, Registra
     })
 }
 
+/// Every scope a client registers, except OpenID Connect's own, belongs to
+/// an API: that is what decides its tokens' `aud` and who may get it.
+async fn ensure_scopes_have_apis(
+    store: &dyn Store,
+    scope: &Scope,
+) -> Result<(), RegistrationError> {
+    let wanted: Vec<&str> = scope
+        .iter()
+        .filter(|s| !crate::domain::scope::IDENTITY_SCOPES.contains(s))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let apis = crate::domain::ApiCatalogue::new(store.list_apis().await?);
+    match wanted.into_iter().find(|s| apis.api_of(s).is_none()) {
+        Some(orphan) => Err(RegistrationError::ScopeWithoutApi(orphan.to_owned())),
+        None => Ok(()),
+    }
+}
+
 #[tracing::instrument(level = "debug", name = "registration.register", skip_all)]
 pub async fn register(
     store: &dyn Store,
@@ -342,6 +366,7 @@ pub async fn register(
         rate_tier,
         allowed_origins,
     } = validate(&new, &grant_types)?;
+    ensure_scopes_have_apis(store, &scope).await?;
     let (secret, digest) = if new.public {
         (None, None)
     } else {

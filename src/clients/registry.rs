@@ -7,13 +7,17 @@
 //! bumps `cache_epochs.clients`, which each replica polls (every second by
 //! default) and answers by reloading the table. So a deleted client or a
 //! rotated secret stops working everywhere within one poll interval.
+//!
+//! The APIs (resource servers and their scopes) live here too, reloaded
+//! with the clients (their changes bump the same epoch): the
+//! client-credentials path decides a token's scope and `aud` from memory.
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::domain::{Client, ClientId};
+use crate::domain::{ApiCatalogue, Client, ClientId};
 use crate::store::{self, Store};
 
 type ClientMap = HashMap<ClientId, Arc<Client>>;
@@ -21,6 +25,7 @@ type ClientMap = HashMap<ClientId, Arc<Client>>;
 pub struct ClientRegistry {
     store: Arc<dyn Store>,
     clients: ArcSwap<ClientMap>,
+    apis: ArcSwap<ApiCatalogue>,
     /// Bumped when a reload starts. A client read from the database on a
     /// cache miss is only added if no reload started meanwhile: otherwise a
     /// client deleted between that read and the reload could be put back
@@ -42,6 +47,7 @@ impl ClientRegistry {
         let registry = Self {
             store,
             clients: ArcSwap::from_pointee(ClientMap::new()),
+            apis: ArcSwap::from_pointee(ApiCatalogue::default()),
             generation: AtomicU64::new(0),
             misses: Mutex::new(HashSet::new()),
         };
@@ -59,8 +65,10 @@ impl ClientRegistry {
             .into_iter()
             .map(|client| (client.id.clone(), Arc::new(client)))
             .collect();
+        let apis = ApiCatalogue::new(self.store.list_apis().await?);
         tracing::debug!(clients = clients.len(), "client cache loaded");
         self.clients.store(Arc::new(clients));
+        self.apis.store(Arc::new(apis));
         self.misses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -93,6 +101,17 @@ impl ClientRegistry {
             }
             return Ok(None);
         };
+        // A client registered a moment ago may hold scopes of an API
+        // created just before it: the catalogue is read again rather than
+        // leaving those scopes ungranted until the next poll.
+        let apis = self.apis.load();
+        let unknown_scope = client.scope.iter().any(|scope| {
+            !crate::domain::scope::IDENTITY_SCOPES.contains(&scope) && apis.api_of(scope).is_none()
+        });
+        if unknown_scope {
+            self.apis
+                .store(Arc::new(ApiCatalogue::new(self.store.list_apis().await?)));
+        }
         let client = Arc::new(client);
         self.clients.rcu(|clients| {
             let mut clients = ClientMap::clone(clients);
@@ -124,12 +143,22 @@ impl ClientRegistry {
             .is_some_and(|c| c.allowed_origins.iter().any(|o| o == origin))
     }
 
-    /// Every scope some registered client may request (for discovery).
+    /// Every API, as of the last reload.
+    pub fn apis(&self) -> Arc<ApiCatalogue> {
+        self.apis.load_full()
+    }
+
+    /// Every scope an API defines (for discovery).
     pub fn known_scopes(&self) -> BTreeSet<String> {
-        self.clients
+        self.apis
             .load()
-            .values()
-            .flat_map(|client| client.scope.iter().map(str::to_owned).collect::<Vec<_>>())
+            .iter()
+            .flat_map(|api| {
+                api.scopes
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }

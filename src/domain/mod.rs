@@ -1,4 +1,5 @@
 //! Domain types that can only be built valid. Pure: uses nothing of ours.
+pub mod api;
 pub mod client;
 pub mod pkce;
 pub mod redirect_uri;
@@ -6,6 +7,10 @@ pub mod scope;
 pub mod signing_key;
 pub mod user;
 
+pub use api::{
+    AccessName, Api, ApiCatalogue, ApiIdentifier, ApiName, ApiScope, Grantor, Group, Role,
+    TokenClaim, UserAccess, UserAccessRights,
+};
 pub use client::{
     Client, ClientId, ClientKind, ClientName, GrantType, SecretDigest, VerifiedRedirect,
 };

@@ -5,6 +5,16 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+/// Scopes of OpenID Connect itself, which every client that signs users in
+/// may request without registering them (OIDC Core §3.1.2.1, §5.4), and
+/// `groups` (the names of the user's groups, in the ID token and at
+/// `/userinfo`).
+pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
+
+/// Scopes no API may define: OpenID Connect's, and `offline_access`
+/// (OIDC Core §11: a refresh token).
+pub const IDENTITY_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope(BTreeSet<String>);
 

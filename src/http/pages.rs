@@ -258,10 +258,24 @@ impl Pages {
     }
 
     fn consent(&self, view: &ConsentView, request_id: RequestId) -> HttpResponse {
+        let scope = |s: &crate::signin::step::ScopeView| json!({ "name": s.name, "description": s.description });
+        // `scopes` (flat, in order) stays for templates written before
+        // APIs grouped them.
         let scopes: Vec<_> = view
-            .scopes
+            .sections
             .iter()
-            .map(|s| json!({ "name": s.name, "description": s.description }))
+            .flat_map(|section| section.scopes.iter().map(scope))
+            .collect();
+        let sections: Vec<_> = view
+            .sections
+            .iter()
+            .map(|section| {
+                json!({
+                    "title": section.title,
+                    "identifier": section.identifier,
+                    "scopes": section.scopes.iter().map(scope).collect::<Vec<_>>(),
+                })
+            })
             .collect();
         self.page(
             StatusCode::OK,
@@ -271,6 +285,7 @@ impl Pages {
                 "client_name": view.client_name,
                 "username": view.username,
                 "scopes": scopes,
+                "sections": sections,
                 "csrf": view.csrf,
                 "request_id_param": view.request_id,
             }),

@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Error, Params};
 use crate::clients::ClientRegistry;
-use crate::domain::{Client, ClientId, CodeChallenge, GrantType, Scope, VerifiedRedirect};
+use crate::domain::{
+    ApiCatalogue, Client, ClientId, CodeChallenge, GrantType, Scope, VerifiedRedirect,
+};
 
-/// Scopes of OpenID Connect itself, which every client that signs users in
-/// may request without registering them (OIDC Core §3.1.2.1, §5.4).
-pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
+pub use crate::domain::scope::OIDC_SCOPES;
 
 /// Longest `state` and `nonce` accepted (bytes): enough for any real client,
 /// small enough that the redirect back stays a sane URL and a pending
@@ -47,6 +47,10 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// RFC 8707 `resource` values, each an API the client holds a scope of
+    /// (pending requests stored before APIs existed have none).
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 impl AuthorizationRequest {
@@ -88,8 +92,16 @@ pub async fn validate(
         state: state.clone(),
         error,
     };
-    let request =
-        check_rest(&client, params, repeated, redirect.clone(), state.clone()).map_err(reject)?;
+    let apis = clients.apis();
+    let request = check_rest(
+        &client,
+        &apis,
+        params,
+        repeated,
+        redirect.clone(),
+        state.clone(),
+    )
+    .map_err(reject)?;
     Ok((request, client))
 }
 
@@ -150,6 +162,7 @@ fn invalid(description: &'static str) -> Error {
 /// OIDC Core §3.1.2.2.
 fn check_rest(
     client: &Client,
+    apis: &ApiCatalogue,
     params: &Params,
     repeated: &[String],
     redirect: VerifiedRedirect,
@@ -194,6 +207,8 @@ fn check_rest(
         ));
     }
     let scope = requested_scope(client, params.get("scope"))?;
+    let resources = params.all("resource");
+    super::access::targets(apis, client, resources, None, &scope)?;
     let code_challenge = pkce(params)?;
     let prompt = prompt(params.get("prompt"))?;
     let max_age = match params.get("max_age") {
@@ -229,6 +244,7 @@ fn check_rest(
                 hint.chars().count() <= MAX_LOGIN_HINT_CHARS && !hint.chars().any(char::is_control)
             })
             .map(str::to_owned),
+        resources: resources.to_vec(),
     })
 }
 

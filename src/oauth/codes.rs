@@ -28,6 +28,10 @@ pub struct Grant {
     pub nonce: Option<String>,
     pub auth_time: DateTime<Utc>,
     pub code_challenge: CodeChallenge,
+    /// RFC 8707 resources the authorization named (none: the APIs of
+    /// `scope`).
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 impl Grant {

@@ -24,6 +24,10 @@ pub enum Error {
     /// RFC 6749 §5.2: the scope is malformed, unknown or not allowed.
     #[error("{0}")]
     InvalidScope(Cow<'static, str>),
+    /// RFC 8707 §2: a `resource` is invalid, unknown, or not one the client
+    /// or the authorization covers.
+    #[error("{0}")]
+    InvalidTarget(Cow<'static, str>),
     /// RFC 6749 §4.1.2.1: `response_type` is not `code`.
     #[error("{0}")]
     UnsupportedResponseType(Cow<'static, str>),
@@ -85,6 +89,7 @@ impl Error {
             Error::UnauthorizedClient(_) => "unauthorized_client",
             Error::UnsupportedGrantType(_) => "unsupported_grant_type",
             Error::InvalidScope(_) => "invalid_scope",
+            Error::InvalidTarget(_) => "invalid_target",
             Error::UnsupportedResponseType(_) => "unsupported_response_type",
             Error::AccessDenied(_) => "access_denied",
             Error::LoginRequired(_) => "login_required",
@@ -187,6 +192,7 @@ mod tests {
             Error::UnauthorizedClient(text()),
             Error::UnsupportedGrantType(text()),
             Error::InvalidScope(text()),
+            Error::InvalidTarget(text()),
             Error::UnsupportedResponseType(text()),
             Error::AccessDenied(text()),
             Error::LoginRequired(text()),
@@ -214,6 +220,7 @@ mod tests {
                 | Error::UnauthorizedClient(_)
                 | Error::UnsupportedGrantType(_)
                 | Error::InvalidScope(_)
+                | Error::InvalidTarget(_)
                 | Error::UnsupportedResponseType(_)
                 | Error::AccessDenied(_)
                 | Error::LoginRequired(_)

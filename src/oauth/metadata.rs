@@ -25,7 +25,8 @@ pub struct ServerMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     /// Introspection needs a client secret (RFC 7662 §2.1).
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
-    /// The OIDC scopes and every scope some registered client may request.
+    /// The OIDC scopes (and `groups`, `offline_access`) and every scope an
+    /// API defines.
     pub scopes_supported: Vec<String>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -40,6 +41,10 @@ pub struct ServerMetadata {
     /// true; say plainly that neither request objects nor URIs are taken.
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
+    /// RFC 8707 `resource` at /authorize and /token. No registered metadata
+    /// name says so (RFC 8414 §2 lets servers add members, and clients
+    /// ignore what they do not know); this one is plain about it.
+    pub resource_indicators_supported: bool,
 }
 
 /// An endpoint URL under the issuer.
@@ -92,11 +97,13 @@ impl ServerMetadata {
                 "preferred_username",
                 "email",
                 "email_verified",
+                "groups",
             ],
             prompt_values_supported: vec!["none", "login", "consent"],
             authorization_response_iss_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
+            resource_indicators_supported: true,
         }
     }
 }

@@ -8,8 +8,13 @@ use super::Error;
 ///   included more than once" → a repeat is `invalid_request`;
 /// - "Parameters sent without a value MUST be treated as if they were
 ///   omitted" → empty values are dropped.
+/// - RFC 8707 §2 makes `resource` the exception: it may be repeated, and
+///   every value counts ([`Params::all`]).
 #[derive(Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, String>, HashMap<String, Vec<String>>);
+
+/// Parameters a request may repeat (RFC 8707 §2: `resource`).
+const REPEATABLE: [&str; 1] = ["resource"];
 
 /// Names only: values may be passwords, secrets or codes.
 impl std::fmt::Debug for Params {
@@ -39,9 +44,20 @@ impl Params {
     /// `scope=&scope=a` is one `scope`.
     pub fn parse_keeping_repeats(encoded: &[u8]) -> (Self, Vec<String>) {
         let mut params = HashMap::new();
+        let mut multi: HashMap<String, Vec<String>> = HashMap::new();
         let mut repeated = Vec::new();
         for (name, value) in form_urlencoded::parse(encoded) {
             if value.is_empty() {
+                continue;
+            }
+            if REPEATABLE.contains(&name.as_ref()) {
+                let values = multi.entry(name.clone().into_owned()).or_default();
+                if !values.iter().any(|v| v == value.as_ref()) {
+                    values.push(value.clone().into_owned());
+                }
+                params
+                    .entry(name.into_owned())
+                    .or_insert_with(|| value.into_owned());
                 continue;
             }
             if params.contains_key(name.as_ref()) {
@@ -52,7 +68,12 @@ impl Params {
             }
             params.insert(name.into_owned(), value.into_owned());
         }
-        (Self(params), repeated)
+        (Self(params, multi), repeated)
+    }
+
+    /// Every value of a repeatable parameter, in order, each once.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.1.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -61,6 +82,7 @@ impl Params {
 
     /// Removes and returns a value (a password, so it lives in one place).
     pub fn take(&mut self, name: &str) -> Option<String> {
+        self.1.remove(name);
         self.0.remove(name)
     }
 
@@ -107,6 +129,17 @@ mod tests {
         assert_eq!(params.get("scope"), Some("a"));
         let (_, repeated) = Params::parse_keeping_repeats(b"a=1&b=2&a=3&a=4&b=5");
         assert_eq!(repeated, ["a", "b"]);
+    }
+
+    #[test]
+    fn resource_may_repeat() {
+        let params = Params::parse(
+            b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&resource=https%3A%2F%2Fa",
+        )
+        .unwrap();
+        assert_eq!(params.all("resource"), ["https://a", "https://b"]);
+        assert_eq!(params.get("resource"), Some("https://a"));
+        assert!(params.all("scope").is_empty());
     }
 
     #[test]

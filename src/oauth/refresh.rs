@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use crate::clock::Clock;
 use crate::crypto::{Digester, Sealer, random};
-use crate::domain::{Client, ClientId, UserId};
+use crate::domain::{Client, ClientId, UserAccessRights, UserId};
 use crate::store::{
     self, ConsumedRefresh, FamilyRecord, RefreshTokenRecord, Store, StoredRefreshToken, Successor,
 };
@@ -38,6 +38,10 @@ pub struct RefreshGrant {
     pub client_id: String,
     /// The family's scope, as originally granted (never widened).
     pub scope: String,
+    /// RFC 8707 resources the authorization named (none: the APIs of
+    /// `scope`); a refresh may narrow to some of them.
+    #[serde(default)]
+    pub resources: Vec<String>,
     pub auth_time: DateTime<Utc>,
     pub family_id: String,
     pub parent_id: Option<String>,
@@ -148,6 +152,7 @@ impl RefreshTokens {
         client: &Client,
         user: UserId,
         scope: &str,
+        resources: &[String],
         auth_time: DateTime<Utc>,
         jti: &str,
     ) -> Result<String, Error> {
@@ -163,6 +168,7 @@ impl RefreshTokens {
             user_id: user.0,
             client_id: client.id.to_string(),
             scope: scope.to_owned(),
+            resources: resources.to_vec(),
             auth_time,
             family_id: family.id.clone(),
             parent_id: None,
@@ -196,15 +202,25 @@ impl RefreshTokens {
         client: &Client,
         jti: &str,
         access_expires_at: DateTime<Utc>,
-        check: &(dyn Fn(&RefreshGrant) -> Result<(), &'static str> + Send + Sync),
+        check: &(
+             dyn Fn(&RefreshGrant, &UserAccessRights) -> Result<(), &'static str> + Send + Sync
+         ),
     ) -> Result<Rotated, Error> {
         let digest = self.digester.digest(token.as_bytes());
         let now = self.clock.now();
         let successor_token = random::secret_token();
         let opened: Mutex<Option<RefreshGrant>> = Mutex::new(None);
+        // The family a check found empty of permissions: it ends.
+        let emptied: Mutex<Option<String>> = Mutex::new(None);
         let build = |consumed: &ConsumedRefresh| -> store::Result<Successor> {
             let parent = self.open(&consumed.id, &consumed.grant_sealed)?;
-            check(&parent).map_err(store::Error::Refused)?;
+            if let Err(why) = check(&parent, &consumed.rights) {
+                if why == PERMISSIONS_GONE {
+                    *emptied.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(parent.family_id.clone());
+                }
+                return Err(store::Error::Refused(why));
+            }
             let grant = RefreshGrant {
                 parent_id: Some(consumed.id.clone()),
                 ..parent
@@ -223,8 +239,13 @@ impl RefreshTokens {
             .await;
         let successor = match rotated {
             Ok(Some(successor)) => Some(successor),
-            Ok(None) => self.not_rotated(&digest, client, now, &build).await?,
-            Err(store::Error::Refused(why)) => return Err(refused(why)),
+            Ok(None) => match self.not_rotated(&digest, client, now, &build).await {
+                Ok(successor) => successor,
+                Err(error) => return Err(self.end_emptied(&emptied, error).await),
+            },
+            Err(store::Error::Refused(why)) => {
+                return Err(self.end_emptied(&emptied, refused(why)).await);
+            }
             Err(error) => return Err(Error::internal(error)),
         };
         let grant = opened.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -235,6 +256,20 @@ impl RefreshTokens {
             }),
             _ => Err(invalid_grant()),
         }
+    }
+
+    /// A check refused the rotation because the user holds none of the
+    /// family's permissions any more: the family ends (nothing was
+    /// consumed, so this is the only change). Returns `error`.
+    async fn end_emptied(&self, emptied: &Mutex<Option<String>>, error: Error) -> Error {
+        let family = emptied.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(family) = family {
+            if let Err(revoke) = self.revoke_family(&family).await {
+                return revoke;
+            }
+            tracing::info!(family_id = %family, "refresh family ended: the user lost every permission it granted");
+        }
+        error
     }
 
     /// Nothing was consumed: unknown, expired, revoked, foreign — or reused.
@@ -373,11 +408,28 @@ impl RefreshTokens {
     }
 }
 
+/// What a rotation's check answers when the user holds none of the
+/// family's API scopes any more: the family ends (`invalid_grant`).
+pub const PERMISSIONS_GONE: &str = "permissions";
+/// A `resource` the authorization does not cover (RFC 8707 §2.2).
+pub const TARGET_REFUSED: &str = "target";
+/// A narrowed request left with none of its API scopes (`invalid_scope`).
+pub const NOTHING_LEFT: &str = "nothing left";
+
 fn refused(why: &'static str) -> Error {
     match why {
         "scope" => Error::InvalidScope(
             "scope may only narrow the scope originally granted (RFC 6749 §6)".into(),
         ),
+        PERMISSIONS_GONE => {
+            Error::InvalidGrant("the user no longer holds any permission this grant gave".into())
+        }
+        TARGET_REFUSED => Error::InvalidTarget(
+            "resource is not one this grant's authorization covered (RFC 8707 §2.2)".into(),
+        ),
+        NOTHING_LEFT => {
+            Error::InvalidScope("none of the requested scopes is still granted to this user".into())
+        }
         _ => invalid_grant(),
     }
 }

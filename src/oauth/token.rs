@@ -122,11 +122,13 @@ impl TokenEndpoint {
         }
         let response = match grant {
             GrantType::ClientCredentials => {
-                grants::client_credentials::exchange(&self.tokens, &client, params).await
+                let apis = self.clients.apis();
+                grants::client_credentials::exchange(&self.tokens, &apis, &client, params).await
             }
             GrantType::AuthorizationCode => {
                 grants::authorization_code::CodeGrant {
                     tokens: &self.tokens,
+                    apis: &self.clients.apis(),
                     codes: &self.codes,
                     refresh: &self.refresh,
                     store: self.store.as_ref(),
@@ -137,6 +139,7 @@ impl TokenEndpoint {
             GrantType::RefreshToken => {
                 grants::refresh_token::RefreshGrantType {
                     tokens: &self.tokens,
+                    apis: &self.clients.apis(),
                     refresh: &self.refresh,
                     store: self.store.as_ref(),
                 }

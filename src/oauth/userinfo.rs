@@ -16,6 +16,9 @@ pub struct UserInfoClaims {
     pub sub: String,
     #[serde(flatten)]
     pub profile: ProfileClaimsOwned,
+    /// The names of the user's groups, with the `groups` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
 }
 
 /// [`ProfileClaims`], owned for the response.
@@ -44,6 +47,7 @@ impl From<ProfileClaims<'_>> for ProfileClaimsOwned {
 
 pub struct UserInfo {
     pub bearer: Arc<super::bearer::BearerTokens>,
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 fn invalid_token() -> Error {
@@ -76,10 +80,21 @@ impl UserInfo {
                 "the access token was not issued with the openid scope".into(),
             ));
         }
+        let groups = if scope.contains("groups") {
+            let rights = self
+                .store
+                .user_access_rights(user.id)
+                .await
+                .map_err(Error::internal)?;
+            Some(rights.groups.iter().map(ToString::to_string).collect())
+        } else {
+            None
+        };
         Ok(UserInfoClaims {
             client_id: active.claims.client_id,
             sub: user.id.to_string(),
             profile: ProfileClaims::for_scope(&user, &scope).into(),
+            groups,
         })
     }
 }

@@ -1,17 +1,53 @@
-//! Consent decisions: whether the user must be asked before a client gets
-//! a scope, and how the requested scopes are described to them.
+//! Consent decisions: what the user may grant (`oauth::access::decide`
+//! with their roles), whether they must be asked before a client gets it,
+//! and how it is described to them, grouped by API.
 use super::flow::AuthorizationFlow;
-use super::step::ScopeView;
-use crate::domain::{Client, ClientKind, Scope, UserId};
+use super::step::{ScopeSection, ScopeView};
+use crate::domain::{ApiCatalogue, Client, ClientKind, Scope, UserAccessRights, UserId};
 use crate::oauth::Error;
+use crate::oauth::access::{self, AccessDecision, AccessRequest, Holder};
 use crate::oauth::authorize::AuthorizationRequest;
 
 impl AuthorizationFlow {
-    /// Whether the user must be asked (again) before `client` gets `request`'s scope.
+    /// What `user` may grant `client` for `request` now: the request's
+    /// scope within their roles and its resources. `access_denied` when
+    /// that leaves no API scope and no OpenID scope (nothing to sign in to).
+    pub(super) async fn grantable(
+        &self,
+        client: &Client,
+        request: &AuthorizationRequest,
+        user: UserId,
+    ) -> Result<AccessDecision, Error> {
+        let rights: UserAccessRights = self
+            .store
+            .user_access_rights(user)
+            .await
+            .map_err(Error::internal)?;
+        let decision = access::decide(
+            &self.clients.apis(),
+            AccessRequest {
+                client,
+                scope: &request.scope(),
+                resources: &request.resources,
+                authorized: None,
+                holder: Holder::User(&rights),
+            },
+        )?;
+        if !decision.api_scope_granted && !decision.scope.contains("openid") {
+            return Err(Error::AccessDenied(
+                "the user holds none of the permissions this request asks for".into(),
+            ));
+        }
+        Ok(decision)
+    }
+
+    /// Whether the user must be asked (again) before `client` gets
+    /// `granted` (what [`Self::grantable`] decided) for `request`.
     pub(super) async fn consent_needed(
         &self,
         client: &Client,
         request: &AuthorizationRequest,
+        granted: &Scope,
         user: UserId,
     ) -> Result<bool, Error> {
         if request.prompt.consent {
@@ -19,7 +55,7 @@ impl AuthorizationFlow {
         }
         // OIDC Core §11: offline access always needs the user's consent,
         // even for a pre-consented first-party client.
-        let offline = request.scope().contains("offline_access");
+        let offline = granted.contains("offline_access");
         if client.skip_consent && client.kind == ClientKind::Confidential && !offline {
             return Ok(false);
         }
@@ -29,13 +65,13 @@ impl AuthorizationFlow {
         if client.kind == ClientKind::Public && !request.redirect.uri.starts_with("https://") {
             return Ok(true);
         }
-        let granted: Option<Scope> = self
+        let remembered: Option<Scope> = self
             .store
             .find_consent(user, &client.id)
             .await
             .map_err(Error::internal)?
             .and_then(|scope| scope.parse().ok());
-        Ok(!granted.is_some_and(|granted| request.scope().is_subset(&granted)))
+        Ok(!remembered.is_some_and(|remembered| granted.is_subset(&remembered)))
     }
 
     /// The user allowed `granted`: what they consented to before, and this
@@ -71,42 +107,52 @@ impl AuthorizationFlow {
     }
 }
 
-/// The requested scopes as the consent page lists them: who you are
-/// first (openid, profile, email), then the APIs in alphabetical order.
-pub(super) fn scope_views(scope: &Scope) -> Vec<ScopeView> {
-    let rank = |name: &str| {
-        crate::oauth::authorize::OIDC_SCOPES
-            .iter()
-            .position(|oidc| *oidc == name)
-            .unwrap_or(usize::MAX)
-    };
-    let mut names: Vec<&str> = scope.iter().collect();
-    names.sort_by_key(|name| (rank(name), name.to_owned()));
-    names
-        .into_iter()
+/// What the consent page lists: who you are first (openid, profile,
+/// email, groups, offline access), then each API by name with its scopes
+/// as the API describes them. Only what can be granted is listed.
+pub(super) fn scope_sections(decision: &AccessDecision, apis: &ApiCatalogue) -> Vec<ScopeSection> {
+    let identity: Vec<ScopeView> = crate::domain::scope::IDENTITY_SCOPES
+        .iter()
+        .filter(|name| decision.scope.contains(name))
         .map(|name| ScopeView {
-            name: name.to_owned(),
-            description: describe_scope(name),
+            name: (*name).to_owned(),
+            description: describe_identity_scope(name).to_owned(),
         })
-        .collect()
+        .collect();
+    let mut sections = Vec::new();
+    if !identity.is_empty() {
+        sections.push(ScopeSection {
+            title: "Your account".to_owned(),
+            identifier: None,
+            scopes: identity,
+        });
+    }
+    for (api, names) in decision.by_api(apis) {
+        sections.push(ScopeSection {
+            title: api.name.as_str().to_owned(),
+            identifier: Some(api.identifier.to_string()),
+            scopes: api
+                .scopes
+                .iter()
+                .filter(|s| names.contains(&s.name.as_str()))
+                .map(|s| ScopeView {
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                })
+                .collect(),
+        });
+    }
+    sections
 }
 
-/// What a scope lets the application do, in the user's words.
-fn describe_scope(scope: &str) -> String {
+/// What an identity scope lets the application do, in the user's words.
+fn describe_identity_scope(scope: &str) -> &'static str {
     match scope {
-        "openid" => "Confirm who you are (your account identifier)".to_owned(),
-        "profile" => "See your name and username".to_owned(),
-        "email" => "See your email address".to_owned(),
-        "offline_access" => "Stay signed in while you are away".to_owned(),
-        other => match other.split_once(':') {
-            Some((resource, action)) => {
-                let mut action = action.to_owned();
-                if let Some(first) = action.get_mut(..1) {
-                    first.make_ascii_uppercase();
-                }
-                format!("{action} access to {resource}")
-            }
-            None => format!("Access \u{201c}{other}\u{201d}"),
-        },
+        "openid" => "Confirm who you are (your account identifier)",
+        "profile" => "See your name and username",
+        "email" => "See your email address",
+        "groups" => "See the groups you belong to",
+        "offline_access" => "Stay signed in while you are away",
+        _ => "Use your account",
     }
 }

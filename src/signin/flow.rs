@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::consent::scope_views;
+use super::consent::scope_sections;
 use super::password::{Authenticator, LoginFailure};
 use super::pending::Pending;
 use super::session::{CookieValue, Session, Sessions};
@@ -23,6 +23,7 @@ use crate::clients::ClientRegistry;
 use crate::clock::Clock;
 use crate::crypto::Sealer;
 use crate::limits::client_ip::ClientIp;
+use crate::oauth::access::AccessDecision;
 use crate::oauth::authorize::{self, AuthorizationRequest, Rejection};
 use crate::oauth::codes::{Codes, Grant};
 use crate::oauth::{Error, Params};
@@ -76,8 +77,22 @@ impl AuthorizationFlow {
         tracing::Span::current().record("client_id", client.id.as_str());
         let session = self.sessions.browser(cookie).await?;
         let login_needed = needs_login(&request, session.as_ref(), None, self.clock.now());
-        let consent_needed = match session.as_ref().and_then(|s| s.user.as_ref()) {
-            Some(user) if !login_needed => self.consent_needed(&client, &request, user.id).await?,
+        // Signed in: what this user may grant, decided now.
+        let decision = match session.as_ref().and_then(|s| s.user.as_ref()) {
+            Some(user) if !login_needed => match self.grantable(&client, &request, user.id).await {
+                Ok(decision) => Some(decision),
+                Err(error @ (Error::AccessDenied(_) | Error::InvalidTarget(_))) => {
+                    return Ok(self.reject(&request, &error).into());
+                }
+                Err(error) => return Err(error),
+            },
+            _ => None,
+        };
+        let consent_needed = match (session.as_ref().and_then(|s| s.user.as_ref()), &decision) {
+            (Some(user), Some(decision)) => {
+                self.consent_needed(&client, &request, &decision.scope, user.id)
+                    .await?
+            }
             _ => true,
         };
         if request.prompt.none {
@@ -93,11 +108,11 @@ impl AuthorizationFlow {
                 return Ok(self.reject(&request, &error).into());
             }
         }
-        match session {
-            Some(session) if !login_needed && !consent_needed => {
-                Ok(self.finish(&request, &session).await?.into())
+        match (session, decision) {
+            (Some(session), Some(decision)) if !login_needed && !consent_needed => {
+                Ok(self.finish(&request, &session, &decision).await?.into())
             }
-            session => {
+            (session, _) => {
                 let (session, set_cookie) = match session {
                     Some(session) => (session, None),
                     None => {
@@ -212,13 +227,22 @@ impl AuthorizationFlow {
                 .map_err(Error::internal)?;
             pending
         };
-        let step = if self
-            .consent_needed(&pending.client, &pending.request, user.id)
-            .await?
+        let step = match self
+            .grantable(&pending.client, &pending.request, user.id)
+            .await
         {
-            Step::Redirect(format!("/consent?request={}", pending.id))
-        } else {
-            self.finish_pending(&pending, &session).await?
+            Err(error @ (Error::AccessDenied(_) | Error::InvalidTarget(_))) => {
+                self.refuse_pending(&pending, &session, &error).await?
+            }
+            Err(error) => return Err(error),
+            Ok(decision)
+                if self
+                    .consent_needed(&pending.client, &pending.request, &decision.scope, user.id)
+                    .await? =>
+            {
+                Step::Redirect(format!("/consent?request={}", pending.id))
+            }
+            Ok(decision) => self.finish_pending(&pending, &session, &decision).await?,
         };
         Ok(Answer {
             step,
@@ -235,7 +259,7 @@ impl AuthorizationFlow {
         let Some((session, pending)) = self.continue_pending(cookie, request_id).await? else {
             return Ok(expired_request());
         };
-        Ok(self.consent_view_or_login(&session, &pending))
+        self.consent_view_or_login(&session, &pending).await
     }
 
     /// `POST /consent`: `decision=allow` or `decision=deny`.
@@ -249,7 +273,7 @@ impl AuthorizationFlow {
             return Ok(Step::Forbidden);
         }
         let Some(user) = session.user.clone() else {
-            return Ok(self.consent_view_or_login(&session, &pending));
+            return self.consent_view_or_login(&session, &pending).await;
         };
         if needs_login(
             &pending.request,
@@ -257,13 +281,25 @@ impl AuthorizationFlow {
             pending.logged_in_at,
             self.clock.now(),
         ) {
-            return Ok(self.consent_view_or_login(&session, &pending));
+            return self.consent_view_or_login(&session, &pending).await;
         }
         match form.get("decision") {
             Some("allow") => {
-                self.record_consent(user.id, &pending.client, &pending.request.scope())
+                // Decided again: a role lost while the page was open is
+                // not granted.
+                let decision = match self
+                    .grantable(&pending.client, &pending.request, user.id)
+                    .await
+                {
+                    Ok(decision) => decision,
+                    Err(error @ (Error::AccessDenied(_) | Error::InvalidTarget(_))) => {
+                        return self.refuse_pending(&pending, &session, &error).await;
+                    }
+                    Err(error) => return Err(error),
+                };
+                self.record_consent(user.id, &pending.client, &decision.scope)
                     .await?;
-                self.finish_pending(&pending, &session).await
+                self.finish_pending(&pending, &session, &decision).await
             }
             Some("deny") => {
                 if !self.take(&pending, &session).await? {
@@ -300,10 +336,14 @@ impl AuthorizationFlow {
         }
     }
 
-    fn consent_view_or_login(&self, session: &Session, pending: &Pending) -> Step {
+    async fn consent_view_or_login(
+        &self,
+        session: &Session,
+        pending: &Pending,
+    ) -> Result<Step, Error> {
         // A sealed request is stored by a login, never consented to as is.
         if pending.sealed_to.is_some() {
-            return self.to_login(session, pending);
+            return Ok(self.to_login(session, pending));
         }
         let user = match &session.user {
             Some(user)
@@ -316,25 +356,58 @@ impl AuthorizationFlow {
             {
                 user
             }
-            _ => return Step::Redirect(format!("/login?request={}", pending.reference)),
+            _ => {
+                return Ok(Step::Redirect(format!(
+                    "/login?request={}",
+                    pending.reference
+                )));
+            }
         };
-        Step::Consent(ConsentView {
+        let decision = match self
+            .grantable(&pending.client, &pending.request, user.id)
+            .await
+        {
+            Ok(decision) => decision,
+            Err(error @ (Error::AccessDenied(_) | Error::InvalidTarget(_))) => {
+                return self.refuse_pending(pending, session, &error).await;
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(Step::Consent(ConsentView {
             request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
             username: user.username.as_str().to_owned(),
-            scopes: scope_views(&pending.request.scope()),
+            sections: scope_sections(&decision, &self.clients.apis()),
             csrf: self.sessions.csrf_token(session),
             redirect_origin: pending.request.redirect.origin(),
-        })
+        }))
+    }
+
+    /// Ends a pending request with an error sent back to the client, once.
+    async fn refuse_pending(
+        &self,
+        pending: &Pending,
+        session: &Session,
+        error: &Error,
+    ) -> Result<Step, Error> {
+        if !self.take(pending, session).await? {
+            return Ok(expired_request());
+        }
+        Ok(self.reject(&pending.request, error))
     }
 
     /// Ends a pending request with a code, once: a form posted twice gets
     /// the "expired" page the second time.
-    async fn finish_pending(&self, pending: &Pending, session: &Session) -> Result<Step, Error> {
+    async fn finish_pending(
+        &self,
+        pending: &Pending,
+        session: &Session,
+        decision: &AccessDecision,
+    ) -> Result<Step, Error> {
         if !self.take(pending, session).await? {
             return Ok(expired_request());
         }
-        self.finish(&pending.request, session).await
+        self.finish(&pending.request, session, decision).await
     }
 
     /// Issues the code and sends the browser back (RFC 6749 §4.1.2, RFC 9207).
@@ -342,6 +415,7 @@ impl AuthorizationFlow {
         &self,
         request: &AuthorizationRequest,
         session: &Session,
+        decision: &AccessDecision,
     ) -> Result<Step, Error> {
         let (Some(user), Some(auth_time)) = (&session.user, session.record.auth_time) else {
             return Err(Error::internal(
@@ -352,10 +426,12 @@ impl AuthorizationFlow {
             user_id: user.id.0,
             client_id: request.client_id.clone(),
             redirect: request.redirect.clone(),
-            scope: request.scope.clone(),
+            // What the user may grant, never more than asked.
+            scope: decision.scope.to_string(),
             nonce: request.nonce.clone(),
             auth_time,
             code_challenge: request.code_challenge.clone(),
+            resources: request.resources.clone(),
         };
         let code = self.codes.issue(&grant).await?;
         let mut pairs = vec![("code", code.as_str())];

@@ -24,13 +24,24 @@ pub struct ScopeView {
     pub description: String,
 }
 
+/// The scopes of one API (or of the user's account) on the consent page.
+#[derive(Debug, Clone)]
+pub struct ScopeSection {
+    /// The API's name, or "Your account".
+    pub title: String,
+    /// The API's identifier (none for the account's own scopes).
+    pub identifier: Option<String>,
+    pub scopes: Vec<ScopeView>,
+}
+
 /// What the consent page shows.
 #[derive(Debug, Clone)]
 pub struct ConsentView {
     pub request_id: String,
     pub client_name: String,
     pub username: String,
-    pub scopes: Vec<ScopeView>,
+    /// What can be granted, grouped: the account's scopes, then each API.
+    pub sections: Vec<ScopeSection>,
     pub csrf: String,
     pub redirect_origin: String,
 }

@@ -95,6 +95,7 @@ impl Runtime {
         .await?;
         if migrate {
             store.migrate().await?;
+            seed_legacy_api(store.as_ref(), config, clock).await?;
         }
         match Secrets::open(store.as_ref(), master_keys, clock).await {
             Ok(secrets) => Ok(Self { store, secrets }),
@@ -120,6 +121,46 @@ impl Runtime {
     pub fn sealer(&self, purpose: Purpose) -> Sealer {
         self.secrets.sealer(purpose)
     }
+}
+
+/// Once per database, after the migration that added APIs: the scopes
+/// clients registered before become one API named by the issuer, open to
+/// any user (`any`), so that their tokens keep their scope and `aud`.
+async fn seed_legacy_api(
+    store: &dyn store::Store,
+    config: &Config,
+    clock: &dyn Clock,
+) -> Result<(), StartupError> {
+    // The issuer the server would name (`Application::build`; the CLI has
+    // no bound port, so port 0 is not resolved here: only tests bind it,
+    // and their fresh databases have no clients to seed from).
+    let issuer = config
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.bind));
+    let seeded = store
+        .seed_legacy_api(store::LegacyApiSeed {
+            identifier: &issuer,
+            name: "Default API",
+            identity_scopes: &crate::domain::scope::IDENTITY_SCOPES,
+            describe: crate::domain::api::default_scope_description,
+            ttl: crate::domain::api::DEFAULT_ACCESS_TOKEN_TTL,
+            now: clock.now(),
+        })
+        .await?;
+    if let Some(api) = seeded {
+        tracing::info!(
+            identifier = %api.identifier,
+            scopes = api.scopes.len(),
+            "clients' scopes now belong to the API named by the issuer (user access: any)"
+        );
+        crate::audit::record(crate::audit::Event::AccessChanged {
+            change: "api_created",
+            target: api.identifier.as_str(),
+            user_id: None,
+        });
+    }
+    Ok(())
 }
 
 pub struct Application {
@@ -260,7 +301,10 @@ impl Application {
                 metrics: metrics.clone(),
                 bearer: bearer.clone(),
             },
-            userinfo: UserInfo { bearer },
+            userinfo: UserInfo {
+                bearer,
+                store: store.clone(),
+            },
             keys,
             master_keys: runtime.secrets.master_keys.clone(),
             peppers: runtime.secrets.peppers.clone(),

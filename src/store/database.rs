@@ -4,9 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ClientRepository, CodeRepository, ConsentRepository, MasterKeyRepository,
-    PendingRequestRepository, RefreshTokenRepository, Result, SessionRepository,
-    SigningKeyRepository, UserRepository,
+    ApiRepository, ClientRepository, CodeRepository, ConsentRepository, GroupRepository,
+    MasterKeyRepository, PendingRequestRepository, RefreshTokenRepository, Result, RoleRepository,
+    SessionRepository, SigningKeyRepository, UserRepository,
 };
 
 /// Which database a store talks to (for logs and `/readyz` only).
@@ -43,6 +43,9 @@ pub trait Store:
     + CodeRepository
     + RefreshTokenRepository
     + MasterKeyRepository
+    + ApiRepository
+    + RoleRepository
+    + GroupRepository
     + Send
     + Sync
 {

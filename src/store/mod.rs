@@ -28,24 +28,29 @@
 //! backend for none of that; its cost is that rustfmt leaves its body alone.
 use std::sync::Arc;
 
+mod apis;
 mod clients;
 mod codes;
 mod consents;
 mod database;
+mod groups;
 mod master_keys;
 mod pending_requests;
 mod postgres;
 mod refresh_tokens;
+mod roles;
 pub(crate) mod rows;
 mod sessions;
 mod signing_keys;
 mod sqlite;
 mod users;
 
+pub use apis::{ApiRepository, LegacyApiSeed};
 pub use clients::ClientRepository;
 pub use codes::{AccessTokenRecord, CodeRecord, CodeRepository, RedeemedCode};
 pub use consents::{ConsentRecord, ConsentRepository};
 pub use database::{Backend, CacheEpochs, PRUNABLE, PoolStats, Prunable, Store};
+pub use groups::GroupRepository;
 pub use master_keys::{
     MasterKeyRepository, MasterKeyVersion, Resealed, SEALED_COLUMNS, SealedColumn,
 };
@@ -54,6 +59,7 @@ pub use refresh_tokens::{
     BuildSuccessor, ConsumedRefresh, FamilyRecord, RefreshTokenRecord, RefreshTokenRepository,
     StoredRefreshToken, Successor,
 };
+pub use roles::{RoleHolders, RoleRepository};
 pub use sessions::{SessionRecord, SessionRepository};
 pub use signing_keys::{
     KeySchedule, RevokeOutcome, RotateOutcome, ScheduleOutcome, SigningKeyRecord,

@@ -51,4 +51,7 @@ super::consents::impl_consent_repository!(PgStore);
 super::codes::impl_code_repository!(PgStore);
 super::refresh_tokens::impl_refresh_token_repository!(PgStore);
 super::master_keys::impl_master_key_repository!(PgStore);
+super::apis::impl_api_repository!(PgStore);
+super::roles::impl_role_repository!(PgStore);
+super::groups::impl_group_repository!(PgStore);
 super::database::impl_store!(PgStore);

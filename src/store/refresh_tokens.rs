@@ -39,12 +39,16 @@ pub struct Successor {
     pub access_expires_at: DateTime<Utc>,
 }
 
-/// The token a rotation consumed (or the parent a grace retry re-uses).
+/// The token a rotation consumed (or the parent a grace retry re-uses),
+/// and the family's user's rights now (read in the rotation's
+/// transaction, so that the successor's grant is decided from them before
+/// anything is committed).
 #[derive(Debug, Clone)]
 pub struct ConsumedRefresh {
     pub id: String,
     pub family_id: String,
     pub grant_sealed: Vec<u8>,
+    pub rights: crate::domain::UserAccessRights,
 }
 
 /// Builds the successor of a consumed token inside the rotation's
@@ -121,6 +125,20 @@ pub trait RefreshTokenRepository {
 macro_rules! impl_refresh_token_repository {
     ($store:ty) => {
         impl $store {
+            /// The user's access rights, read in `tx` (the rights query of
+            /// `store/roles.rs`).
+            async fn rights_in(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user_id: &str,
+            ) -> $crate::store::Result<$crate::domain::UserAccessRights> {
+                let rows: Vec<(Option<String>, Option<String>, Option<String>)> =
+                    sqlx::query_as($crate::store::roles::USER_ACCESS_RIGHTS)
+                        .bind(user_id)
+                        .fetch_all(&mut **tx)
+                        .await?;
+                $crate::store::roles::rights_from_rows(rows)
+            }
+
             /// Revokes the user's refresh-token families (only those at
             /// `client`, when given), then every token in them: the family
             /// rows first, the lock order of every family change.
@@ -302,21 +320,19 @@ macro_rules! impl_refresh_token_repository {
                 // tokens (revoke_family does the same), so a rotation and a
                 // revocation of one family never deadlock. This no-op update
                 // takes the family's lock and checks it is alive.
-                let family_alive = sqlx::query(
+                let family_user: Option<(String,)> = sqlx::query_as(
                     "UPDATE refresh_token_families SET revoked_at = revoked_at \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
-                     AND revoked_at IS NULL AND expires_at > $3",
+                     AND revoked_at IS NULL AND expires_at > $3 RETURNING user_id",
                 )
                 .bind(token_digest)
                 .bind(client.as_str())
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !family_alive {
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((user_id,)) = family_user else {
                     return Ok(None);
-                }
+                };
                 // The single statement that decides which use wins.
                 let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET consumed_at = $1 \
@@ -334,7 +350,8 @@ macro_rules! impl_refresh_token_repository {
                 let Some((id, family_id, grant_sealed)) = consumed else {
                     return Ok(None);
                 };
-                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed })?;
+                let rights = Self::rights_in(&mut tx, &user_id).await?;
+                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed, rights })?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
@@ -350,20 +367,18 @@ macro_rules! impl_refresh_token_repository {
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
                 // The family's lock first, as in every other transaction on it.
-                let family_alive = sqlx::query(
+                let family_user: Option<(String,)> = sqlx::query_as(
                     "UPDATE refresh_token_families SET revoked_at = revoked_at \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE id = $1) \
-                     AND revoked_at IS NULL AND expires_at > $2",
+                     AND revoked_at IS NULL AND expires_at > $2 RETURNING user_id",
                 )
                 .bind(parent_id)
                 .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if !family_alive {
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((user_id,)) = family_user else {
                     return Ok(None);
-                }
+                };
                 let replaced: Option<(String,)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET revoked_at = $1 \
                      WHERE parent_id = $2 AND consumed_at IS NULL AND revoked_at IS NULL \
@@ -390,10 +405,12 @@ macro_rules! impl_refresh_token_repository {
                 .bind(parent_id)
                 .fetch_one(&mut *tx)
                 .await?;
+                let rights = Self::rights_in(&mut tx, &user_id).await?;
                 let successor = build(&$crate::store::ConsumedRefresh {
                     id: parent.0,
                     family_id: parent.1,
                     grant_sealed: parent.2,
+                    rights,
                 })?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Error, SigningKeyRecord};
 use crate::domain::{
-    Client, ClientId, ClientKind, ClientName, GrantType, KeyState, Kid, RedirectUri, Scope,
-    SecretDigest, User, UserId, Username,
+    AccessName, Api, ApiIdentifier, ApiName, ApiScope, Client, ClientId, ClientKind, ClientName,
+    GrantType, KeyState, Kid, RedirectUri, Role, Scope, SecretDigest, TokenClaim, User, UserAccess,
+    UserId, Username,
 };
 
 pub(super) fn corrupt(entity: &'static str, id: &str, problem: impl ToString) -> Error {
@@ -190,4 +191,127 @@ impl TryFrom<SigningKeyRow> for SigningKeyRecord {
             revoked_at: row.revoked_at,
         })
     }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ApiRow {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub user_access: String,
+    pub token_claims: String,
+    pub access_token_ttl: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ApiRow {
+    pub fn from_api(api: &Api) -> Self {
+        let claims: Vec<&str> = api.token_claims.iter().map(|c| c.as_str()).collect();
+        Self {
+            id: api.id.to_string(),
+            identifier: api.identifier.as_str().to_owned(),
+            name: api.name.as_str().to_owned(),
+            user_access: api.user_access.as_str().to_owned(),
+            token_claims: claims.join(" "),
+            access_token_ttl: i32::try_from(api.access_token_ttl).unwrap_or(i32::MAX),
+            created_at: api.created_at,
+            updated_at: api.updated_at,
+        }
+    }
+}
+
+/// APIs from their rows and their scopes' rows `(api_id, scope,
+/// description)`.
+pub(super) fn apis_from_rows(
+    rows: Vec<ApiRow>,
+    scopes: Vec<(String, String, String)>,
+) -> Result<Vec<Api>, Error> {
+    let mut by_api: std::collections::HashMap<String, Vec<ApiScope>> = Default::default();
+    for (api_id, name, description) in scopes {
+        by_api
+            .entry(api_id)
+            .or_default()
+            .push(ApiScope { name, description });
+    }
+    rows.into_iter()
+        .map(|row| {
+            let bad = |problem: &str| corrupt("api", &row.id, problem);
+            let mut scopes = by_api.remove(&row.id).unwrap_or_default();
+            scopes.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(Api {
+                id: row.id.parse().map_err(|_| bad("id"))?,
+                identifier: ApiIdentifier::parse(&row.identifier)
+                    .ok_or_else(|| bad("identifier"))?,
+                name: ApiName::parse(&row.name).ok_or_else(|| bad("name"))?,
+                scopes,
+                user_access: row.user_access.parse().map_err(|_| bad("user_access"))?,
+                token_claims: row
+                    .token_claims
+                    .split_whitespace()
+                    .map(str::parse::<TokenClaim>)
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| bad("token_claims"))?,
+                access_token_ttl: u32::try_from(row.access_token_ttl)
+                    .map_err(|_| bad("access_token_ttl"))?,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+            })
+        })
+        .collect()
+}
+
+/// The API that keeps clients' earlier scopes working as they did: none
+/// when no client registered an API scope.
+pub(super) fn legacy_api(
+    seed: &super::LegacyApiSeed<'_>,
+    scopes: std::collections::BTreeSet<String>,
+) -> Result<Option<Api>, Error> {
+    if scopes.is_empty() {
+        return Ok(None);
+    }
+    let bad = |problem: &str| corrupt("issuer", seed.identifier, problem);
+    Ok(Some(Api {
+        id: uuid::Uuid::new_v4(),
+        identifier: ApiIdentifier::parse(seed.identifier).ok_or_else(|| bad("identifier"))?,
+        name: ApiName::parse(seed.name).ok_or_else(|| bad("name"))?,
+        scopes: scopes
+            .into_iter()
+            .map(|name| ApiScope {
+                description: (seed.describe)(&name),
+                name,
+            })
+            .collect(),
+        user_access: UserAccess::Any,
+        token_claims: Default::default(),
+        access_token_ttl: seed.ttl,
+        created_at: seed.now,
+        updated_at: seed.now,
+    }))
+}
+
+/// A role from its row and its scopes.
+pub(super) fn role_from_row(
+    (id, name, created_at, updated_at): (String, String, DateTime<Utc>, DateTime<Utc>),
+    scopes: Vec<String>,
+) -> Result<Role, Error> {
+    let bad = |problem: &str| corrupt("role", &id, problem);
+    Ok(Role {
+        id: id.parse().map_err(|_| bad("id"))?,
+        name: AccessName::parse(&name).ok_or_else(|| bad("name"))?,
+        scope: Scope::from_tokens(scopes).map_err(|_| bad("scope"))?,
+        created_at,
+        updated_at,
+    })
+}
+
+pub(super) fn user_id(entity: &'static str, value: &str) -> Result<UserId, Error> {
+    value
+        .parse()
+        .map(UserId)
+        .map_err(|_| corrupt(entity, value, "user_id"))
+}
+
+pub(super) fn access_name(entity: &'static str, value: &str) -> Result<AccessName, Error> {
+    AccessName::parse(value).ok_or_else(|| corrupt(entity, value, "name"))
 }

@@ -122,4 +122,7 @@ super::consents::impl_consent_repository!(SqliteStore);
 super::codes::impl_code_repository!(SqliteStore);
 super::refresh_tokens::impl_refresh_token_repository!(SqliteStore);
 super::master_keys::impl_master_key_repository!(SqliteStore);
+super::apis::impl_api_repository!(SqliteStore);
+super::roles::impl_role_repository!(SqliteStore);
+super::groups::impl_group_repository!(SqliteStore);
 super::database::impl_store!(SqliteStore);

@@ -12,8 +12,11 @@ use crate::domain::{Client, Scope, User};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-/// DESIGN: access tokens live 15 minutes.
-pub const ACCESS_TOKEN_TTL_SECONDS: i64 = 900;
+/// DESIGN: access tokens live 15 minutes unless their API says otherwise
+/// (`apis create --access-token-ttl`, at most an hour).
+pub const ACCESS_TOKEN_TTL_SECONDS: i64 = crate::domain::api::DEFAULT_ACCESS_TOKEN_TTL as i64;
+/// The longest an access token can live: what a recorded `jti` must outlast.
+pub const MAX_ACCESS_TOKEN_TTL_SECONDS: i64 = crate::domain::api::MAX_ACCESS_TOKEN_TTL as i64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
@@ -40,7 +43,8 @@ enum Audience<'a> {
     Many(&'a [String]),
 }
 
-/// RFC 9068 §2.2 claims. Minimal on purpose: no personal data.
+/// RFC 9068 §2.2 claims. Minimal on purpose: no personal data; the
+/// authorization claims only for APIs that opted in.
 #[derive(Serialize)]
 struct Claims<'a> {
     iss: &'a str,
@@ -52,6 +56,22 @@ struct Claims<'a> {
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    #[serde(flatten)]
+    authorization: &'a AuthorizationClaims,
+}
+
+/// RFC 9068 §2.2.3.1: `roles`, `groups` and `permissions`, each present only
+/// when an API in the token's audience opted in to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuthorizationClaims {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// The audience APIs' scopes the subject holds: possibly more than the
+    /// token's `scope` (what this client asked for and was given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 /// What an access token is issued for.
@@ -60,6 +80,12 @@ pub struct AccessTokenRequest<'a> {
     pub subject: &'a str,
     pub client: &'a Client,
     pub scope: &'a Scope,
+    /// The `aud`: the APIs the token is for. Empty: this issuer (a token
+    /// for `/userinfo` only).
+    pub audience: &'a [String],
+    /// Seconds.
+    pub lifetime: u32,
+    pub claims: &'a AuthorizationClaims,
     /// A `jti` chosen (and recorded) by the caller; `None` mints one.
     pub jti: Option<String>,
 }
@@ -81,6 +107,8 @@ pub struct IdTokenRequest<'a> {
     pub nonce: Option<&'a str>,
     /// The access token issued alongside, for `at_hash`.
     pub access_token: &'a str,
+    /// The user's groups, released with the `groups` scope.
+    pub groups: Option<&'a [String]>,
 }
 
 /// OIDC Core §2 ID token claims, plus profile/email claims only when the
@@ -99,6 +127,8 @@ struct IdTokenClaims<'a> {
     azp: &'a str,
     #[serde(flatten)]
     profile: ProfileClaims<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<&'a [String]>,
 }
 
 /// Standard claims released by scope (OIDC Core §5.4): `profile` →
@@ -171,20 +201,21 @@ impl TokenIssuer {
         let claims = Claims {
             iss: &self.issuer,
             sub: request.subject,
-            // Without a registered audience the token is for this issuer's
-            // own resources (documented in README "Access tokens").
-            aud: match request.client.audiences.as_slice() {
+            // A token for no API is for this issuer's own resources
+            // (`/userinfo`; README "Access tokens").
+            aud: match request.audience {
                 [] => Audience::One(&self.issuer),
                 [one] => Audience::One(one),
                 many => Audience::Many(many),
             },
-            exp: iat + ACCESS_TOKEN_TTL_SECONDS,
+            exp: iat + i64::from(request.lifetime),
             iat,
             jti: request
                 .jti
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             client_id: request.client.id.as_str(),
             scope: (!request.scope.is_empty()).then(|| request.scope.to_string()),
+            authorization: request.claims,
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let (sub, jti) = (claims.sub.to_owned(), claims.jti.clone());
@@ -192,7 +223,7 @@ impl TokenIssuer {
         let token = self.sign(key, &header, &payload).await?;
         Ok(IssuedAccessToken {
             token,
-            expires_in: ACCESS_TOKEN_TTL_SECONDS,
+            expires_in: i64::from(request.lifetime),
             sub,
             jti,
         })
@@ -213,6 +244,7 @@ impl TokenIssuer {
             at_hash: at_hash(request.access_token),
             azp: request.client.id.as_str(),
             profile: ProfileClaims::for_scope(request.user, request.scope),
+            groups: request.groups.filter(|_| request.scope.contains("groups")),
         };
         let payload = serde_json::to_vec(&claims).expect("claims serialise");
         let header = key.id_token_header.clone();

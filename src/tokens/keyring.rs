@@ -18,7 +18,7 @@ use crate::domain::{KeyState, Kid};
 use crate::store::{self, KeySchedule, ScheduleOutcome, SigningKeyRecord, Store};
 /// What `rotate_now` and `revoke` answer (decided in the store, under its lock).
 pub use crate::store::{RevokeOutcome, RotateOutcome};
-use crate::tokens::access_token::{ACCESS_TOKEN_TTL_SECONDS, ID_TOKEN_TTL_SECONDS};
+use crate::tokens::access_token::{ID_TOKEN_TTL_SECONDS, MAX_ACCESS_TOKEN_TTL_SECONDS};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The only JWS algorithm authd signs with (DESIGN: "Signing keys").
@@ -209,11 +209,12 @@ pub struct Keys {
     last_kid_reload: AtomicI64,
 }
 
-/// DESIGN: tokens live 15 minutes; a retired key stays published that long
-/// after its last signature, plus the 60 s of clock skew validators allow.
+/// A retired key stays published as long as a token it signed can live
+/// (an API may give its access tokens up to an hour), plus the 60 s of
+/// clock skew validators allow.
 pub fn retention() -> chrono::Duration {
     chrono::Duration::seconds(
-        ACCESS_TOKEN_TTL_SECONDS.max(ID_TOKEN_TTL_SECONDS)
+        MAX_ACCESS_TOKEN_TTL_SECONDS.max(ID_TOKEN_TTL_SECONDS)
             + crate::tokens::verify::LEEWAY_SECONDS as i64,
     )
 }

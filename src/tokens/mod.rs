@@ -6,7 +6,8 @@ pub mod signer;
 pub mod verify;
 
 pub use access_token::{
-    AccessTokenRequest, IdTokenRequest, IssueError, IssuedAccessToken, ProfileClaims, TokenIssuer,
+    AccessTokenRequest, AuthorizationClaims, IdTokenRequest, IssueError, IssuedAccessToken,
+    ProfileClaims, TokenIssuer,
 };
 pub use keyring::{KeyError, KeyRing, Keys};
 pub use signer::SigningPool;

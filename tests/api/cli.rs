@@ -69,6 +69,20 @@ async fn cli_clients_lifecycle_reaches_the_running_server(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
+    json_ok(&authd(
+        &app,
+        &[
+            "apis",
+            "create",
+            "--identifier",
+            "https://billing.example",
+            "--name",
+            "Billing",
+            "--scope",
+            "invoices:read",
+        ],
+        None,
+    ));
     let created = json_ok(&authd(
         &app,
         &[

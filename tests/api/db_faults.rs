@@ -357,6 +357,21 @@ async fn database_outage_and_recovery() {
     admin.close().await.unwrap();
 
     let binary = Binary::new(&cluster.url("authd"));
+    binary.run(
+        &[
+            "apis",
+            "create",
+            "--identifier",
+            "https://orders.example",
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read",
+            "--user-access",
+            "any",
+        ],
+        None,
+    );
     let machine = binary.run(
         &[
             "clients",

@@ -171,8 +171,66 @@ impl TestApp {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Registers a client through the same code the CLI runs.
+    /// Makes sure an API defines each of `scopes` (OpenID Connect's own
+    /// aside): scopes not defined yet join the API named by the issuer,
+    /// open to any user (`any`), as the migration made for clients
+    /// registered before APIs. Their tokens' `aud` stays the issuer.
+    pub async fn define_scopes(&self, scopes: &[String]) {
+        let runtime = Runtime::open(&self.config, false, &SystemClock)
+            .await
+            .expect("open database");
+        let store = runtime.store.as_ref();
+        let apis = store.list_apis().await.unwrap();
+        let missing: Vec<String> = scopes
+            .iter()
+            .filter(|s| !authd::domain::scope::IDENTITY_SCOPES.contains(&s.as_str()))
+            .filter(|s| !apis.iter().any(|api| api.defines(s)))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            match apis
+                .iter()
+                .find(|api| api.identifier.as_str() == self.issuer)
+            {
+                Some(api) => {
+                    let mut all: Vec<String> = api.scopes.iter().map(|s| s.name.clone()).collect();
+                    all.extend(missing);
+                    authd::access::apis::update(
+                        store,
+                        &SystemClock,
+                        &self.issuer,
+                        authd::access::apis::ApiChanges {
+                            scopes: Some(all),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .expect("add scopes to the test API");
+                }
+                None => {
+                    authd::access::apis::create(
+                        store,
+                        &SystemClock,
+                        authd::access::apis::ApiInput {
+                            identifier: self.issuer.clone(),
+                            name: "Test API".into(),
+                            scopes: missing,
+                            user_access: Some("any".into()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .expect("create the test API");
+                }
+            }
+        }
+        runtime.store.close().await;
+    }
+
+    /// Registers a client through the same code the CLI runs (after
+    /// [`Self::define_scopes`] for its scopes).
     pub async fn register(&self, new: NewClient) -> (String, Option<String>) {
+        self.define_scopes(&new.scopes).await;
         let runtime = Runtime::open(&self.config, false, &SystemClock)
             .await
             .expect("open database");

@@ -95,6 +95,20 @@ impl MockApp {
     }
 
     async fn machine_client(&self) -> (String, String) {
+        if self.runtime.store.list_apis().await.unwrap().is_empty() {
+            authd::access::apis::create(
+                self.runtime.store.as_ref(),
+                &SystemClock,
+                authd::access::apis::ApiInput {
+                    identifier: self.issuer.clone(),
+                    name: "Orders".into(),
+                    scopes: vec!["orders:read".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("create the API");
+        }
         let credentials = registration::register(
             self.runtime.store.as_ref(),
             &self.runtime.client_secret_digester(),
@@ -250,7 +264,7 @@ async fn walking_ninety_days_rotates_three_times(backend: Backend) {
     let client = app.machine_client().await;
     let t0 = app.now();
     let retention = authd::tokens::keyring::retention();
-    assert_eq!(retention, chrono::Duration::minutes(16));
+    assert_eq!(retention, chrono::Duration::minutes(61));
 
     // kid → (first seen in the JWKS, first signed, last signed)
     let mut first_seen = std::collections::HashMap::<String, DateTime<Utc>>::new();

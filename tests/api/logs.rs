@@ -271,6 +271,23 @@ async fn every_flow_leaves_no_secret_in_the_logs(backend: Backend) {
 
     // The CLI: three clients, a user, a rotated secret, a new password,
     // a rotated signing key.
+    cli(
+        &app,
+        &log,
+        &[
+            "apis",
+            "create",
+            "--identifier",
+            "https://orders.example",
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read",
+            "--user-access",
+            "any",
+        ],
+        None,
+    );
     let machine = cli(
         &app,
         &log,

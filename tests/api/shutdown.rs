@@ -317,6 +317,19 @@ async fn sigterm_under_load(backend: Backend, connections: Connections) {
         return;
     };
     let binary = Binary::new(&database.url);
+    binary.run(
+        &[
+            "apis",
+            "create",
+            "--identifier",
+            "https://orders.example",
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read",
+        ],
+        None,
+    );
     let created = binary.run(
         &[
             "clients",

@@ -106,6 +106,7 @@ async fn discovery_documents_describe_what_is_implemented(backend: Backend) {
         document["scopes_supported"],
         serde_json::json!([
             "email",
+            "groups",
             "offline_access",
             "openid",
             "orders:read",

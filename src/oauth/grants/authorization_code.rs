@@ -3,22 +3,26 @@
 //!
 //! Parameters: `grant_type` (checked by the endpoint), `code`,
 //! `redirect_uri` (required when the authorization request had one),
-//! `code_verifier`; client authentication as for every grant (a public
-//! client sends only `client_id`).
+//! `code_verifier`, RFC 8707 `resource` (repeatable, within the
+//! authorization's); client authentication as for every grant (a public
+//! client sends only `client_id`). The user's permissions are read again
+//! (one query): a role lost since the consent is not granted.
 use chrono::Duration;
 
 use super::super::codes::{Codes, Grant, Redemption};
-use crate::domain::{Client, CodeVerifier, GrantType, Scope, User};
+use crate::domain::{ApiCatalogue, Client, CodeVerifier, GrantType, Scope, User};
+use crate::oauth::access::{self, AccessRequest, Holder};
 use crate::oauth::refresh::RefreshTokens;
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
 use crate::tokens::TokenIssuer;
-use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
+use crate::tokens::access_token::MAX_ACCESS_TOKEN_TTL_SECONDS;
 
 /// What the grant needs besides the issuer.
 pub struct CodeGrant<'a> {
     pub tokens: &'a TokenIssuer,
+    pub apis: &'a ApiCatalogue,
     pub codes: &'a Codes,
     pub refresh: &'a RefreshTokens,
     pub store: &'a dyn Store,
@@ -39,18 +43,22 @@ impl CodeGrant<'_> {
         let code = params
             .get("code")
             .ok_or_else(|| Error::InvalidRequest("code is missing".into()))?;
+        // What can be checked without the code, before it is spent.
+        let resources = params.all("resource");
+        access::targets(self.apis, client, resources, None, &Scope::default())?;
         let grant = self.redeem(client, code).await?;
         check_redirect_uri(&grant, params.get("redirect_uri"))?;
         check_pkce(&grant, params.get("code_verifier"))?;
         let user = self.user(&grant).await?;
-        self.issue(client, &grant, &user).await
+        self.issue(client, &grant, &user, resources).await
     }
 
     /// Step 1: the code, redeemed once; the access token's `jti` is recorded
     /// with it so that a replay can revoke the token (§4.1.2).
     async fn redeem(&self, client: &Client, code: &str) -> Result<(Grant, String), Error> {
         let jti = uuid::Uuid::new_v4().to_string();
-        let expires_at = self.tokens.now() + Duration::seconds(ACCESS_TOKEN_TTL_SECONDS);
+        // The record outlives the token whatever its API's lifetime.
+        let expires_at = self.tokens.now() + Duration::seconds(MAX_ACCESS_TOKEN_TTL_SECONDS);
         match self
             .codes
             .redeem(code, &client.id, &jti, expires_at)
@@ -75,14 +83,41 @@ impl CodeGrant<'_> {
         client: &Client,
         (grant, jti): &(Grant, String),
         user: &User,
+        resources: &[String],
     ) -> Result<TokenResponse, Error> {
-        let scope: Scope = grant.scope.parse().unwrap_or_default();
+        let granted: Scope = grant.scope.parse().unwrap_or_default();
+        let rights = self
+            .store
+            .user_access_rights(user.id)
+            .await
+            .map_err(Error::internal)?;
+        let decision = access::decide(
+            self.apis,
+            AccessRequest {
+                client,
+                scope: &granted,
+                resources: if resources.is_empty() {
+                    &grant.resources
+                } else {
+                    resources
+                },
+                authorized: Some(&grant.resources),
+                holder: Holder::User(&rights),
+            },
+        )?;
+        if super::nothing_left(&decision) {
+            return Err(Error::InvalidGrant(
+                "the user no longer holds any permission this authorization granted".into(),
+            ));
+        }
+        let scope = &decision.scope;
         let mut response = super::user_token_response(
             self.tokens,
             super::UserTokens {
                 user,
                 client,
-                scope: &scope,
+                decision: &decision,
+                rights: &rights,
                 jti: jti.clone(),
                 auth_time: grant.auth_time,
                 nonce: grant.nonce.as_deref(),
@@ -92,10 +127,19 @@ impl CodeGrant<'_> {
         // OIDC Core §11: a refresh token only for a client allowed the grant
         // and only when `offline_access` was requested and consented (the
         // code's scope is what the user allowed).
+        // The family keeps what the user consented to and the resources
+        // authorized: each refresh decides again from them.
         if client.allows_grant(GrantType::RefreshToken) && scope.contains("offline_access") {
             response.refresh_token = Some(
                 self.refresh
-                    .start_family(client, user.id, &grant.scope, grant.auth_time, jti)
+                    .start_family(
+                        client,
+                        user.id,
+                        &grant.scope,
+                        &grant.resources,
+                        grant.auth_time,
+                        jti,
+                    )
                     .await?,
             );
         }

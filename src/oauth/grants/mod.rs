@@ -6,8 +6,9 @@ pub mod refresh_token;
 use chrono::{DateTime, Utc};
 
 use super::Error;
+use super::access::AccessDecision;
 use super::token::TokenResponse;
-use crate::domain::{Client, GrantType, Scope, User};
+use crate::domain::{Client, GrantType, User, UserAccessRights};
 use crate::tokens::{AccessTokenRequest, IdTokenRequest, TokenIssuer};
 
 /// Whether the client is registered for the grant (RFC 6749 §5.2
@@ -26,7 +27,10 @@ pub fn ensure_allowed(client: &Client, grant: GrantType) -> Result<(), Error> {
 pub struct UserTokens<'a> {
     pub user: &'a User,
     pub client: &'a Client,
-    pub scope: &'a Scope,
+    /// What the tokens carry (`oauth::access::decide`).
+    pub decision: &'a AccessDecision,
+    /// The user's rights, for the ID token's `groups` (the `groups` scope).
+    pub rights: &'a UserAccessRights,
     /// The access token's `jti`, recorded by the caller.
     pub jti: String,
     /// When the user signed in (the ID token's `auth_time`).
@@ -37,36 +41,53 @@ pub struct UserTokens<'a> {
 /// A user's access token and, when `openid` was granted, an ID token
 /// beside it, bound to it by `at_hash` (OIDC Core §3.1.3.3; on a refresh,
 /// §12.2: the original sign-in's `auth_time`, no nonce).
+/// A user's grant left with nothing it was for: every API scope it asked
+/// for is gone (the user lost the roles that gave them).
+pub fn nothing_left(decision: &AccessDecision) -> bool {
+    decision.api_scope_asked && !decision.api_scope_granted
+}
+
 pub async fn user_token_response(
     tokens: &TokenIssuer,
     request: UserTokens<'_>,
 ) -> Result<TokenResponse, Error> {
     let subject = request.user.id.to_string();
+    let decision = request.decision;
     let issued = tokens
         .issue_access_token(AccessTokenRequest {
             subject: &subject,
             client: request.client,
-            scope: request.scope,
+            scope: &decision.scope,
+            audience: &decision.audience,
+            lifetime: decision.token_lifetime(),
+            claims: &decision.claims,
             jti: Some(request.jti),
         })
         .await?;
-    let id_token = if request.scope.contains("openid") {
+    let groups: Vec<String> = request
+        .rights
+        .groups
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let id_token = if decision.scope.contains("openid") {
         Some(
             tokens
                 .issue_id_token(IdTokenRequest {
                     user: request.user,
                     client: request.client,
-                    scope: request.scope,
+                    scope: &decision.scope,
                     auth_time: request.auth_time,
                     nonce: request.nonce,
                     access_token: &issued.token,
+                    groups: Some(&groups),
                 })
                 .await?,
         )
     } else {
         None
     };
-    let mut response = TokenResponse::bearer(issued, request.scope);
+    let mut response = TokenResponse::bearer(issued, &decision.scope);
     response.id_token = id_token;
     Ok(response)
 }

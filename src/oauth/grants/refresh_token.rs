@@ -1,18 +1,37 @@
 //! RFC 6749 §6: refreshing an access token, with rotation (RFC 9700
 //! §4.14.2). Parameters: `grant_type` (checked by the endpoint),
-//! `refresh_token`, optional `scope` (may narrow, never widen).
+//! `refresh_token`, optional `scope` (may narrow, never widen), RFC 8707
+//! `resource` (repeatable; may narrow to resources the authorization
+//! covered, §2.2).
+//!
+//! Every refresh decides the scope again from the user's roles now (read
+//! inside the rotation): a lost role's scopes are left out, and a user left
+//! with none of the family's API scopes ends the family.
+use std::sync::Mutex;
+
 use chrono::Duration;
 
-use crate::domain::{Client, GrantType, Scope, User};
-use crate::oauth::refresh::{RefreshGrant, RefreshTokens, Rotated};
+use crate::domain::{ApiCatalogue, Client, GrantType, Scope, User, UserAccessRights};
+use crate::oauth::access::{self, AccessDecision, AccessRequest, Holder};
+use crate::oauth::refresh::{
+    NOTHING_LEFT, PERMISSIONS_GONE, RefreshGrant, RefreshTokens, Rotated, TARGET_REFUSED,
+};
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
 use crate::store::Store;
 use crate::tokens::TokenIssuer;
-use crate::tokens::access_token::ACCESS_TOKEN_TTL_SECONDS;
+use crate::tokens::access_token::MAX_ACCESS_TOKEN_TTL_SECONDS;
+
+/// Why a refresh's decision refused the rotation (nothing is consumed).
+enum Refusal {
+    Target(access::InvalidTarget),
+    PermissionsGone,
+    NothingLeft,
+}
 
 pub struct RefreshGrantType<'a> {
     pub tokens: &'a TokenIssuer,
+    pub apis: &'a ApiCatalogue,
     pub refresh: &'a RefreshTokens,
     pub store: &'a dyn Store,
 }
@@ -24,19 +43,101 @@ impl RefreshGrantType<'_> {
             .get("refresh_token")
             .ok_or_else(|| Error::InvalidRequest("refresh_token is missing".into()))?;
         let requested = requested_scope(params.get("scope"))?;
+        let resources = params.all("resource");
         let jti = uuid::Uuid::new_v4().to_string();
-        let access_expires_at = self.tokens.now() + Duration::seconds(ACCESS_TOKEN_TTL_SECONDS);
-        let check = |grant: &RefreshGrant| within_family_scope(requested.as_ref(), grant);
-        let rotated = self
+        // The record outlives the token whatever its API's lifetime.
+        let access_expires_at = self.tokens.now() + Duration::seconds(MAX_ACCESS_TOKEN_TTL_SECONDS);
+        let decided: Mutex<Option<(AccessDecision, UserAccessRights)>> = Mutex::new(None);
+        let target: Mutex<Option<Error>> = Mutex::new(None);
+        let check = |grant: &RefreshGrant, rights: &UserAccessRights| {
+            within_family_scope(requested.as_ref(), grant)?;
+            let decision = self
+                .decide(client, grant, requested.as_ref(), resources, rights)
+                .map_err(|refusal| match refusal {
+                    Refusal::Target(error) => {
+                        *target.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.into());
+                        TARGET_REFUSED
+                    }
+                    Refusal::PermissionsGone => PERMISSIONS_GONE,
+                    Refusal::NothingLeft => NOTHING_LEFT,
+                })?;
+            *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some((decision, rights.clone()));
+            Ok(())
+        };
+        let rotated = match self
             .refresh
             .rotate(token, client, &jti, access_expires_at, &check)
-            .await?;
-        let user = self.still_allowed(client, &rotated.grant).await?;
-        let scope = match requested {
-            Some(narrowed) => narrowed,
-            None => rotated.grant.scope.parse().unwrap_or_default(),
+            .await
+        {
+            Ok(rotated) => rotated,
+            Err(Error::InvalidTarget(_)) => {
+                // The check's own description says which resource and why.
+                let detail = target.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return Err(detail.unwrap_or_else(|| {
+                    Error::InvalidTarget("resource is not valid for this grant".into())
+                }));
+            }
+            Err(error) => return Err(error),
         };
-        self.issue(client, &rotated, &user, &scope, jti).await
+        let user = self.still_allowed(client, &rotated.grant).await?;
+        let Some((decision, rights)) = decided.lock().unwrap_or_else(|p| p.into_inner()).take()
+        else {
+            return Err(Error::internal("a rotation without its decision"));
+        };
+        self.issue(client, &rotated, &user, &decision, &rights, jti)
+            .await
+    }
+
+    /// The scope and `aud` of the refreshed token, from the family's grant
+    /// and the user's rights now. Refuses (nothing consumed) a resource the
+    /// authorization did not cover, a narrowed request left with nothing,
+    /// and a user left with none of the family's API scopes (the family
+    /// then ends).
+    fn decide(
+        &self,
+        client: &Client,
+        grant: &RefreshGrant,
+        requested: Option<&Scope>,
+        resources: &[String],
+        rights: &UserAccessRights,
+    ) -> Result<AccessDecision, Refusal> {
+        let family: Scope = grant.scope.parse().unwrap_or_default();
+        let whole = access::decide(
+            self.apis,
+            AccessRequest {
+                client,
+                scope: &family,
+                resources: &grant.resources,
+                authorized: Some(&grant.resources),
+                holder: Holder::User(rights),
+            },
+        )
+        .map_err(Refusal::Target)?;
+        if super::nothing_left(&whole) {
+            return Err(Refusal::PermissionsGone);
+        }
+        if requested.is_none() && resources.is_empty() {
+            return Ok(whole);
+        }
+        let narrowed = access::decide(
+            self.apis,
+            AccessRequest {
+                client,
+                scope: requested.unwrap_or(&family),
+                resources: if resources.is_empty() {
+                    &grant.resources
+                } else {
+                    resources
+                },
+                authorized: Some(&grant.resources),
+                holder: Holder::User(rights),
+            },
+        )
+        .map_err(Refusal::Target)?;
+        if super::nothing_left(&narrowed) {
+            return Err(Refusal::NothingLeft);
+        }
+        Ok(narrowed)
     }
 
     /// §4: a disabled user or a withdrawn consent ends the family.
@@ -78,7 +179,8 @@ impl RefreshGrantType<'_> {
         client: &Client,
         rotated: &Rotated,
         user: &User,
-        scope: &Scope,
+        decision: &AccessDecision,
+        rights: &UserAccessRights,
         jti: String,
     ) -> Result<TokenResponse, Error> {
         let mut response = super::user_token_response(
@@ -86,7 +188,8 @@ impl RefreshGrantType<'_> {
             super::UserTokens {
                 user,
                 client,
-                scope,
+                decision,
+                rights,
                 jti,
                 auth_time: rotated.grant.auth_time,
                 nonce: None,
