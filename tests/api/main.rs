@@ -1,5 +1,7 @@
 //! Integration tests: a real authd per test on a random port, over real
 //! HTTP, on SQLite and on PostgreSQL (the same body runs on both).
+mod access;
+mod access_cli;
 mod authorization_code;
 mod authorize;
 mod browser;

@@ -1,0 +1,1 @@
+//! APIs, roles and groups (being written).

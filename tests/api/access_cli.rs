@@ -1,0 +1,2 @@
+//! The CLI contract of `authd apis|roles|groups` and `users
+//! add-role|remove-role|permissions` (being written).
