@@ -1,33 +1,45 @@
-//! A resource server template: a small API that accepts authd's access tokens
-//! and verifies them offline against the issuer's public keys (JWKS), cached
-//! in memory. Copy `Authorized`, `require_scope`, `Verifier` and `JwksCache`.
+//! A resource server template: an API, known to authd by its identifier,
+//! that accepts authd's access tokens and verifies them offline against the
+//! issuer's public keys (JWKS), cached in memory. Copy `Authorized`,
+//! `require_scope`, `require_permission`, `Verifier` and `JwksCache`.
 //!
 //! ```sh
 //! cargo run --release                  # authd on http://127.0.0.1:8080
+//! authd apis create --identifier http://127.0.0.1:8082 --name Orders \
+//!     --scope orders:read --scope orders:write --scope orders:export \
+//!     --user-access any --token-claims permissions
 //! authd clients create --name reporting --scope orders:read   # prints the credentials
 //! TOKEN=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \
-//!     -d scope=orders:read http://127.0.0.1:8080/token | jq -r .access_token)
+//!     -d scope=orders:read -d resource=http://127.0.0.1:8082 \
+//!     http://127.0.0.1:8080/token | jq -r .access_token)
 //! cargo run --example resource_server
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8082/orders
 //! ```
 //!
-//! `POST /orders` needs `orders:write`: add `--scope orders:write` to the client
-//! and to the token request. `GET /health` needs no token.
+//! `POST /orders` needs the `orders:write` scope: add `--scope orders:write`
+//! to the client and to the token request. `GET /orders/export` needs the
+//! `orders:export` *permission*: the `permissions` claim, which authd adds
+//! for APIs created with `--token-claims permissions`, lists what the
+//! caller holds (a user through their roles, a client through its
+//! registration) whatever scope this token asked for (the API-gateway
+//! pattern). `GET /health` needs no token.
 //!
 //! Environment: `AUTHD_URL` (the issuer, default http://127.0.0.1:8080),
-//! `RESOURCE_AUDIENCE` (the `aud` to require; default the issuer, which authd
-//! uses for clients registered without `--audience`), `RESOURCE_SERVER_BIND`
-//! (default 127.0.0.1:8082), `RUST_LOG`.
+//! `RESOURCE_IDENTIFIER` (this API's identifier in authd, which its tokens
+//! carry in `aud`; default `http://` + the bind address),
+//! `RESOURCE_SERVER_BIND` (default 127.0.0.1:8082), `RUST_LOG`.
 //!
 //! Checks, in this order:
 //! - `alg` is RS256, chosen here, never by the token; `none`, HS* refused (RFC 8725 §3.1).
 //! - `typ` is `at+jwt`, so an ID token is not taken for one (RFC 9068 §4, RFC 8725 §3.11).
 //! - `kid` picks a key from the issuer's `jwks_uri`; its RS256 signature must hold (RFC 9068 §4).
 //! - `iss` is the issuer exactly: no tokens from elsewhere (RFC 9068 §4, RFC 8725 §3.8).
-//! - `aud` holds RESOURCE_AUDIENCE: no tokens for other APIs (RFC 9068 §4, RFC 8725 §3.9).
+//! - `aud` holds RESOURCE_IDENTIFIER: no tokens for other APIs (RFC 9068 §4, RFC 8725 §3.9).
 //! - `exp` is present and not past, 60 s leeway (RFC 9068 §4, RFC 7519 §4.1.4).
 //! - `iat` is at most 60 s in the future, i.e. only clock skew (RFC 7519 §4.1.6).
-//! - `scope` holds what the route needs, else 403 (RFC 9068 §4, RFC 6750 §3.1).
+//! - `scope` holds what the route needs, else 403 (RFC 9068 §4, RFC 6750 §3.1);
+//!   or, for a route gated on a permission, `permissions` holds it
+//!   (RFC 9068 §2.2.3.1), else 403.
 //!
 //! Refusals follow RFC 6750 §3 (401 with a bare challenge when no token was
 //! sent, 400 `invalid_request`, 401 `invalid_token`, 403 `insufficient_scope`)
@@ -210,6 +222,10 @@ pub struct Claims {
     /// Space-separated; absent means none.
     #[serde(default)]
     pub scope: String,
+    /// RFC 9068 §2.2.3.1: what the caller holds at this API (present when
+    /// the API opted in with `--token-claims permissions`).
+    #[serde(default)]
+    pub permissions: Vec<String>,
     pub jti: String,
     pub exp: i64,
 }
@@ -225,7 +241,8 @@ struct TokenClaims {
 
 pub struct Verifier {
     pub issuer: String,
-    pub audience: String,
+    /// This API's identifier: the `aud` its tokens carry.
+    pub identifier: String,
     pub jwks: JwksCache,
 }
 
@@ -246,7 +263,7 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY_SECONDS;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&[&self.identifier]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<TokenClaims>(token, &key, &validation)
             .map_err(|e| invalid(jwt_error(e.kind())))?
@@ -297,6 +314,8 @@ pub enum AuthError {
     /// Holds the scope the route needs.
     #[error("the token lacks the {0} scope")]
     InsufficientScope(String),
+    #[error("the caller does not hold the {0} permission")]
+    MissingPermission(String),
 }
 
 fn invalid(reason: &'static str) -> AuthError {
@@ -314,7 +333,9 @@ impl AuthError {
             Self::NoToken => (StatusCode::UNAUTHORIZED, None),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, Some("invalid_request")),
             Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
-            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+            Self::InsufficientScope(_) | Self::MissingPermission(_) => {
+                (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+            }
         }
     }
 
@@ -408,6 +429,15 @@ pub fn require_scope(claims: &Claims, needed: &str) -> Result<(), AuthError> {
     }
 }
 
+/// The caller holds `needed` (the `permissions` claim), whatever the
+/// token's `scope`.
+pub fn require_permission(claims: &Claims, needed: &str) -> Result<(), AuthError> {
+    match claims.permissions.iter().any(|held| held == needed) {
+        true => Ok(()),
+        false => Err(AuthError::MissingPermission(needed.to_owned())),
+    }
+}
+
 // ---- The API ---------------------------------------------------------------
 
 #[get("/health")]
@@ -430,6 +460,16 @@ async fn list_orders(Authorized(claims): Authorized) -> Result<HttpResponse, Aut
 
 /// A real handler would take the body too, and parse it only after the scope
 /// check, so that callers without the scope learn nothing from its errors.
+/// Gated on a permission, not a scope.
+#[get("/orders/export")]
+async fn export_orders(Authorized(claims): Authorized) -> Result<HttpResponse, AuthError> {
+    require_permission(&claims, "orders:export")?;
+    Ok(HttpResponse::Ok().json(json!({
+        "export": "ord-1001,keyboard,2\nord-1002,monitor,1\n",
+        "for": claims.sub,
+    })))
+}
+
 #[post("/orders")]
 async fn create_order(Authorized(claims): Authorized) -> Result<HttpResponse, AuthError> {
     require_scope(&claims, "orders:write")?;
@@ -460,7 +500,7 @@ struct Discovery {
 }
 
 /// Reads the discovery document (OpenID Connect Discovery §4), then the JWKS.
-async fn connect(authd_url: &str) -> Result<Verifier, String> {
+async fn connect(authd_url: &str, identifier: String) -> Result<Verifier, String> {
     // No redirects: keys come only from where the issuer says. No idle
     // connections: fetches are rare and come from any worker's runtime.
     let http = reqwest::Client::builder()
@@ -489,11 +529,10 @@ async fn connect(authd_url: &str) -> Result<Verifier, String> {
     }
     let jwks = JwksCache::new(http, meta.jwks_uri.clone()).await;
     let jwks = jwks.map_err(|e| format!("Cannot use the JWKS at {}: {e}", meta.jwks_uri))?;
-    let audience = env("RESOURCE_AUDIENCE").unwrap_or_else(|| meta.issuer.clone());
     let issuer = meta.issuer;
     Ok(Verifier {
         issuer,
-        audience,
+        identifier,
         jwks,
     })
 }
@@ -505,17 +544,19 @@ async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let authd_url = env("AUTHD_URL").unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
     let bind = env("RESOURCE_SERVER_BIND").unwrap_or_else(|| "127.0.0.1:8082".to_owned());
-    let verifier = connect(&authd_url).await.unwrap_or_else(|e| {
+    let identifier = env("RESOURCE_IDENTIFIER").unwrap_or_else(|| format!("http://{bind}"));
+    let verifier = connect(&authd_url, identifier).await.unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1);
     });
-    let (issuer, audience) = (&verifier.issuer, &verifier.audience);
-    tracing::info!(%issuer, %audience, "resource server on http://{bind}");
+    let (issuer, identifier) = (&verifier.issuer, &verifier.identifier);
+    tracing::info!(%issuer, %identifier, "resource server on http://{bind}");
     let verifier = web::Data::new(verifier);
     HttpServer::new(move || {
         App::new()
             .app_data(verifier.clone())
             .service(health)
+            .service(export_orders)
             .service(list_orders)
             .service(create_order)
     })
@@ -542,6 +583,24 @@ mod tests {
         for scope in ["", "orders:read", "orders:writer", "orders"] {
             let want = Some((StatusCode::FORBIDDEN, want.to_owned()));
             assert_eq!(scope_error(scope), want, "{scope:?}");
+        }
+    }
+
+    #[test]
+    fn permissions_match_whole_entries() {
+        let claims = |permissions: &[&str]| -> Claims {
+            let claims = json!({
+                "sub": "s", "client_id": "c", "jti": "j", "exp": 0,
+                "scope": "orders:export", "permissions": permissions,
+            });
+            serde_json::from_value(claims).unwrap()
+        };
+        assert!(require_permission(&claims(&["orders:export"]), "orders:export").is_ok());
+        // The scope alone is not the permission.
+        for held in [&[][..], &["orders:read"], &["orders:exporter"]] {
+            let error = require_permission(&claims(held), "orders:export").unwrap_err();
+            assert_eq!(error.status_code(), StatusCode::FORBIDDEN, "{held:?}");
+            assert!(error.challenge().contains(r#"error="insufficient_scope""#));
         }
     }
 

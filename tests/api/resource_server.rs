@@ -18,6 +18,9 @@ use crate::helpers::{
     state_of, test_database, within_5_seconds,
 };
 
+/// The example's identifier in authd: the `aud` it requires.
+const ORDERS_API: &str = "https://orders.example";
+
 /// authd's JWKS `max-age` is a quarter of this (src/tokens/keyring.rs).
 const PREPUBLISH: Duration = Duration::from_secs(80);
 /// authd's JWKS `max-age`, so how long the example keeps a fetched set. Above
@@ -98,6 +101,11 @@ impl ResourceServer {
     /// Starts the example against `issuer` on a free port and waits until
     /// `GET /health` answers.
     async fn start(issuer: &str) -> Self {
+        Self::start_as(issuer, ORDERS_API).await
+    }
+
+    /// As [`Self::start`], for the API with this identifier.
+    async fn start_as(issuer: &str, identifier: &str) -> Self {
         let port = {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
             listener.local_addr().unwrap().port()
@@ -108,6 +116,7 @@ impl ResourceServer {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AUTHD_URL", issuer)
+            .env("RESOURCE_IDENTIFIER", identifier)
             .env("RESOURCE_SERVER_BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -268,6 +277,29 @@ async fn spawn_short_cache_app(backend: Backend) -> Option<TestApp> {
     assert_eq!(response.status(), 200);
     let max_age = format!("public, max-age={}", JWKS_MAX_AGE.as_secs());
     assert_eq!(response.headers()["cache-control"], max_age.as_str());
+    // The example is this API: any signed-in user may consent to its
+    // scopes, and its tokens list the caller's permissions.
+    json_ok(&authd(
+        &app,
+        &[
+            "apis",
+            "create",
+            "--identifier",
+            ORDERS_API,
+            "--name",
+            "Orders",
+            "--scope",
+            "orders:read=See your orders",
+            "--scope",
+            "orders:write=Place orders",
+            "--scope",
+            "orders:export=Export every order",
+            "--user-access",
+            "any",
+            "--token-claims",
+            "permissions",
+        ],
+    ));
     Some(app)
 }
 
@@ -462,7 +494,110 @@ async fn example_refuses_a_missing_token_and_a_missing_scope(backend: Backend) {
     app.stop().await;
 }
 
+/// Issue 16: the example checks its identifier in `aud` and gates a route
+/// on a permission. A user holding `orders:export` through a group's role
+/// may export; removed from the group, their next refreshed token loses
+/// the permission (and the route), keeping the scope `any` user gets. A
+/// token for another API is refused.
+async fn example_gates_a_route_on_a_permission_across_a_role_removal(backend: Backend) {
+    let Some(app) = spawn_short_cache_app(backend).await else {
+        return;
+    };
+    let example = ResourceServer::start(&app.issuer).await;
+    app.user("dave").await;
+    for args in [
+        &["roles", "create", "--name", "exporter", "--scope", "orders:export"][..],
+        &["groups", "create", "--name", "ops"],
+        &["groups", "add-role", "ops", "exporter"],
+        &["groups", "add-member", "ops", "dave"],
+    ] {
+        json_ok(&authd(&app, args));
+    }
+    let client = app
+        .web_client_with(authd::clients::registration::NewClient {
+            name: "Orders dashboard".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["orders:read".into()],
+            ..Default::default()
+        })
+        .await;
+    let pkce = crate::helpers::pkce();
+    let query = format!(
+        "{}&resource={}",
+        crate::helpers::authorize_query(
+            &client,
+            &pkce,
+            &[("scope", "openid offline_access orders:read")]
+        ),
+        form_urlencoded::byte_serialize(ORDERS_API.as_bytes()).collect::<String>()
+    );
+    let back = app.browser().sign_in(&query, "dave").await;
+    let code = crate::helpers::query_param(&back, "code").expect("a code");
+    let response = crate::helpers::exchange_code(&app, &client, &code, &pkce.verifier).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(example.get_orders(access).await.status(), 200, "{}", example.log());
+    let export = |token: String| {
+        let example = &example;
+        async move {
+            example
+                .http
+                .get(example.url("/orders/export"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // The permission, though the token's scope is only orders:read.
+    let response = export(access.to_owned()).await;
+    assert_eq!(response.status(), 200, "{}", example.log());
+
+    json_ok(&authd(&app, &["groups", "remove-member", "ops", "dave"]));
+    let response = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let refreshed: Value = response.json().await.unwrap();
+    let access = refreshed["access_token"].as_str().unwrap().to_owned();
+    let response = export(access.clone()).await;
+    assert_eq!(response.status(), 403, "{}", example.log());
+    assert!(challenge(&response).contains(r#"error="insufficient_scope""#));
+    assert_eq!(example.get_orders(&access).await.status(), 200);
+
+    // A token for another API (the issuer's own) is not for this one.
+    let other = app.user("erin").await;
+    let _ = other;
+    let pkce = crate::helpers::pkce();
+    let query = crate::helpers::authorize_query(&client, &pkce, &[("scope", "openid")]);
+    let back = app.browser().sign_in(&query, "erin").await;
+    let code = crate::helpers::query_param(&back, "code").expect("a code");
+    let tokens: Value = crate::helpers::exchange_code(&app, &client, &code, &pkce.verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let response = example
+        .get_orders(tokens["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(response.status(), 401);
+    assert!(challenge(&response).contains("not meant for this API"));
+    drop(example);
+    app.stop().await;
+}
+
 on_both_backends!(
     example_accepts_fresh_tokens_across_a_rotation_and_rejects_a_revoked_key,
     example_refuses_a_missing_token_and_a_missing_scope,
+    example_gates_a_route_on_a_permission_across_a_role_removal,
 );
