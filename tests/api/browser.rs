@@ -354,6 +354,132 @@ async fn confidential_and_public_clients_sign_in_through_the_pages(backend: Back
     }
 }
 
+/// Issue 16: the consent page groups what can be granted by API, with the
+/// APIs' names and their scopes' descriptions, and never lists a scope the
+/// user cannot get (bob reads invoices through a role; writing them is
+/// finance's). Screenshot for docs/.
+async fn consent_page_lists_only_what_the_user_may_grant_by_api(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    app.user("bob").await;
+    let runtime = authd::startup::Runtime::open(&app.config, false, &authd::clock::SystemClock)
+        .await
+        .unwrap();
+    let store = runtime.store.as_ref();
+    let clock = authd::clock::SystemClock;
+    for (identifier, name, scopes, access) in [
+        (
+            "https://invoices.example",
+            "Invoices",
+            vec![
+                "invoices:read=Read your invoices".to_owned(),
+                "invoices:write=Create, change and delete invoices".to_owned(),
+            ],
+            "roles",
+        ),
+        (
+            "https://calendar.example",
+            "Calendar",
+            vec!["calendar:read=See your calendar".to_owned()],
+            "any",
+        ),
+    ] {
+        authd::access::apis::create(
+            store,
+            &clock,
+            authd::access::apis::ApiInput {
+                identifier: identifier.into(),
+                name: name.into(),
+                scopes,
+                user_access: Some(access.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    authd::access::roles::create(store, &clock, "invoice-reader", &["invoices:read".into()])
+        .await
+        .unwrap();
+    authd::access::roles::grant_to_user(store, "bob", "invoice-reader")
+        .await
+        .unwrap();
+    runtime.store.close().await;
+
+    let mut callback = Callback::start().await;
+    let client = app
+        .web_client_with(NewClient {
+            name: "Acme Billing".into(),
+            redirect_uris: vec![callback.redirect_uri()],
+            scopes: vec![
+                "invoices:read".into(),
+                "invoices:write".into(),
+                "calendar:read".into(),
+            ],
+            ..Default::default()
+        })
+        .await;
+    let browser = chromium(&driver, false).await;
+    let pkce = pkce();
+    let query = authorize_query(
+        &client,
+        &pkce,
+        &[(
+            "scope",
+            "openid profile invoices:read invoices:write calendar:read",
+        )],
+    );
+    browser
+        .goto(&app.url(&format!("/authorize?{query}")))
+        .await
+        .unwrap();
+    fill_login(&browser, "bob", PASSWORD).await;
+    submit(&browser, "button[type=submit]").await;
+    browser
+        .wait()
+        .for_element(Locator::Css("button[value=allow]"))
+        .await
+        .expect("the consent page");
+    if backend == Backend::Sqlite {
+        screenshot(&browser, "desktop-consent-apis").await;
+    }
+    let titles: Vec<String> = {
+        let mut titles = Vec::new();
+        for element in browser.find_all(Locator::Css(".section-title")).await.unwrap() {
+            titles.push(element.text().await.unwrap());
+        }
+        titles
+    };
+    // CSS uppercases the titles on screen; WebDriver reads what is shown.
+    let titles: Vec<String> = titles.iter().map(|t| t.to_lowercase()).collect();
+    assert_eq!(titles, ["your account", "calendar", "invoices"]);
+    let text = browser
+        .find(Locator::Css("main, body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("Read your invoices"), "{text}");
+    assert!(text.contains("See your calendar"), "{text}");
+    assert!(!text.contains("invoices:write"), "{text}");
+    assert!(!text.contains("Create, change and delete invoices"), "{text}");
+    submit(&browser, "button[value=allow]").await;
+    let back = callback.next().await;
+    let code = query_param(&back, "code").expect("a code");
+    let token = exchange(&app, &client, &code, &pkce).await;
+    assert_eq!(
+        token["scope"],
+        "calendar:read invoices:read openid profile",
+        "{token}"
+    );
+    browser.close().await.unwrap();
+}
+
 async fn deny_sends_access_denied_back(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -573,6 +699,7 @@ fn urlencode(value: &str) -> String {
 
 on_both_backends!(
     confidential_and_public_clients_sign_in_through_the_pages,
+    consent_page_lists_only_what_the_user_may_grant_by_api,
     deny_sends_access_denied_back,
     remembered_consent_and_prompt_none_skip_the_pages,
     logout_ends_the_session,
