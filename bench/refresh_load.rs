@@ -108,12 +108,11 @@ async fn main() {
     let started = Instant::now();
     let mut tokens = Vec::with_capacity(count);
     for chunk in (0..count).collect::<Vec<_>>().chunks(64) {
-        let minted = futures_util::future::join_all(
-            chunk
-                .iter()
-                .map(|_| refresh.start_family(&client, user.id, &scope, chrono::Utc::now(), "-")),
-        )
-        .await;
+        let minted =
+            futures_util::future::join_all(chunk.iter().map(|_| {
+                refresh.start_family(&client, user.id, &scope, &[], chrono::Utc::now(), "-")
+            }))
+            .await;
         tokens.extend(minted.into_iter().map(|t| t.expect("mint")));
     }
     eprintln!(

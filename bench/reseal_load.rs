@@ -178,7 +178,7 @@ async fn refresh_once(
     let jti = uuid::Uuid::new_v4().to_string();
     let expires = refresh.now() + chrono::Duration::minutes(5);
     refresh
-        .rotate(token, client, &jti, expires, &|_| Ok(()))
+        .rotate(token, client, &jti, expires, &|_, _| Ok(()))
         .await
         .map(|rotated| rotated.token)
         .map_err(|e| format!("{e:?}"))
@@ -387,10 +387,11 @@ async fn run(backend: &str, batch: u32, online: bool, settings: &Settings) -> Ou
     let mut tokens = Vec::with_capacity(settings.tokens);
     while tokens.len() < settings.tokens {
         let n = (settings.tokens - tokens.len()).min(64);
-        let minted = futures_util::future::join_all(
-            (0..n).map(|_| refresh.start_family(&client, user.id, SCOPE, chrono::Utc::now(), "-")),
-        )
-        .await;
+        let minted =
+            futures_util::future::join_all((0..n).map(|_| {
+                refresh.start_family(&client, user.id, SCOPE, &[], chrono::Utc::now(), "-")
+            }))
+            .await;
         tokens.extend(minted.into_iter().map(|t| t.expect("mint")));
     }
     let code_issuer = codes(&runtime);
@@ -405,6 +406,7 @@ async fn run(backend: &str, batch: u32, online: bool, settings: &Settings) -> Ou
         nonce: None,
         auth_time: chrono::Utc::now(),
         code_challenge: CodeChallenge::parse(&"c".repeat(43)).expect("challenge"),
+        resources: Vec::new(),
     };
     let mut issued = Vec::with_capacity(settings.codes);
     for _ in 0..settings.codes {

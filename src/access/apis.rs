@@ -175,6 +175,12 @@ fn parse_token_claims(values: &[String]) -> Result<BTreeSet<TokenClaim>, AccessE
     if values.iter().all(|v| v == "none") {
         return Ok(BTreeSet::new());
     }
+    if values.iter().any(|v| v == "none") {
+        return Err(AccessError::invalid(
+            "--token-claims",
+            "none stands alone: it means no claim",
+        ));
+    }
     values
         .iter()
         .map(|value| {
@@ -248,7 +254,7 @@ pub async fn create(
             "must be an absolute URI without a fragment (RFC 8707 §2), at most 512 characters",
         )
     })?;
-    let now = clock.now();
+    let now = super::now(clock);
     let api = Api {
         id: uuid::Uuid::new_v4(),
         identifier,
@@ -348,6 +354,17 @@ pub async fn update(
     identifier: &str,
     changes: ApiChanges,
 ) -> Result<ApiView, AccessError> {
+    let nothing = changes.name.is_none()
+        && changes.scopes.is_none()
+        && changes.user_access.is_none()
+        && changes.token_claims.is_none()
+        && changes.access_token_ttl.is_none();
+    if nothing {
+        return Err(AccessError::invalid(
+            "apis update",
+            "nothing to change: give --name, --scope, --user-access, --token-claims or --access-token-ttl",
+        ));
+    }
     let mut api = find(store, identifier).await?;
     if let Some(name) = &changes.name {
         api.name = parse_name(name)?;
@@ -373,7 +390,7 @@ pub async fn update(
             let used_by = usage(store, &removed).await?;
             if !used_by.is_empty() {
                 return Err(AccessError::InUse(format!(
-                    "removing {} would take it from {}",
+                    "scopes {} are held by {}",
                     removed.iter().copied().collect::<Vec<_>>().join(", "),
                     used_by.describe()
                 )));
@@ -382,7 +399,7 @@ pub async fn update(
         api.scopes = scopes;
         ensure_scopes_free(&store.list_apis().await?, &api)?;
     }
-    api.updated_at = clock.now();
+    api.updated_at = super::now(clock);
     if !store
         .update_api(&api)
         .await

@@ -46,7 +46,7 @@ pub async fn create(
     clock: &dyn Clock,
     name: &str,
 ) -> Result<GroupView, AccessError> {
-    let now = clock.now();
+    let now = super::now(clock);
     let group = Group {
         id: uuid::Uuid::new_v4(),
         name: access_name("--name", name)?,
@@ -86,7 +86,8 @@ pub async fn show(store: &dyn Store, name: &str) -> Result<GroupView, AccessErro
 /// (its members lose the roles it gave).
 pub async fn delete(store: &dyn Store, name: &str, force: bool) -> Result<GroupView, AccessError> {
     let group = find_group(store, name).await?;
-    if !force && !(group.members.is_empty() && group.roles.is_empty()) {
+    let unused = group.members.is_empty() && group.roles.is_empty();
+    if !force && !unused {
         return Err(AccessError::InUse(format!(
             "group {} has {} member(s) and {} role(s)",
             group.name,

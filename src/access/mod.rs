@@ -67,6 +67,13 @@ pub async fn find_role(store: &dyn Store, name: &str) -> Result<Role, AccessErro
         .ok_or_else(|| AccessError::NoSuchRole(name.to_owned()))
 }
 
+/// Now, to the microsecond: what both databases keep, so that what a
+/// create prints is what a later show reads back.
+fn now(clock: &dyn crate::clock::Clock) -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    clock.now().trunc_subsecs(6)
+}
+
 /// A role's or group's name, checked.
 fn access_name(flag: &'static str, value: &str) -> Result<AccessName, AccessError> {
     AccessName::parse(value).ok_or_else(|| {

@@ -50,6 +50,15 @@ async fn api_scopes(store: &dyn Store, values: &[String]) -> Result<Scope, Acces
     }
     let scope = Scope::from_tokens(values)
         .map_err(|_| AccessError::invalid("--scope", "must be scope tokens (RFC 6749 §3.3)"))?;
+    if let Some(identity) = scope
+        .iter()
+        .find(|s| crate::domain::scope::IDENTITY_SCOPES.contains(s))
+    {
+        return Err(AccessError::invalid(
+            "--scope",
+            format!("{identity} is OpenID Connect's own scope: roles hold API scopes"),
+        ));
+    }
     let apis = store.list_apis().await?;
     if let Some(orphan) = scope
         .iter()
@@ -79,7 +88,7 @@ pub async fn create(
     name: &str,
     scopes: &[String],
 ) -> Result<RoleView, AccessError> {
-    let now = clock.now();
+    let now = super::now(clock);
     let role = Role {
         id: uuid::Uuid::new_v4(),
         name: access_name("--name", name)?,
@@ -133,7 +142,7 @@ pub async fn update(
 ) -> Result<RoleView, AccessError> {
     let mut role = find_role(store, name).await?;
     role.scope = api_scopes(store, scopes).await?;
-    role.updated_at = clock.now();
+    role.updated_at = super::now(clock);
     if !store.update_role(&role).await.map_err(refused_scope)? {
         return Err(AccessError::NoSuchRole(name.to_owned()));
     }
@@ -149,7 +158,8 @@ pub async fn update(
 pub async fn delete(store: &dyn Store, name: &str, force: bool) -> Result<RoleView, AccessError> {
     let role = find_role(store, name).await?;
     let held_by = holders(store, &role).await?;
-    if !force && !(held_by.groups.is_empty() && held_by.users.is_empty()) {
+    let unheld = held_by.groups.is_empty() && held_by.users.is_empty();
+    if !force && !unheld {
         let mut parts = Vec::new();
         if !held_by.groups.is_empty() {
             parts.push(format!("groups {}", held_by.groups.join(", ")));

@@ -85,9 +85,14 @@ async fn world(app: &TestApp) -> World {
         )
         .await
         .unwrap();
-        roles::create(store, &SystemClock, "invoice-reader", &["invoices:read".into()])
-            .await
-            .unwrap();
+        roles::create(
+            store,
+            &SystemClock,
+            "invoice-reader",
+            &["invoices:read".into()],
+        )
+        .await
+        .unwrap();
         for (group, role) in [("finance", "invoice-writer"), ("staff", "invoice-reader")] {
             groups::create(store, &SystemClock, group).await.unwrap();
             groups::set_role(store, group, role, true).await.unwrap();
@@ -95,7 +100,9 @@ async fn world(app: &TestApp) -> World {
         groups::set_member(store, "finance", "alice", true)
             .await
             .unwrap();
-        groups::set_member(store, "staff", "bob", true).await.unwrap();
+        groups::set_member(store, "staff", "bob", true)
+            .await
+            .unwrap();
     })
     .await;
     // The running server sees the APIs within its cache refresh.
@@ -188,7 +195,9 @@ async fn a_user_without_the_role_never_gets_the_scope(backend: Backend) {
     let query = authorize_query(&client, &first, &[("scope", everything)]);
     let response = browser.authorize(&query).await;
     let login = location(&response);
-    let response = browser.log_in(&login, "bob", crate::helpers::PASSWORD).await;
+    let response = browser
+        .log_in(&login, "bob", crate::helpers::PASSWORD)
+        .await;
     let consent = location(&response);
     assert!(consent.starts_with("/consent"), "{consent}");
     let html = consent_page(&browser, &consent).await;
@@ -203,7 +212,8 @@ async fn a_user_without_the_role_never_gets_the_scope(backend: Backend) {
     let tokens: Value = response.json().await.unwrap();
     // RFC 6749 §3.3: the response says what was issued.
     assert_eq!(tokens["scope"], "invoices:read openid orders:read");
-    let claims = verify_access_token(&app, tokens["access_token"].as_str().unwrap(), INVOICES).await;
+    let claims =
+        verify_access_token(&app, tokens["access_token"].as_str().unwrap(), INVOICES).await;
     assert_eq!(claims["aud"], serde_json::json!([INVOICES, ORDERS]));
     assert_eq!(claims["scope"], "invoices:read openid orders:read");
 
@@ -232,7 +242,10 @@ async fn a_user_without_the_role_never_gets_the_scope(backend: Backend) {
     let denied = pkce();
     let query = authorize_query(&client, &denied, &[("scope", "invoices:write")]);
     let back = sign_in(&app, &client, "carol", &query).await;
-    assert_eq!(query_param(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("access_denied")
+    );
     assert!(
         query_param(&back, "error_description")
             .unwrap()
@@ -397,9 +410,7 @@ async fn resource_selects_the_audience_on_every_grant(backend: Backend) {
 
     // Client credentials, with the oauth2 crate: the resource is the aud,
     // and scopes of other APIs are left out.
-    let (id, secret) = app
-        .machine_client(&["invoices:read", "orders:read"])
-        .await;
+    let (id, secret) = app.machine_client(&["invoices:read", "orders:read"]).await;
     let oauth = BasicClient::new(ClientId::new(id.clone()))
         .set_client_secret(ClientSecret::new(secret.clone()))
         .set_token_uri(TokenUrl::new(app.url("/token")).unwrap());
@@ -415,7 +426,10 @@ async fn resource_selects_the_audience_on_every_grant(backend: Backend) {
     let claims = verify_access_token(&app, token.access_token().secret(), ORDERS).await;
     assert_eq!(claims["aud"], ORDERS);
     assert_eq!(claims["scope"], "orders:read");
-    assert!(claims.get("permissions").is_none(), "orders opted in to no claim");
+    assert!(
+        claims.get("permissions").is_none(),
+        "orders opted in to no claim"
+    );
     // Without a resource: every API of the granted scopes.
     let token = oauth
         .exchange_client_credentials()
@@ -498,14 +512,18 @@ async fn resource_selects_the_audience_on_every_grant(backend: Backend) {
     );
     // A resource outside the authorization: invalid_target, and the
     // refresh token is not spent.
-    let only_orders_tokens =
-        tokens_for(&app, &browser, &client, "bob", scope, &only_orders).await;
+    let only_orders_tokens = tokens_for(&app, &browser, &client, "bob", scope, &only_orders).await;
     let token = only_orders_tokens["refresh_token"].as_str().unwrap();
     let response = refresh(token.to_owned(), Some(INVOICES)).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
-    assert!(body["error_description"].as_str().unwrap().contains("not part of the authorization"));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not part of the authorization")
+    );
     let response = refresh(token.to_owned(), Some(ORDERS)).await;
     assert_eq!(response.status(), 200, "the refresh token still works");
 }
@@ -556,8 +574,15 @@ async fn every_invalid_target_answers_exactly(backend: Backend) {
         );
         let back = location(&browser.authorize(&query).await);
         assert!(back.starts_with(&client.redirect_uri), "{back}");
-        assert_eq!(query_param(&back, "error").as_deref(), Some("invalid_target"));
-        assert!(query_param(&back, "error_description").unwrap().contains(why));
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_target")
+        );
+        assert!(
+            query_param(&back, "error_description")
+                .unwrap()
+                .contains(why)
+        );
         assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
     }
     // More than ten.
@@ -575,7 +600,12 @@ async fn every_invalid_target_answers_exactly(backend: Backend) {
         .unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target");
-    assert!(body["error_description"].as_str().unwrap().contains("at most 10"));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10")
+    );
     // Nothing left: the scope asked for belongs to another resource.
     let response = app
         .http
@@ -615,7 +645,12 @@ async fn every_invalid_target_answers_exactly(backend: Backend) {
         .unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_target", "{body}");
-    assert!(body["error_description"].as_str().unwrap().contains("not part of the authorization"));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not part of the authorization")
+    );
 }
 
 async fn claims_appear_only_for_apis_that_opted_in(backend: Backend) {
@@ -754,7 +789,11 @@ async fn the_migration_keeps_existing_clients_tokens_identical(backend: Backend)
     assert_eq!(seeded[0].name.as_str(), "Default API", "made by the seed");
     assert_eq!(seeded[0].user_access, authd::domain::UserAccess::Any);
     assert_eq!(
-        seeded[0].scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        seeded[0]
+            .scopes
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
         ["orders:read", "orders:write"]
     );
     // The consent page says what it said before.
@@ -762,7 +801,12 @@ async fn the_migration_keeps_existing_clients_tokens_identical(backend: Backend)
 
     // As before APIs: the scope asked for (or the whole registered one),
     // `aud` the issuer, or the registered audience.
-    let claims = verify_access_token(&app, &crate::helpers::cc_token(&app, &plain, &plain_secret).await, ISSUER).await;
+    let claims = verify_access_token(
+        &app,
+        &crate::helpers::cc_token(&app, &plain, &plain_secret).await,
+        ISSUER,
+    )
+    .await;
     assert_eq!(claims["aud"], ISSUER);
     assert_eq!(claims["scope"], "orders:read orders:write");
     let legacy_secret = legacy_secret.unwrap();
@@ -775,15 +819,7 @@ async fn the_migration_keeps_existing_clients_tokens_identical(backend: Backend)
     assert_eq!(claims["aud"], "https://legacy.example");
     assert_eq!(claims["scope"], "orders:read");
     // A user with no role still gets what any user got.
-    let tokens = tokens_for(
-        &app,
-        &app.browser(),
-        &web,
-        "dana",
-        "openid orders:read",
-        "",
-    )
-    .await;
+    let tokens = tokens_for(&app, &app.browser(), &web, "dana", "openid orders:read", "").await;
     assert_eq!(tokens["scope"], "openid orders:read");
     assert_eq!(access_claims(&tokens)["aud"], ISSUER);
     // A second start seeds nothing more.

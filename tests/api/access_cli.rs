@@ -848,7 +848,7 @@ async fn cli_apis_reject_bad_input(backend: Backend) {
     let longest = format!("{prefix}{}", "x".repeat(512 - prefix.len()));
     let too_long = format!("{longest}x");
     assert_eq!(too_long.len(), 513);
-    let cases: Vec<(Vec<&str>, String)> = vec![
+    let mut cases: Vec<(Vec<&str>, String)> = vec![
         (vec!["--identifier", "billing"], IDENTIFIER.into()),
         (vec!["--identifier", "/billing"], IDENTIFIER.into()),
         (
@@ -929,7 +929,6 @@ async fn cli_apis_reject_bad_input(backend: Backend) {
             "--name: must be 1 to 100 characters without control characters".into(),
         ),
     ];
-    let mut cases = cases;
     for scope in ["openid", "profile", "email", "groups", "offline_access"] {
         cases.push((
             vec!["--scope", "orders:read", "--scope", scope],

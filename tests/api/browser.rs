@@ -449,7 +449,11 @@ async fn consent_page_lists_only_what_the_user_may_grant_by_api(backend: Backend
     }
     let titles: Vec<String> = {
         let mut titles = Vec::new();
-        for element in browser.find_all(Locator::Css(".section-title")).await.unwrap() {
+        for element in browser
+            .find_all(Locator::Css(".section-title"))
+            .await
+            .unwrap()
+        {
             titles.push(element.text().await.unwrap());
         }
         titles
@@ -467,14 +471,16 @@ async fn consent_page_lists_only_what_the_user_may_grant_by_api(backend: Backend
     assert!(text.contains("Read your invoices"), "{text}");
     assert!(text.contains("See your calendar"), "{text}");
     assert!(!text.contains("invoices:write"), "{text}");
-    assert!(!text.contains("Create, change and delete invoices"), "{text}");
+    assert!(
+        !text.contains("Create, change and delete invoices"),
+        "{text}"
+    );
     submit(&browser, "button[value=allow]").await;
     let back = callback.next().await;
     let code = query_param(&back, "code").expect("a code");
     let token = exchange(&app, &client, &code, &pkce).await;
     assert_eq!(
-        token["scope"],
-        "calendar:read invoices:read openid profile",
+        token["scope"], "calendar:read invoices:read openid profile",
         "{token}"
     );
     browser.close().await.unwrap();

@@ -506,7 +506,14 @@ async fn example_gates_a_route_on_a_permission_across_a_role_removal(backend: Ba
     let example = ResourceServer::start(&app.issuer).await;
     app.user("dave").await;
     for args in [
-        &["roles", "create", "--name", "exporter", "--scope", "orders:export"][..],
+        &[
+            "roles",
+            "create",
+            "--name",
+            "exporter",
+            "--scope",
+            "orders:export",
+        ][..],
         &["groups", "create", "--name", "ops"],
         &["groups", "add-role", "ops", "exporter"],
         &["groups", "add-member", "ops", "dave"],
@@ -538,7 +545,12 @@ async fn example_gates_a_route_on_a_permission_across_a_role_removal(backend: Ba
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    assert_eq!(example.get_orders(access).await.status(), 200, "{}", example.log());
+    assert_eq!(
+        example.get_orders(access).await.status(),
+        200,
+        "{}",
+        example.log()
+    );
     let export = |token: String| {
         let example = &example;
         async move {
