@@ -622,7 +622,7 @@ async fn cli_refuses_to_take_what_is_in_use(backend: Backend) {
             "--scope",
             "invoices:export",
         ],
-        "removing invoices:write would take it from roles writer; pass --force to do it anyway",
+        "scopes invoices:write are held by roles writer; pass --force to do it anyway",
     );
     refused(
         &app,
@@ -638,7 +638,7 @@ async fn cli_refuses_to_take_what_is_in_use(backend: Backend) {
             "invoices:export",
         ],
         &format!(
-            "removing invoices:read would take it from clients {client} and roles reader; \
+            "scopes invoices:read are held by clients {client} and roles reader; \
              pass --force to do it anyway"
         ),
     );
@@ -1024,8 +1024,18 @@ async fn cli_apis_reject_bad_input(backend: Backend) {
     );
 
     // `apis update` checks the same.
-    let update_cases: [(&[&str], String); 10] = [
+    let update_cases: [(&[&str], String); 12] = [
         (&["--name", ""], "--name: must be 1 to 100 characters".into()),
+        (
+            &[],
+            "apis update: nothing to change: give --name, --scope, --user-access, \
+             --token-claims or --access-token-ttl"
+                .into(),
+        ),
+        (
+            &["--token-claims", "roles,none"],
+            "--token-claims: none stands alone: it means no claim".into(),
+        ),
         (
             &["--user-access", "maybe"],
             "--user-access: must be roles or any".into(),
@@ -1139,7 +1149,7 @@ async fn cli_roles_and_groups_reject_bad_input(backend: Backend) {
     refused(
         &app,
         &["roles", "create", "--name", "r", "--scope", "openid"],
-        "--scope: no API defines openid",
+        "--scope: openid is OpenID Connect's own scope: roles hold API scopes",
     );
     refused(
         &app,
