@@ -3,6 +3,12 @@
 # PostgreSQL pinned to core 0 with one worker; the load generator
 # (bench/refresh_load.rs) on core 1; PostgreSQL unpinned. Also counts the
 # database statements one refresh runs. Usage: bench/refresh.sh [SECONDS] [SCOPE]
+#
+# BENCH_BASE=<git revision> also builds that revision in a worktree and
+# measures its binary side by side with this one, alternating
+# (base, head, base, head, each on its own database): the issue-16 check
+# that re-deciding permissions at every refresh (the user holds 10 roles
+# through 3 groups) keeps ≥ 0.9× the base's refreshes/s on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,7 +68,30 @@ STATEMENTS=$(( $(statements) - BEFORE ))
 grep '"target":"sqlx::query"' "$LOG" | grep -v cache_epochs | tail -n "$STATEMENTS" | sed -n 's/.*"summary":"\([^"]*\)".*/  \1/p' >&2
 stop
 
-start "warn"
-echo "bench: $SECONDS_PER_RUN s of refreshes, scope \"$SCOPE\"" >&2
-taskset -c 1 "$LOAD" "$BASE" "$SECONDS_PER_RUN" 32 $((SECONDS_PER_RUN * 3000)) "$SCOPE"
+run() { # run BINARY LOAD LABEL
+    RUST_LOG=warn taskset -c 0 "$1" serve >"$LOG" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 400); do curl -sf -o /dev/null "$BASE/readyz" && break; sleep 0.025; done
+    echo "bench: $3: $SECONDS_PER_RUN s of refreshes, scope \"$SCOPE\"" >&2
+    taskset -c 1 "$2" "$BASE" "$SECONDS_PER_RUN" 32 $((SECONDS_PER_RUN * 3000)) "$SCOPE" | sed "s/^/$3: /"
+    stop
+}
+
+if [ -z "${BENCH_BASE:-}" ]; then
+    run target/release/authd "$LOAD" head
+else
+    BASE_DIR="$(mktemp -d)/base"
+    git worktree add --quiet --detach "$BASE_DIR" "$BENCH_BASE"
+    trap 'cleanup; git worktree remove --force "$BASE_DIR"; psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" >/dev/null || true' EXIT
+    echo "bench: building $BENCH_BASE (release) in $BASE_DIR" >&2
+    (cd "$BASE_DIR" && cargo build --release --quiet)
+    BASE_LOAD="$(cd "$BASE_DIR" && cargo bench --bench refresh_load --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)"
+    psql -q "$ADMIN_URL" -c "CREATE DATABASE ${DB}_base" >/dev/null
+    HEAD_URL="$DATABASE_URL"
+    BASE_URL="${ADMIN_URL%/*}/${DB}_base"
+    for round in 1 2; do
+        DATABASE_URL="$BASE_URL" run "$BASE_DIR/target/release/authd" "$BASE_LOAD" "base($BENCH_BASE) #$round"
+        DATABASE_URL="$HEAD_URL" run target/release/authd "$LOAD" "head #$round"
+    done
+fi
 echo "database statements per refresh (incl. BEGIN/COMMIT): $STATEMENTS"

@@ -33,15 +33,18 @@ async fn main() {
         .await
         .expect("database");
     let store = runtime.store.clone();
-    // Its scope belongs to an API open to any user (a second run finds it).
+    // Its scope belongs to an API whose scopes users get only through
+    // roles: every refresh decides the scope again from the user's roles.
+    let api_scopes: Vec<String> = std::iter::once("orders:read".to_owned())
+        .chain((1..10).map(|i| format!("orders:s{i}")))
+        .collect();
     let _ = authd::access::apis::create(
         store.as_ref(),
         &SystemClock,
         authd::access::apis::ApiInput {
             identifier: "https://orders.example".into(),
             name: "Orders".into(),
-            scopes: vec!["orders:read".into()],
-            user_access: Some("any".into()),
+            scopes: api_scopes.clone(),
             ..Default::default()
         },
     )
@@ -88,6 +91,28 @@ async fn main() {
         created_at: chrono::Utc::now(),
     };
     store.insert_user(&user).await.expect("user");
+    // The user: 10 roles, each giving a scope, held through 3
+    // groups (4, 3 and 3 roles).
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    for group in 0..3 {
+        let name = format!("g{group}-{suffix}");
+        authd::access::groups::create(store.as_ref(), &SystemClock, &name)
+            .await
+            .expect("group");
+        authd::access::groups::set_member(store.as_ref(), &name, user.username.as_str(), true)
+            .await
+            .expect("member");
+    }
+    for (i, scope) in api_scopes.iter().enumerate() {
+        let role = format!("r{i}-{suffix}");
+        authd::access::roles::create(store.as_ref(), &SystemClock, &role, &[scope.clone()])
+            .await
+            .expect("role");
+        let group = format!("g{}-{suffix}", [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][i]);
+        authd::access::groups::set_role(store.as_ref(), &group, &role, true)
+            .await
+            .expect("group role");
+    }
     // Offline access is always consented (OIDC Core §11); refreshes check it.
     store
         .save_consent(user.id, &client.id, &scope, chrono::Utc::now())
