@@ -109,8 +109,16 @@ impl ClientRegistry {
             !crate::domain::scope::IDENTITY_SCOPES.contains(&scope) && apis.api_of(scope).is_none()
         });
         if unknown_scope {
-            self.apis
-                .store(Arc::new(ApiCatalogue::new(self.store.list_apis().await?)));
+            // As for the client below: kept only if no reload started
+            // meanwhile (a reload's catalogue is at least as new).
+            let apis = Arc::new(ApiCatalogue::new(self.store.list_apis().await?));
+            self.apis.rcu(|current| {
+                if self.generation.load(Ordering::SeqCst) == generation {
+                    apis.clone()
+                } else {
+                    current.clone()
+                }
+            });
         }
         let client = Arc::new(client);
         self.clients.rcu(|clients| {
