@@ -71,8 +71,10 @@ stop
 run() { # run BINARY LOAD LABEL
     RUST_LOG=warn taskset -c 0 "$1" serve >"$LOG" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 400); do curl -sf -o /dev/null "$BASE/readyz" && break; sleep 0.025; done
-    echo "bench: $3: $SECONDS_PER_RUN s of refreshes, scope \"$SCOPE\"" >&2
+    local ready=""
+    for _ in $(seq 1 400); do curl -sf -o /dev/null "$BASE/readyz" && { ready=1; break; }; sleep 0.025; done
+    [ -n "$ready" ] || { echo "bench: $3 (database ${DATABASE_URL##*/}): authd did not start" >&2; cat "$LOG" >&2; exit 1; }
+    echo "bench: $3 (database ${DATABASE_URL##*/}): $SECONDS_PER_RUN s of refreshes, scope \"$SCOPE\"" >&2
     taskset -c 1 "$2" "$BASE" "$SECONDS_PER_RUN" 32 $((SECONDS_PER_RUN * 3000)) "$SCOPE" | sed "s/^/$3: /"
     stop
 }
@@ -80,18 +82,26 @@ run() { # run BINARY LOAD LABEL
 if [ -z "${BENCH_BASE:-}" ]; then
     run target/release/authd "$LOAD" head
 else
-    BASE_DIR="$(mktemp -d)/base"
-    git worktree add --quiet --detach "$BASE_DIR" "$BENCH_BASE"
-    trap 'cleanup; git worktree remove --force "$BASE_DIR"; psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" >/dev/null || true' EXIT
+    # Kept between runs (target/bench-base/REV) so that a second run does
+    # not build the base again.
+    BASE_DIR="$PWD/target/bench-base/$BENCH_BASE"
+    if [ ! -d "$BASE_DIR" ]; then
+        git worktree add --quiet --detach "$BASE_DIR" "$BENCH_BASE"
+    fi
+    trap 'cleanup; psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS ${DB}_base WITH (FORCE)" >/dev/null || true' EXIT
     echo "bench: building $BENCH_BASE (release) in $BASE_DIR" >&2
     (cd "$BASE_DIR" && cargo build --release --quiet)
     BASE_LOAD="$(cd "$BASE_DIR" && cargo bench --bench refresh_load --no-run 2>&1 | sed -n 's/.*Executable.*(\(.*\))/\1/p' | tail -1)"
+    # Cargo prints the path relative to the base's workspace.
+    case "$BASE_LOAD" in /*) ;; *) BASE_LOAD="$BASE_DIR/$BASE_LOAD" ;; esac
     psql -q "$ADMIN_URL" -c "CREATE DATABASE ${DB}_base" >/dev/null
     HEAD_URL="$DATABASE_URL"
     BASE_URL="${ADMIN_URL%/*}/${DB}_base"
     for round in 1 2; do
-        DATABASE_URL="$BASE_URL" run "$BASE_DIR/target/release/authd" "$BASE_LOAD" "base($BENCH_BASE) #$round"
-        DATABASE_URL="$HEAD_URL" run target/release/authd "$LOAD" "head #$round"
+        export DATABASE_URL="$BASE_URL"
+        run "$BASE_DIR/target/release/authd" "$BASE_LOAD" "base($BENCH_BASE) #$round"
+        export DATABASE_URL="$HEAD_URL"
+        run target/release/authd "$LOAD" "head #$round"
     done
 fi
 echo "database statements per refresh (incl. BEGIN/COMMIT): $STATEMENTS"

@@ -133,6 +133,14 @@ pub(super) struct UserRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// A user and their consent for one client (`find_user_with_consent`).
+#[derive(sqlx::FromRow)]
+pub(super) struct UserConsentRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub consent: Option<String>,
+}
+
 impl TryFrom<UserRow> for User {
     type Error = Error;
 

@@ -2604,3 +2604,263 @@ on_both_backends!(
     concurrent_rotations_of_a_refresh_token_have_one_winner,
     rotation_racing_a_family_revocation_fails_neither,
 );
+
+fn api(identifier: &str, scopes: &[&str]) -> authd::domain::Api {
+    authd::domain::Api {
+        id: uuid::Uuid::new_v4(),
+        identifier: authd::domain::ApiIdentifier::parse(identifier).unwrap(),
+        name: authd::domain::ApiName::parse("An API").unwrap(),
+        scopes: scopes
+            .iter()
+            .map(|s| authd::domain::ApiScope {
+                name: (*s).to_owned(),
+                description: format!("{s} described"),
+            })
+            .collect(),
+        user_access: authd::domain::UserAccess::Roles,
+        token_claims: [authd::domain::TokenClaim::Permissions].into(),
+        access_token_ttl: 600,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+fn named(name: &str) -> authd::domain::AccessName {
+    authd::domain::AccessName::parse(name).unwrap()
+}
+
+/// APIs, roles, groups and the one rights query, on both backends.
+async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let epochs = store.cache_epochs().await.unwrap();
+    let invoices = api("https://invoices.example", &["invoices:read", "invoices:write"]);
+    store.insert_api(&invoices).await.unwrap();
+    assert!(
+        store.cache_epochs().await.unwrap().clients > epochs.clients,
+        "API changes reach the client cache"
+    );
+    // One API per identifier, one API per scope.
+    assert!(matches!(
+        store
+            .insert_api(&api("https://invoices.example", &["other"]))
+            .await,
+        Err(store::Error::Conflict("api"))
+    ));
+    assert!(matches!(
+        store
+            .insert_api(&api("https://other.example", &["invoices:read"]))
+            .await,
+        Err(store::Error::Conflict("scope"))
+    ));
+    let listed = store.list_apis().await.unwrap();
+    assert_eq!(listed.len(), 1, "a refused insert leaves nothing behind");
+    assert_eq!(listed[0].identifier, invoices.identifier);
+    assert_eq!(listed[0].scopes, invoices.scopes);
+    assert_eq!(listed[0].token_claims, invoices.token_claims);
+    assert_eq!(listed[0].access_token_ttl, 600);
+    assert_eq!(listed[0].created_at, invoices.created_at);
+
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let role = |name: &str, scope: &str| authd::domain::Role {
+        id: uuid::Uuid::new_v4(),
+        name: named(name),
+        scope: scope.parse().unwrap(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    let writer = role("writer", "invoices:read invoices:write");
+    let reader = role("reader", "invoices:read");
+    store.insert_role(&writer).await.unwrap();
+    store.insert_role(&reader).await.unwrap();
+    assert!(matches!(
+        store.insert_role(&role("reader", "invoices:read")).await,
+        Err(store::Error::Conflict("role"))
+    ));
+    assert!(matches!(
+        store.insert_role(&role("ghost", "nobody:defines")).await,
+        Err(store::Error::Refused(_))
+    ));
+    let names: Vec<String> = store
+        .list_roles()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}={}", r.name, r.scope))
+        .collect();
+    assert_eq!(names, ["reader=invoices:read", "writer=invoices:read invoices:write"]);
+
+    let group = |name: &str| authd::domain::Group {
+        id: uuid::Uuid::new_v4(),
+        name: named(name),
+        roles: Default::default(),
+        members: Default::default(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    let finance = group("finance");
+    let empty = group("empty");
+    store.insert_group(&finance).await.unwrap();
+    store.insert_group(&empty).await.unwrap();
+    assert!(store.add_group_role(finance.id, writer.id).await.unwrap());
+    assert!(!store.add_group_role(finance.id, writer.id).await.unwrap());
+    assert!(store.add_group_member(finance.id, alice.id).await.unwrap());
+    assert!(!store.add_group_member(finance.id, alice.id).await.unwrap());
+    assert!(store.add_group_member(empty.id, alice.id).await.unwrap());
+    assert!(store.grant_user_role(alice.id, reader.id).await.unwrap());
+    assert!(!store.grant_user_role(alice.id, reader.id).await.unwrap());
+
+    let rights = store.user_access_rights(alice.id).await.unwrap();
+    assert_eq!(
+        rights.permissions.keys().collect::<Vec<_>>(),
+        ["invoices:read", "invoices:write"]
+    );
+    let from = |scope: &str| -> Vec<(String, Option<String>)> {
+        rights.permissions[scope]
+            .iter()
+            .map(|g| (g.role.to_string(), g.group.as_ref().map(|g| g.to_string())))
+            .collect()
+    };
+    assert_eq!(
+        from("invoices:read"),
+        [
+            ("reader".to_owned(), None),
+            ("writer".to_owned(), Some("finance".to_owned()))
+        ]
+    );
+    assert_eq!(rights.roles, [named("reader"), named("writer")].into());
+    // A group without roles still counts as a group.
+    assert_eq!(rights.groups, [named("empty"), named("finance")].into());
+    assert_eq!(
+        store.user_access_rights(bob.id).await.unwrap(),
+        Default::default()
+    );
+    let holders = store.role_holders(writer.id).await.unwrap();
+    assert_eq!(holders.groups, [named("finance")]);
+    assert!(holders.users.is_empty());
+    assert_eq!(store.role_holders(reader.id).await.unwrap().users, [alice.id]);
+    let groups = store.list_groups().await.unwrap();
+    assert_eq!(groups[1].name, named("finance"));
+    assert_eq!(groups[1].roles, [named("writer")].into());
+    assert_eq!(groups[1].members, [alice.id].into());
+
+    // Narrowing a role, and an API losing a scope, shrink the rights.
+    let mut narrowed = writer.clone();
+    narrowed.scope = "invoices:write".parse().unwrap();
+    assert!(store.update_role(&narrowed).await.unwrap());
+    let mut smaller = invoices.clone();
+    smaller.scopes.retain(|s| s.name == "invoices:read");
+    assert!(store.update_api(&smaller).await.unwrap());
+    let rights = store.user_access_rights(alice.id).await.unwrap();
+    assert_eq!(rights.permissions.keys().collect::<Vec<_>>(), ["invoices:read"]);
+    assert_eq!(from_rights(&rights, "invoices:read"), [("reader", None)]);
+    // Leaving the group and losing the role leave nothing.
+    assert!(store.remove_group_member(finance.id, alice.id).await.unwrap());
+    assert!(!store.remove_group_member(finance.id, alice.id).await.unwrap());
+    assert!(store.revoke_user_role(alice.id, reader.id).await.unwrap());
+    assert!(store.user_access_rights(alice.id).await.unwrap().permissions.is_empty());
+    // Deletions cascade.
+    assert!(store.remove_group_role(finance.id, writer.id).await.unwrap());
+    assert!(store.delete_role(writer.id).await.unwrap());
+    assert!(!store.delete_role(writer.id).await.unwrap());
+    assert!(store.delete_group(empty.id).await.unwrap());
+    assert!(store.delete_api(invoices.id).await.unwrap());
+    assert!(store.list_apis().await.unwrap().is_empty());
+    assert!(store.list_roles().await.unwrap()[0].scope.is_empty());
+}
+
+fn from_rights(
+    rights: &authd::domain::UserAccessRights,
+    scope: &str,
+) -> Vec<(&'static str, Option<String>)> {
+    rights.permissions[scope]
+        .iter()
+        .map(|g| {
+            let role: &'static str = if g.role.as_str() == "reader" { "reader" } else { "other" };
+            (role, g.group.as_ref().map(|g| g.to_string()))
+        })
+        .collect()
+}
+
+/// The API for clients' earlier scopes is seeded once, however many
+/// processes start; a user and their consent come in one round trip.
+async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Backend) {
+    let Some((store, database)) = open(backend).await else {
+        return;
+    };
+    // `open` only migrates: the seed is pending, as on the first start
+    // after the upgrade.
+    let mut old = client(ClientKind::Confidential);
+    old.scope = "openid orders:read orders:write".parse().unwrap();
+    store.insert_client(&old).await.unwrap();
+    let seed = || store::LegacyApiSeed {
+        identifier: "https://auth.example",
+        name: "Default API",
+        identity_scopes: &authd::domain::scope::IDENTITY_SCOPES,
+        describe: authd::domain::api::default_scope_description,
+        ttl: 900,
+        now: now(),
+    };
+    let other = wide_pool(&database).await;
+    let (first, second) = tokio::join!(
+        store.seed_legacy_api(seed()),
+        other.seed_legacy_api(seed())
+    );
+    let seeded: Vec<_> = [first.unwrap(), second.unwrap()]
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(seeded.len(), 1, "exactly one process seeds");
+    let apis = store.list_apis().await.unwrap();
+    assert_eq!(apis.len(), 1);
+    assert_eq!(apis[0].identifier.as_str(), "https://auth.example");
+    assert_eq!(apis[0].user_access, authd::domain::UserAccess::Any);
+    assert_eq!(
+        apis[0]
+            .scopes
+            .iter()
+            .map(|s| (s.name.as_str(), s.description.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("orders:read", "Read access to orders"),
+            ("orders:write", "Write access to orders")
+        ]
+    );
+    assert!(store.seed_legacy_api(seed()).await.unwrap().is_none());
+
+    let alice = user("alice");
+    store.insert_user(&alice).await.unwrap();
+    let (found, consent) = store
+        .find_user_with_consent(alice.id, &old.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_same_user(&found, &alice);
+    assert_eq!(consent, None);
+    store
+        .save_consent(alice.id, &old.id, "openid orders:read", now())
+        .await
+        .unwrap();
+    let (_, consent) = store
+        .find_user_with_consent(alice.id, &old.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(consent.as_deref(), Some("openid orders:read"));
+    assert!(
+        store
+            .find_user_with_consent(user("nobody").id, &old.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+on_both_backends!(
+    access_rights_come_from_roles_held_directly_or_through_groups,
+    legacy_api_is_seeded_once_and_users_come_with_their_consent,
+);

@@ -140,31 +140,27 @@ impl RefreshGrantType<'_> {
         Ok(narrowed)
     }
 
-    /// §4: a disabled user or a withdrawn consent ends the family.
+    /// §4: a disabled user or a withdrawn consent ends the family. One
+    /// round trip for both.
     async fn still_allowed(&self, client: &Client, grant: &RefreshGrant) -> Result<User, Error> {
-        let user = self
+        let found = self
             .store
-            .find_user(grant.user_id())
+            .find_user_with_consent(grant.user_id(), &client.id)
             .await
-            .map_err(Error::internal)?
-            .filter(|user| !user.disabled);
+            .map_err(Error::internal)?;
         // Every family was consented to (offline access always asks, OIDC
         // Core §11), so the consent must still be there.
-        let consented = match &user {
-            None => false,
-            Some(user) => {
-                let family: Scope = grant.scope.parse().unwrap_or_default();
-                self.store
-                    .find_consent(user.id, &client.id)
-                    .await
-                    .map_err(Error::internal)?
+        let family: Scope = grant.scope.parse().unwrap_or_default();
+        let allowed = found.filter(|(user, consent)| {
+            !user.disabled
+                && consent
+                    .as_deref()
                     .and_then(|s| s.parse::<Scope>().ok())
                     .is_some_and(|consented| family.is_subset(&consented))
-            }
-        };
-        match user {
-            Some(user) if consented => Ok(user),
-            _ => {
+        });
+        match allowed {
+            Some((user, _)) => Ok(user),
+            None => {
                 self.refresh.revoke_family(&grant.family_id).await?;
                 tracing::info!(family_id = %grant.family_id, "refresh family ended: user disabled or consent withdrawn");
                 Err(Error::InvalidGrant(
