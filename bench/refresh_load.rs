@@ -105,9 +105,14 @@ async fn main() {
     }
     for (i, scope) in api_scopes.iter().enumerate() {
         let role = format!("r{i}-{suffix}");
-        authd::access::roles::create(store.as_ref(), &SystemClock, &role, &[scope.clone()])
-            .await
-            .expect("role");
+        authd::access::roles::create(
+            store.as_ref(),
+            &SystemClock,
+            &role,
+            std::slice::from_ref(scope),
+        )
+        .await
+        .expect("role");
         let group = format!("g{}-{suffix}", [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][i]);
         authd::access::groups::set_role(store.as_ref(), &group, &role, true)
             .await

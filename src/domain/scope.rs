@@ -77,6 +77,11 @@ impl Scope {
         Scope(self.0.union(&other.0).cloned().collect())
     }
 
+    /// The tokens in both scopes.
+    pub fn intersection(&self, other: &Scope) -> Scope {
+        Scope(self.0.intersection(&other.0).cloned().collect())
+    }
+
     pub fn is_subset(&self, other: &Scope) -> bool {
         self.0.is_subset(&other.0)
     }

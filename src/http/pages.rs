@@ -286,6 +286,7 @@ impl Pages {
                 "username": view.username,
                 "scopes": scopes,
                 "sections": sections,
+                "shown_scope": view.shown_scope,
                 "csrf": view.csrf,
                 "request_id_param": view.request_id,
             }),

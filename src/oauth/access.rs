@@ -56,7 +56,8 @@ pub struct AccessDecision {
     /// registered audiences (clients registered before APIs existed); else
     /// the APIs of the granted scopes. Empty: the issuer.
     pub audience: Vec<String>,
-    /// The APIs in `audience` (for the token's lifetime and claims).
+    /// The APIs whose scopes were granted and that the token is for (its
+    /// lifetime is the shortest of theirs).
     pub apis: Vec<Arc<Api>>,
     /// Whether any API scope was granted.
     pub api_scope_granted: bool,
@@ -94,6 +95,21 @@ impl AccessDecision {
         groups.sort_by(|a, b| a.0.name.as_str().cmp(b.0.name.as_str()));
         groups
     }
+}
+
+/// The resources of an earlier authorization this client can still be
+/// served: APIs that still exist and of which it still holds a scope. A
+/// resource deleted since is dropped, not refused (the client did not ask
+/// for it now).
+pub fn still_served(apis: &ApiCatalogue, client: &Client, resources: &[String]) -> Vec<String> {
+    resources
+        .iter()
+        .filter(|r| {
+            apis.find(r)
+                .is_some_and(|api| api.scopes.iter().any(|s| client.scope.contains(&s.name)))
+        })
+        .cloned()
+        .collect()
 }
 
 /// RFC 8707 §2: an error for a resource that cannot be served. The
@@ -224,29 +240,39 @@ pub fn decide(
     let scope = Scope::from_tokens(granted).expect("tokens of a scope");
     let api_scope_granted = !granted_apis.is_empty();
 
-    let (audience, audience_apis) = if !targets.is_empty() {
-        let names = targets.iter().map(|t| t.identifier.to_string()).collect();
-        (names, targets)
-    } else if !client.audiences.is_empty() {
-        let matching = client
-            .audiences
-            .iter()
-            .filter_map(|a| apis.find(a).cloned())
+    // Only APIs something was granted for are audiences, and only they
+    // speak in the claims (RFC 8707 §2, RFC 9068 §2.2.3.1): naming a
+    // resource without being granted any of its scopes yields a token
+    // that is not for it.
+    granted_apis.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+    let (audience, audience_apis, lifetime_apis) = if !targets.is_empty() {
+        let served: Vec<Arc<Api>> = targets
+            .into_iter()
+            .filter(|t| granted_apis.iter().any(|g| Arc::ptr_eq(g, t)))
             .collect();
-        (client.audiences.clone(), matching)
+        let names = served.iter().map(|t| t.identifier.to_string()).collect();
+        (names, served.clone(), served)
+    } else if !client.audiences.is_empty() {
+        // Clients registered before APIs keep their audience; the
+        // lifetime is still their granted APIs'.
+        let named = granted_apis
+            .iter()
+            .filter(|g| client.audiences.iter().any(|a| a == g.identifier.as_str()))
+            .cloned()
+            .collect();
+        (client.audiences.clone(), named, granted_apis)
     } else {
-        granted_apis.sort_by(|a, b| a.identifier.cmp(&b.identifier));
         let names = granted_apis
             .iter()
             .map(|api| api.identifier.to_string())
             .collect();
-        (names, granted_apis)
+        (names, granted_apis.clone(), granted_apis)
     };
     let claims = claims(&audience_apis, client, request.holder);
     Ok(AccessDecision {
         scope,
         audience,
-        apis: audience_apis,
+        apis: lifetime_apis,
         api_scope_granted,
         api_scope_asked,
         claims,
@@ -281,8 +307,19 @@ fn claims(apis: &[Arc<Api>], client: &Client, holder: Holder<'_>) -> Authorizati
             permissions,
         },
         Holder::User(rights) => AuthorizationClaims {
-            roles: wants(TokenClaim::Roles)
-                .then(|| rights.roles.iter().map(ToString::to_string).collect()),
+            // The roles that give a scope of the APIs that opted in: not
+            // the user's roles at other APIs.
+            roles: wants(TokenClaim::Roles).then(|| {
+                apis.iter()
+                    .filter(|api| api.token_claims.contains(&TokenClaim::Roles))
+                    .flat_map(|api| api.scopes.iter())
+                    .filter_map(|s| rights.permissions.get(&s.name))
+                    .flatten()
+                    .map(|grantor| grantor.role.to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect()
+            }),
             groups: wants(TokenClaim::Groups)
                 .then(|| rights.groups.iter().map(ToString::to_string).collect()),
             permissions,
@@ -438,6 +475,22 @@ mod tests {
         // Permissions claim: the client's registered scopes of the opted-in API.
         let decision = decide_for(
             &client,
+            "invoices:write orders:read",
+            &["https://invoices.example"],
+            None,
+            Holder::Client,
+        )
+        .unwrap();
+        assert_eq!(decision.scope.to_string(), "invoices:write");
+        assert_eq!(
+            decision.claims.permissions.as_deref(),
+            Some(&["invoices:write".to_owned()][..])
+        );
+        assert_eq!(decision.claims.roles, None);
+        // Naming a resource without being granted any of its scopes: the
+        // token is not for it, and carries none of its claims.
+        let decision = decide_for(
+            &client,
             "orders:read",
             &["https://invoices.example"],
             None,
@@ -445,11 +498,8 @@ mod tests {
         )
         .unwrap();
         assert!(!decision.api_scope_granted);
-        assert_eq!(
-            decision.claims.permissions.as_deref(),
-            Some(&["invoices:write".to_owned()][..])
-        );
-        assert_eq!(decision.claims.roles, None);
+        assert!(decision.audience.is_empty());
+        assert_eq!(decision.claims, AuthorizationClaims::default());
     }
 
     #[test]

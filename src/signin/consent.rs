@@ -18,6 +18,19 @@ impl AuthorizationFlow {
         request: &AuthorizationRequest,
         user: UserId,
     ) -> Result<AccessDecision, Error> {
+        self.grantable_within(client, request, user, None).await
+    }
+
+    /// As [`Self::grantable`], within `shown` (what the consent page
+    /// listed): an Allow never grants what the user was not shown, even if
+    /// a role arrived while the page was open.
+    pub(super) async fn grantable_within(
+        &self,
+        client: &Client,
+        request: &AuthorizationRequest,
+        user: UserId,
+        shown: Option<&Scope>,
+    ) -> Result<AccessDecision, Error> {
         let rights: UserAccessRights = self
             .store
             .user_access_rights(user)
@@ -27,16 +40,22 @@ impl AuthorizationFlow {
             &self.clients.apis(),
             AccessRequest {
                 client,
-                scope: &request.scope(),
+                scope: &match shown {
+                    Some(shown) => request.scope().intersection(shown),
+                    None => request.scope(),
+                },
                 resources: &request.resources,
                 authorized: None,
                 holder: Holder::User(&rights),
             },
         )?;
         if !decision.api_scope_granted && !decision.scope.contains("openid") {
-            return Err(Error::AccessDenied(
-                "the user holds none of the permissions this request asks for".into(),
-            ));
+            return Err(Error::AccessDenied(if decision.api_scope_asked {
+                "the user holds none of the permissions this request asks for".into()
+            } else {
+                "the request asks for no API scope and not for openid: there is nothing to grant"
+                    .into()
+            }));
         }
         Ok(decision)
     }

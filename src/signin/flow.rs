@@ -22,6 +22,7 @@ use super::step::{Answer, ConsentView, LoginView, Step};
 use crate::clients::ClientRegistry;
 use crate::clock::Clock;
 use crate::crypto::Sealer;
+use crate::domain::Scope;
 use crate::limits::client_ip::ClientIp;
 use crate::oauth::access::AccessDecision;
 use crate::oauth::authorize::{self, AuthorizationRequest, Rejection};
@@ -287,8 +288,21 @@ impl AuthorizationFlow {
             Some("allow") => {
                 // Decided again: a role lost while the page was open is
                 // not granted.
+                // What the page showed (a hidden field; templates from
+                // before it lack it and get today's decision).
+                let shown = match form.get("shown_scope").map(str::parse::<Scope>) {
+                    None => None,
+                    Some(Ok(shown)) => Some(shown),
+                    Some(Err(_)) => {
+                        return Ok(Step::ErrorPage(
+                            "The consent form was altered. Go back to the application and try \
+                             again."
+                                .into(),
+                        ));
+                    }
+                };
                 let decision = match self
-                    .grantable(&pending.client, &pending.request, user.id)
+                    .grantable_within(&pending.client, &pending.request, user.id, shown.as_ref())
                     .await
                 {
                     Ok(decision) => decision,
@@ -378,6 +392,7 @@ impl AuthorizationFlow {
             client_name: pending.client.name.as_str().to_owned(),
             username: user.username.as_str().to_owned(),
             sections: scope_sections(&decision, &self.clients.apis()),
+            shown_scope: decision.scope.to_string(),
             csrf: self.sessions.csrf_token(session),
             redirect_origin: pending.request.redirect.origin(),
         }))

@@ -42,6 +42,9 @@ pub struct ConsentView {
     pub username: String,
     /// What can be granted, grouped: the account's scopes, then each API.
     pub sections: Vec<ScopeSection>,
+    /// The same as one scope string, posted back with the decision: an
+    /// Allow grants at most this.
+    pub shown_scope: String,
     pub csrf: String,
     pub redirect_origin: String,
 }

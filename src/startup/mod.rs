@@ -95,7 +95,12 @@ impl Runtime {
         .await?;
         if migrate {
             store.migrate().await?;
-            seed_legacy_api(store.as_ref(), config, clock).await?;
+            // Only with the issuer named: a CLI command without
+            // AUTHD_ISSUER cannot know the `aud` those clients' tokens
+            // carried, and leaves the seed to the server's start.
+            if let Some(issuer) = &config.issuer {
+                seed_legacy_api(store.as_ref(), issuer, clock).await?;
+            }
         }
         match Secrets::open(store.as_ref(), master_keys, clock).await {
             Ok(secrets) => Ok(Self { store, secrets }),
@@ -126,21 +131,15 @@ impl Runtime {
 /// Once per database, after the migration that added APIs: the scopes
 /// clients registered before become one API named by the issuer, open to
 /// any user (`any`), so that their tokens keep their scope and `aud`.
+/// A no-op after its first run (`pending_seeds`), so every start calls it.
 async fn seed_legacy_api(
     store: &dyn store::Store,
-    config: &Config,
+    issuer: &str,
     clock: &dyn Clock,
 ) -> Result<(), StartupError> {
-    // The issuer the server would name (`Application::build`; the CLI has
-    // no bound port, so port 0 is not resolved here: only tests bind it,
-    // and their fresh databases have no clients to seed from).
-    let issuer = config
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.bind));
     let seeded = store
         .seed_legacy_api(store::LegacyApiSeed {
-            identifier: &issuer,
+            identifier: issuer,
             name: "Default API",
             identity_scopes: &crate::domain::scope::IDENTITY_SCOPES,
             describe: crate::domain::api::default_scope_description,
@@ -215,6 +214,8 @@ impl Application {
 
         let runtime = Runtime::open(&config, migrate, clock.as_ref()).await?;
         let store = runtime.store.clone();
+        // The issuer is known for certain now (the bound port resolved).
+        seed_legacy_api(store.as_ref(), &issuer, clock.as_ref()).await?;
         // Read before loading, so a change made while loading is seen later.
         let epochs = store.cache_epochs().await?;
         let keys = Arc::new(

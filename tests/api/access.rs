@@ -237,6 +237,17 @@ async fn a_user_without_the_role_never_gets_the_scope(backend: Backend) {
         .unwrap();
     assert_eq!(tokens["scope"], "orders:read");
 
+    // Naming the invoices API while asking only for openid: the token is
+    // not for that API and carries none of its claims (bob's roles and
+    // permissions stay out of it).
+    let invoices = format!("&resource={}", form_encode(INVOICES));
+    let tokens = tokens_for(&app, &browser, &client, "bob", "openid", &invoices).await;
+    let claims = access_claims(&tokens);
+    assert_eq!(claims["aud"], app.issuer.as_str(), "{claims}");
+    for claim in ["roles", "groups", "permissions"] {
+        assert!(claims.get(claim).is_none(), "{claim} in {claims}");
+    }
+
     // carol holds nothing of invoices, and asks only for it: access_denied,
     // with a description that says why, and no token.
     let denied = pkce();
@@ -254,6 +265,93 @@ async fn a_user_without_the_role_never_gets_the_scope(backend: Backend) {
     );
     assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
     assert!(query_param(&back, "code").is_none());
+}
+
+/// An Allow grants at most what the consent page showed: a role that
+/// arrives while the page is open counts from the next authorization.
+async fn allow_grants_no_more_than_the_page_showed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let world = world(&app).await;
+    let client = invoicing_app(&app).await;
+    let browser = app.browser();
+    let pkce = pkce();
+    let query = authorize_query(
+        &client,
+        &pkce,
+        &[("scope", "openid invoices:read invoices:write")],
+    );
+    let login = location(&browser.authorize(&query).await);
+    let consent = location(
+        &browser
+            .log_in(&login, "bob", crate::helpers::PASSWORD)
+            .await,
+    );
+    let html = consent_page(&browser, &consent).await;
+    assert!(!html.contains("invoices:write"));
+    let field = |name: &str| crate::helpers::form_value(&html, name).unwrap();
+    assert_eq!(field("shown_scope"), "invoices:read openid");
+    // bob joins finance while the page is open.
+    with_runtime(&app, async |runtime| {
+        groups::set_member(runtime.store.as_ref(), "finance", &world.bob, true)
+            .await
+            .unwrap();
+    })
+    .await;
+    let back = location(
+        &browser
+            .post_form(
+                "/consent",
+                &[
+                    ("csrf", &field("csrf")),
+                    ("request", &field("request")),
+                    ("shown_scope", &field("shown_scope")),
+                    ("decision", "allow"),
+                ],
+            )
+            .await,
+    );
+    let code = query_param(&back, "code").unwrap_or_else(|| panic!("{back}"));
+    let tokens: Value = exchange_code(&app, &client, &code, &pkce.verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["scope"], "invoices:read openid");
+    // The next authorization asks about invoices:write, and grants it.
+    let tokens = tokens_for(
+        &app,
+        &browser,
+        &client,
+        "bob",
+        "openid invoices:read invoices:write",
+        "",
+    )
+    .await;
+    assert_eq!(tokens["scope"], "invoices:read invoices:write openid");
+    // A tampered field is refused, not widened.
+    let pkce = crate::helpers::pkce();
+    let query = authorize_query(
+        &client,
+        &pkce,
+        &[("scope", "openid invoices:read"), ("prompt", "consent")],
+    );
+    let consent = location(&browser.authorize(&query).await);
+    let html = consent_page(&browser, &consent).await;
+    let field = |name: &str| crate::helpers::form_value(&html, name).unwrap();
+    let response = browser
+        .post_form(
+            "/consent",
+            &[
+                ("csrf", &field("csrf")),
+                ("request", &field("request")),
+                ("shown_scope", "invoices:read \"bad"),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 400);
 }
 
 async fn a_role_through_a_group_grants_and_its_loss_shrinks_the_next_refresh(backend: Backend) {
@@ -510,6 +608,59 @@ async fn resource_selects_the_audience_on_every_grant(backend: Backend) {
         access_claims(&again)["aud"],
         serde_json::json!([INVOICES, ORDERS])
     );
+    // The authorization's orders API is deleted: the family keeps working
+    // for what is left (invoices), and is not stuck on invalid_target.
+    let both_tokens = tokens_for(&app, &browser, &client, "bob", scope, &both).await;
+    with_runtime(&app, async |runtime| {
+        apis::delete(runtime.store.as_ref(), ORDERS, true)
+            .await
+            .unwrap();
+    })
+    .await;
+    within_5_seconds("the deletion reaches the server", || async {
+        let document = app.get_json("/.well-known/openid-configuration").await;
+        !document["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "orders:read")
+    })
+    .await;
+    let response = refresh(
+        both_tokens["refresh_token"].as_str().unwrap().to_owned(),
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let left: Value = response.json().await.unwrap();
+    assert_eq!(access_claims(&left)["aud"], INVOICES);
+    assert_eq!(left["scope"], "invoices:read offline_access openid");
+    apis::create(
+        &*Runtime::open(&app.config, false, &SystemClock)
+            .await
+            .unwrap()
+            .store,
+        &SystemClock,
+        apis::ApiInput {
+            identifier: ORDERS.into(),
+            name: "Orders".into(),
+            scopes: vec!["orders:read=See your orders".into()],
+            user_access: Some("any".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    within_5_seconds("the orders API is back", || async {
+        let document = app.get_json("/.well-known/openid-configuration").await;
+        document["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "orders:read")
+    })
+    .await;
+
     // A resource outside the authorization: invalid_target, and the
     // refresh token is not spent.
     let only_orders_tokens = tokens_for(&app, &browser, &client, "bob", scope, &only_orders).await;
@@ -775,6 +926,14 @@ async fn the_migration_keeps_existing_clients_tokens_identical(backend: Backend)
         "INSERT INTO pending_seeds (name) VALUES ('legacy_api')",
     )
     .await;
+    // A CLI command without AUTHD_ISSUER cannot know the issuer: it
+    // leaves the seed to the server.
+    crate::helpers::json_ok(&crate::helpers::run_authd(&app, &["users", "list"]));
+    assert_eq!(
+        crate::helpers::count_rows(&app, backend, "apis").await,
+        0,
+        "not seeded by the CLI"
+    );
     app.stop().await;
     let app = crate::helpers::spawn_app_on(database, key, with_issuer)
         .await
@@ -829,6 +988,7 @@ async fn the_migration_keeps_existing_clients_tokens_identical(backend: Backend)
 on_both_backends!(
     the_migration_keeps_existing_clients_tokens_identical,
     a_user_without_the_role_never_gets_the_scope,
+    allow_grants_no_more_than_the_page_showed,
     a_role_through_a_group_grants_and_its_loss_shrinks_the_next_refresh,
     resource_selects_the_audience_on_every_grant,
     every_invalid_target_answers_exactly,

@@ -579,15 +579,17 @@ impl Browser {
         let html = page.text().await.unwrap();
         let csrf = form_value(&html, "csrf").expect("csrf field");
         let request = form_value(&html, "request").expect("request field");
-        self.post_form(
-            "/consent",
-            &[
-                ("csrf", &csrf),
-                ("request", &request),
-                ("decision", decision),
-            ],
-        )
-        .await
+        // Every hidden field, as a browser posts it.
+        let shown = form_value(&html, "shown_scope").unwrap_or_default();
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("request", request.as_str()),
+            ("decision", decision),
+        ];
+        if !shown.is_empty() {
+            form.push(("shown_scope", shown.as_str()));
+        }
+        self.post_form("/consent", &form).await
     }
 
     /// Runs `/authorize?query` to the end as `username`, logging in and

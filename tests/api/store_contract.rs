@@ -2635,7 +2635,10 @@ async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: 
         return;
     };
     let epochs = store.cache_epochs().await.unwrap();
-    let invoices = api("https://invoices.example", &["invoices:read", "invoices:write"]);
+    let invoices = api(
+        "https://invoices.example",
+        &["invoices:read", "invoices:write"],
+    );
     store.insert_api(&invoices).await.unwrap();
     assert!(
         store.cache_epochs().await.unwrap().clients > epochs.clients,
@@ -2692,7 +2695,13 @@ async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: 
         .iter()
         .map(|r| format!("{}={}", r.name, r.scope))
         .collect();
-    assert_eq!(names, ["reader=invoices:read", "writer=invoices:read invoices:write"]);
+    assert_eq!(
+        names,
+        [
+            "reader=invoices:read",
+            "writer=invoices:read invoices:write"
+        ]
+    );
 
     let group = |name: &str| authd::domain::Group {
         id: uuid::Uuid::new_v4(),
@@ -2742,7 +2751,10 @@ async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: 
     let holders = store.role_holders(writer.id).await.unwrap();
     assert_eq!(holders.groups, [named("finance")]);
     assert!(holders.users.is_empty());
-    assert_eq!(store.role_holders(reader.id).await.unwrap().users, [alice.id]);
+    assert_eq!(
+        store.role_holders(reader.id).await.unwrap().users,
+        [alice.id]
+    );
     let groups = store.list_groups().await.unwrap();
     assert_eq!(groups[1].name, named("finance"));
     assert_eq!(groups[1].roles, [named("writer")].into());
@@ -2756,15 +2768,40 @@ async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: 
     smaller.scopes.retain(|s| s.name == "invoices:read");
     assert!(store.update_api(&smaller).await.unwrap());
     let rights = store.user_access_rights(alice.id).await.unwrap();
-    assert_eq!(rights.permissions.keys().collect::<Vec<_>>(), ["invoices:read"]);
+    assert_eq!(
+        rights.permissions.keys().collect::<Vec<_>>(),
+        ["invoices:read"]
+    );
     assert_eq!(from_rights(&rights, "invoices:read"), [("reader", None)]);
     // Leaving the group and losing the role leave nothing.
-    assert!(store.remove_group_member(finance.id, alice.id).await.unwrap());
-    assert!(!store.remove_group_member(finance.id, alice.id).await.unwrap());
+    assert!(
+        store
+            .remove_group_member(finance.id, alice.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_group_member(finance.id, alice.id)
+            .await
+            .unwrap()
+    );
     assert!(store.revoke_user_role(alice.id, reader.id).await.unwrap());
-    assert!(store.user_access_rights(alice.id).await.unwrap().permissions.is_empty());
+    assert!(
+        store
+            .user_access_rights(alice.id)
+            .await
+            .unwrap()
+            .permissions
+            .is_empty()
+    );
     // Deletions cascade.
-    assert!(store.remove_group_role(finance.id, writer.id).await.unwrap());
+    assert!(
+        store
+            .remove_group_role(finance.id, writer.id)
+            .await
+            .unwrap()
+    );
     assert!(store.delete_role(writer.id).await.unwrap());
     assert!(!store.delete_role(writer.id).await.unwrap());
     assert!(store.delete_group(empty.id).await.unwrap());
@@ -2780,7 +2817,11 @@ fn from_rights(
     rights.permissions[scope]
         .iter()
         .map(|g| {
-            let role: &'static str = if g.role.as_str() == "reader" { "reader" } else { "other" };
+            let role: &'static str = if g.role.as_str() == "reader" {
+                "reader"
+            } else {
+                "other"
+            };
             (role, g.group.as_ref().map(|g| g.to_string()))
         })
         .collect()
@@ -2806,10 +2847,8 @@ async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Ba
         now: now(),
     };
     let other = wide_pool(&database).await;
-    let (first, second) = tokio::join!(
-        store.seed_legacy_api(seed()),
-        other.seed_legacy_api(seed())
-    );
+    let (first, second) =
+        tokio::join!(store.seed_legacy_api(seed()), other.seed_legacy_api(seed()));
     let seeded: Vec<_> = [first.unwrap(), second.unwrap()]
         .into_iter()
         .flatten()

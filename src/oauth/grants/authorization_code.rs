@@ -91,24 +91,33 @@ impl CodeGrant<'_> {
             .user_access_rights(user.id)
             .await
             .map_err(Error::internal)?;
+        // Resources deleted since the authorization are dropped.
+        let authorized = access::still_served(self.apis, client, &grant.resources);
+        let gone = || {
+            Error::InvalidGrant(
+                "the user no longer holds any permission this authorization granted".into(),
+            )
+        };
+        if !grant.resources.is_empty() && authorized.is_empty() {
+            return Err(gone());
+        }
         let decision = access::decide(
             self.apis,
             AccessRequest {
                 client,
                 scope: &granted,
                 resources: if resources.is_empty() {
-                    &grant.resources
+                    &authorized
                 } else {
                     resources
                 },
-                authorized: Some(&grant.resources),
+                authorized: Some(&authorized),
                 holder: Holder::User(&rights),
             },
         )?;
-        if super::nothing_left(&decision) {
-            return Err(Error::InvalidGrant(
-                "the user no longer holds any permission this authorization granted".into(),
-            ));
+        // As at /authorize: nothing left is no API scope and no openid.
+        if !decision.api_scope_granted && !decision.scope.contains("openid") {
+            return Err(gone());
         }
         let scope = &decision.scope;
         let mut response = super::user_token_response(

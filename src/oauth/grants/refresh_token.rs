@@ -102,13 +102,19 @@ impl RefreshGrantType<'_> {
         rights: &UserAccessRights,
     ) -> Result<AccessDecision, Refusal> {
         let family: Scope = grant.scope.parse().unwrap_or_default();
+        // The authorization's resources that still exist for this client
+        // (one deleted since is dropped; none left ends the family).
+        let authorized = access::still_served(self.apis, client, &grant.resources);
+        if !grant.resources.is_empty() && authorized.is_empty() {
+            return Err(Refusal::PermissionsGone);
+        }
         let whole = access::decide(
             self.apis,
             AccessRequest {
                 client,
                 scope: &family,
-                resources: &grant.resources,
-                authorized: Some(&grant.resources),
+                resources: &authorized,
+                authorized: Some(&authorized),
                 holder: Holder::User(rights),
             },
         )
@@ -125,11 +131,11 @@ impl RefreshGrantType<'_> {
                 client,
                 scope: requested.unwrap_or(&family),
                 resources: if resources.is_empty() {
-                    &grant.resources
+                    &authorized
                 } else {
                     resources
                 },
-                authorized: Some(&grant.resources),
+                authorized: Some(&authorized),
                 holder: Holder::User(rights),
             },
         )
