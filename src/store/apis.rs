@@ -35,8 +35,8 @@ pub trait ApiRepository {
     async fn delete_api(&self, id: uuid::Uuid) -> Result<bool>;
     /// Once per database (the first process to start after the migration
     /// that added APIs): one API named by the issuer, policy `any`, for
-    /// every scope clients registered before APIs existed. Returns the API
-    /// if one was created.
+    /// every scope clients registered that no API defines (joining the
+    /// issuer's API if one exists). Returns what was added, if anything.
     async fn seed_legacy_api(&self, seed: LegacyApiSeed<'_>) -> Result<Option<Api>>;
 }
 
@@ -218,8 +218,37 @@ macro_rules! impl_api_repository {
                     .flat_map(|(scope,)| scope.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
                     .collect();
                 names.retain(|name| !seed.identity_scopes.contains(&name.as_str()));
+                // Scopes an API defines already (one made by a CLI command
+                // before the server's first start) stay where they are.
+                let defined: Vec<(String,)> = sqlx::query_as("SELECT scope FROM api_scopes")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for (scope,) in &defined {
+                    names.remove(scope);
+                }
                 let api = $crate::store::rows::legacy_api(&seed, names)?;
-                if let Some(api) = &api {
+                // An API named by the issuer already: the scopes join it.
+                let existing: Option<(String,)> =
+                    sqlx::query_as("SELECT id FROM apis WHERE identifier = $1")
+                        .bind(seed.identifier)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let (Some(api), Some((id,))) = (&api, &existing) {
+                    for scope in &api.scopes {
+                        sqlx::query(
+                            "INSERT INTO api_scopes (scope, api_id, description) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&scope.name)
+                        .bind(id)
+                        .bind(&scope.description)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    sqlx::query($crate::store::BUMP_EPOCH)
+                        .bind("clients")
+                        .execute(&mut *tx)
+                        .await?;
+                } else if let Some(api) = &api {
                     Self::insert_api_in(&mut tx, api).await?;
                     sqlx::query($crate::store::BUMP_EPOCH)
                         .bind("clients")

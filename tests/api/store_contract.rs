@@ -2838,6 +2838,10 @@ async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Ba
     let mut old = client(ClientKind::Confidential);
     old.scope = "openid orders:read orders:write".parse().unwrap();
     store.insert_client(&old).await.unwrap();
+    // An API made by a CLI command before the server's first start keeps
+    // the scope it defines.
+    let writes = api("https://writes.example", &["orders:write"]);
+    store.insert_api(&writes).await.unwrap();
     let seed = || store::LegacyApiSeed {
         identifier: "https://auth.example",
         name: "Default API",
@@ -2855,7 +2859,7 @@ async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Ba
         .collect();
     assert_eq!(seeded.len(), 1, "exactly one process seeds");
     let apis = store.list_apis().await.unwrap();
-    assert_eq!(apis.len(), 1);
+    assert_eq!(apis.len(), 2);
     assert_eq!(apis[0].identifier.as_str(), "https://auth.example");
     assert_eq!(apis[0].user_access, authd::domain::UserAccess::Any);
     assert_eq!(
@@ -2864,11 +2868,9 @@ async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Ba
             .iter()
             .map(|s| (s.name.as_str(), s.description.as_str()))
             .collect::<Vec<_>>(),
-        [
-            ("orders:read", "Read access to orders"),
-            ("orders:write", "Write access to orders")
-        ]
+        [("orders:read", "Read access to orders")]
     );
+    assert_eq!(apis[1].scopes, writes.scopes);
     assert!(store.seed_legacy_api(seed()).await.unwrap().is_none());
 
     let alice = user("alice");
