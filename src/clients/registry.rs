@@ -22,10 +22,20 @@ use crate::store::{self, Store};
 
 type ClientMap = HashMap<ClientId, Arc<Client>>;
 
+/// The API catalogue and when its read started: of two reads, the one that
+/// started later has seen every change committed before it started, so it
+/// replaces the other and never the reverse.
+struct Catalogue {
+    read: u64,
+    apis: Arc<ApiCatalogue>,
+}
+
 pub struct ClientRegistry {
     store: Arc<dyn Store>,
     clients: ArcSwap<ClientMap>,
-    apis: ArcSwap<ApiCatalogue>,
+    apis: ArcSwap<Catalogue>,
+    /// Numbers the API reads, in the order they start.
+    api_reads: AtomicU64,
     /// Bumped when a reload starts. A client read from the database on a
     /// cache miss is only added if no reload started meanwhile: otherwise a
     /// client deleted between that read and the reload could be put back
@@ -47,7 +57,11 @@ impl ClientRegistry {
         let registry = Self {
             store,
             clients: ArcSwap::from_pointee(ClientMap::new()),
-            apis: ArcSwap::from_pointee(ApiCatalogue::default()),
+            apis: ArcSwap::from_pointee(Catalogue {
+                read: 0,
+                apis: Arc::default(),
+            }),
+            api_reads: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             misses: Mutex::new(HashSet::new()),
         };
@@ -65,10 +79,11 @@ impl ClientRegistry {
             .into_iter()
             .map(|client| (client.id.clone(), Arc::new(client)))
             .collect();
-        let apis = ApiCatalogue::new(self.store.list_apis().await?);
+        self.read_apis().await?;
         tracing::debug!(clients = clients.len(), "client cache loaded");
+        // The APIs first: a client in the map always finds the APIs that
+        // existed when it was read.
         self.clients.store(Arc::new(clients));
-        self.apis.store(Arc::new(apis));
         self.misses
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -104,21 +119,15 @@ impl ClientRegistry {
         // A client registered a moment ago may hold scopes of an API
         // created just before it: the catalogue is read again rather than
         // leaving those scopes ungranted until the next poll.
-        let apis = self.apis.load();
-        let unknown_scope = client.scope.iter().any(|scope| {
-            !crate::domain::scope::IDENTITY_SCOPES.contains(&scope) && apis.api_of(scope).is_none()
-        });
+        let unknown_scope = {
+            let apis = self.apis.load();
+            client.scope.iter().any(|scope| {
+                !crate::domain::scope::IDENTITY_SCOPES.contains(&scope)
+                    && apis.apis.api_of(scope).is_none()
+            })
+        };
         if unknown_scope {
-            // As for the client below: kept only if no reload started
-            // meanwhile (a reload's catalogue is at least as new).
-            let apis = Arc::new(ApiCatalogue::new(self.store.list_apis().await?));
-            self.apis.rcu(|current| {
-                if self.generation.load(Ordering::SeqCst) == generation {
-                    apis.clone()
-                } else {
-                    current.clone()
-                }
-            });
+            self.read_apis().await?;
         }
         let client = Arc::new(client);
         self.clients.rcu(|clients| {
@@ -151,15 +160,34 @@ impl ClientRegistry {
             .is_some_and(|c| c.allowed_origins.iter().any(|o| o == origin))
     }
 
-    /// Every API, as of the last reload.
+    /// Every API, as of the latest read.
     pub fn apis(&self) -> Arc<ApiCatalogue> {
-        self.apis.load_full()
+        self.apis.load().apis.clone()
+    }
+
+    /// Reads the APIs and keeps them unless a read that started later was
+    /// kept already.
+    async fn read_apis(&self) -> Result<(), store::Error> {
+        let read = self.api_reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let apis = Arc::new(Catalogue {
+            read,
+            apis: Arc::new(ApiCatalogue::new(self.store.list_apis().await?)),
+        });
+        self.apis.rcu(|current| {
+            if current.read < read {
+                apis.clone()
+            } else {
+                current.clone()
+            }
+        });
+        Ok(())
     }
 
     /// Every scope an API defines (for discovery).
     pub fn known_scopes(&self) -> BTreeSet<String> {
         self.apis
             .load()
+            .apis
             .iter()
             .flat_map(|api| {
                 api.scopes
