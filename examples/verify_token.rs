@@ -3,7 +3,9 @@
 //! `typ: at+jwt` (RFC 9068 §4), `iss`, `aud` and `exp` (60 s leeway).
 //!
 //! `cargo run --example verify_token -- TOKEN [ISSUER] [AUDIENCE]`
-//! ISSUER defaults to http://127.0.0.1:8080; AUDIENCE to the issuer.
+//! ISSUER defaults to http://127.0.0.1:8080; AUDIENCE (the API's
+//! identifier, which its tokens carry in `aud`) to the issuer, the `aud`
+//! of tokens for no API.
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
