@@ -193,41 +193,28 @@ pub struct UserRoleChange {
     pub changed: bool,
 }
 
-/// Gives a user (by id or username) a role (by name).
-pub async fn grant_to_user(
+/// Gives (`add`) a user (by id or username) a role (by name), or takes it
+/// away: their next authorization, code exchange and refresh follow.
+pub async fn set_user_role(
     store: &dyn Store,
     user: &str,
     role: &str,
+    add: bool,
 ) -> Result<UserRoleChange, AccessError> {
     let user = find_user(store, user).await?;
     let role = find_role(store, role).await?;
-    let changed = store.grant_user_role(user.id, role.id).await?;
+    let changed = if add {
+        store.grant_user_role(user.id, role.id).await?
+    } else {
+        store.revoke_user_role(user.id, role.id).await?
+    };
     if changed {
         crate::audit::record(crate::audit::Event::AccessChanged {
-            change: "user_role_granted",
-            target: role.name.as_str(),
-            user_id: Some(&user.id.to_string()),
-        });
-    }
-    Ok(UserRoleChange {
-        user_id: user.id.to_string(),
-        role: role.name.to_string(),
-        changed,
-    })
-}
-
-/// Takes a role from a user: their next token and refresh follow.
-pub async fn revoke_from_user(
-    store: &dyn Store,
-    user: &str,
-    role: &str,
-) -> Result<UserRoleChange, AccessError> {
-    let user = find_user(store, user).await?;
-    let role = find_role(store, role).await?;
-    let changed = store.revoke_user_role(user.id, role.id).await?;
-    if changed {
-        crate::audit::record(crate::audit::Event::AccessChanged {
-            change: "user_role_revoked",
+            change: if add {
+                "user_role_granted"
+            } else {
+                "user_role_revoked"
+            },
             target: role.name.as_str(),
             user_id: Some(&user.id.to_string()),
         });

@@ -291,11 +291,7 @@ pub(super) async fn user_role(
     role: &str,
     add: bool,
 ) -> Result<(), CliError> {
-    let change = if add {
-        roles::grant_to_user(store, user, role).await
-    } else {
-        roles::revoke_from_user(store, user, role).await
-    };
+    let change = roles::set_user_role(store, user, role, add).await;
     print_json(&change.map_err(cli_error)?);
     Ok(())
 }

@@ -201,11 +201,6 @@ impl Api {
     pub fn defines(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s.name == scope)
     }
-
-    pub fn scope(&self) -> Scope {
-        Scope::from_tokens(self.scopes.iter().map(|s| s.name.as_str()))
-            .expect("API scopes are scope tokens")
-    }
 }
 
 /// A named set of API scopes.

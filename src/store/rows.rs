@@ -237,6 +237,9 @@ pub(super) fn apis_from_rows(
 ) -> Result<Vec<Api>, Error> {
     let mut by_api: std::collections::HashMap<String, Vec<ApiScope>> = Default::default();
     for (api_id, name, description) in scopes {
+        if Scope::from_tokens([&name]).is_err() {
+            return Err(corrupt("api scope", &api_id, "scope"));
+        }
         by_api
             .entry(api_id)
             .or_default()

@@ -405,7 +405,7 @@ async fn consent_page_lists_only_what_the_user_may_grant_by_api(backend: Backend
     authd::access::roles::create(store, &clock, "invoice-reader", &["invoices:read".into()])
         .await
         .unwrap();
-    authd::access::roles::grant_to_user(store, "bob", "invoice-reader")
+    authd::access::roles::set_user_role(store, "bob", "invoice-reader", true)
         .await
         .unwrap();
     runtime.store.close().await;
