@@ -24,12 +24,8 @@ pub fn set_username_key(digester: Digester) {
 
 fn username_hash(username: &str) -> String {
     match USERNAME_KEY.get() {
-        Some(digester) => digester
-            .digest(username.as_bytes())
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        // The same hash names a throttled username in Redis.
+        Some(digester) => crate::limits::shared::short_hash(digester, username.as_bytes()),
         None => "-".into(),
     }
 }

@@ -105,6 +105,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `AUTHD_RATE_LIMIT_*` and `AUTHD_RATE_TIERS`.
     pub rate_limits: crate::limits::buckets::RateLimitSettings,
+    /// `AUTHD_REDIS_URL` (with `AUTHD_REDIS_PREFIX`, `AUTHD_REDIS_TIMEOUT_MS`):
+    /// rate limits and the login throttle shared by every replica; `None`:
+    /// counted in this process.
+    pub redis: Option<crate::limits::shared::RedisSettings>,
     /// `AUTHD_TRUSTED_PROXIES`: addresses or CIDR ranges whose client-IP
     /// header is believed (none by default).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -279,6 +283,18 @@ impl Config {
             },
             shutdown_timeout: duration(&get, "AUTHD_SHUTDOWN_TIMEOUT", "30s")?,
             rate_limits: rate_limits(&get)?,
+            redis: match get("AUTHD_REDIS_URL").map(|url| url.trim().to_owned()) {
+                None => None,
+                Some(url) if url.is_empty() => None,
+                Some(url) => Some(
+                    crate::limits::shared::RedisSettings::parse(
+                        &url,
+                        get("AUTHD_REDIS_PREFIX").as_deref(),
+                        get("AUTHD_REDIS_TIMEOUT_MS").as_deref(),
+                    )
+                    .map_err(|(variable, problem)| ConfigError::new(variable, problem))?,
+                ),
+            },
             trusted_proxies: trusted_proxies(&get)?,
             client_ip_header: match get("AUTHD_CLIENT_IP_HEADER") {
                 None => Default::default(),

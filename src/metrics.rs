@@ -26,6 +26,7 @@ pub struct Metrics {
     pub db_connections: IntGauge,
     pub db_connections_idle: IntGauge,
     pub db_connections_max: IntGauge,
+    pub rate_limit_backend: IntGaugeVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -141,6 +142,17 @@ impl Metrics {
             db_connections_max: gauge(
                 "db_pool_connections_max",
                 "The pool's limit (AUTHD_DATABASE_MAX_CONNECTIONS).",
+            ),
+            rate_limit_backend: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "authd_rate_limit_backend",
+                        "Where rate limits and the login throttle count now: 1 for the backend in use (redis: shared by every replica; local: this process).",
+                    ),
+                    &["backend"],
+                )
+                .expect("valid metric"),
             ),
             registry,
         }

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 
 use super::AppState;
 use crate::domain::KeyState;
+use crate::limits::limiter::Backend;
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.metrics;
@@ -26,6 +27,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     );
     catch_up(&metrics.login_failures, state.flow.authenticator.failures());
     catch_up(&metrics.login_busy, state.flow.authenticator.busy());
+    let backend = state.rate_limits.backend();
+    for each in [Backend::Redis, Backend::Local] {
+        metrics
+            .rate_limit_backend
+            .with_label_values(&[each.as_str()])
+            .set(i64::from(each == backend));
+    }
+
     // Signing keys from the database (the source of truth across
     // replicas); a database that does not answer leaves the last values.
     let listed =

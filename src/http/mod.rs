@@ -46,7 +46,7 @@ pub struct AppState {
     pub flow: AuthorizationFlow,
     pub userinfo: UserInfo,
     pub pages: pages::Pages,
-    pub rate_limits: Arc<crate::limits::buckets::RateLimits>,
+    pub rate_limits: Arc<crate::limits::limiter::Limits>,
     /// `AUTHD_TRUSTED_PROXIES`, `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`
     pub client_ip: crate::limits::client_ip::ClientIpSettings,
     pub metrics: Arc<crate::metrics::Metrics>,

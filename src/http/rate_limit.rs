@@ -107,10 +107,11 @@ pub fn too_many_requests(
 
 /// Runs before the handler: believes an address, takes from its buckets,
 /// and either refuses or lets the request on with the decision attached.
-pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpResponse>> {
+pub async fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpResponse>> {
     let state = request
         .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered");
+        .expect("AppState is registered")
+        .clone();
     let peer = request.peer_addr().map(|a| a.ip());
     let ip = believe(peer, request.headers(), &state.client_ip);
     if let Some(ip) = ip {
@@ -122,12 +123,12 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
         return Ok(None);
     };
     let limits = &state.rate_limits;
-    let mut decision = limits.check_ip(first, ip.key);
+    let mut decision = limits.check_ip(first, ip.key).await;
     let mut refused_by = first;
     if decision.allowed()
         && let Some(second) = second
     {
-        let other = limits.check_ip(second, ip.key);
+        let other = limits.check_ip(second, ip.key).await;
         if !other.allowed() {
             refused_by = second;
         }
@@ -148,7 +149,7 @@ pub fn admit(request: &ServiceRequest) -> Result<Option<Decision>, Box<HttpRespo
         client_id: None,
     });
     Err(Box::new(too_many_requests(
-        state,
+        &state,
         request.match_info().as_str(),
         &decision,
         request_id,

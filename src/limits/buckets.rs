@@ -61,6 +61,22 @@ impl std::fmt::Display for Rate {
 }
 
 impl Rate {
+    /// The time one request's token takes to come back, in microseconds
+    /// (at least 1): what the shared buckets count in.
+    pub fn interval_micros(self) -> u64 {
+        ((self.per / self.count.get()).as_micros() as u64).max(1)
+    }
+
+    /// This rate cut to one of `share` equal parts (at least 1 request):
+    /// N replicas at their share admit at most the whole.
+    pub fn divided(self, share: u32) -> Rate {
+        let count = (self.count.get() / share.max(1)).max(1);
+        Rate {
+            count: NonZeroU32::new(count).expect("at least 1"),
+            per: self.per,
+        }
+    }
+
     fn quota(self) -> Quota {
         let interval = (self.per / self.count.get()).max(Duration::from_nanos(1));
         Quota::with_period(interval)
@@ -128,6 +144,49 @@ impl RateLimitSettings {
         Ok(tiers)
     }
 
+    /// Every limit cut to one of `share` parts (the fallback of a replica
+    /// that cannot reach Redis).
+    pub fn divided(&self, share: u32) -> Self {
+        Self {
+            ip: self.ip.divided(share),
+            well_known: self.well_known.divided(share),
+            login: self.login.divided(share),
+            introspect: self.introspect.divided(share),
+            client_auth_failures: self.client_auth_failures.divided(share),
+            tiers: self
+                .tiers
+                .iter()
+                .map(|(name, rate)| (name.clone(), rate.divided(share)))
+                .collect(),
+        }
+    }
+
+    /// The rate of a per-IP bucket.
+    pub fn ip_rate(&self, bucket: IpBucket) -> Rate {
+        match bucket {
+            IpBucket::Every => self.ip,
+            IpBucket::WellKnown => self.well_known,
+            IpBucket::Login => self.login,
+            IpBucket::Introspect => self.introspect,
+        }
+    }
+
+    /// The tier a client's `/token` requests count against: its own, or
+    /// the standard tier for a name no longer configured.
+    pub fn tier<'a>(&'a self, name: &'a str) -> (&'a str, Rate) {
+        let standard = || RateLimitSettings::default().tiers[1].1;
+        match self.tiers.iter().find(|(n, _)| n == name) {
+            Some((name, rate)) => (name, *rate),
+            None => (
+                DEFAULT_TIER,
+                self.tiers
+                    .iter()
+                    .find(|(n, _)| n == DEFAULT_TIER)
+                    .map_or_else(standard, |(_, rate)| *rate),
+            ),
+        }
+    }
+
     pub fn has_tier(&self, name: &str) -> bool {
         self.tiers.iter().any(|(n, _)| n == name)
     }
@@ -188,7 +247,7 @@ impl Decision {
 
 type Keyed<K> = RateLimiter<K, DashMapStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
-fn ceil_secs(duration: Duration) -> u64 {
+pub(crate) fn ceil_secs(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
@@ -245,7 +304,7 @@ pub struct RateLimitHits {
 }
 
 impl RateLimitHits {
-    fn hit(&self, bucket: &'static str) {
+    pub(crate) fn hit(&self, bucket: &'static str) {
         self.total.fetch_add(1, Ordering::Relaxed);
         *self
             .counts
@@ -268,8 +327,8 @@ impl RateLimitHits {
     }
 }
 
-/// Every bucket of one process. Limits are per replica: N replicas behind
-/// a load balancer admit up to N times the numbers (docs/operations.md).
+/// Every bucket of one process (`limiter::Limits` decides when these are
+/// the ones counting, and counts the refusals).
 pub struct RateLimits {
     clock: DefaultClock,
     every: Bucket<IpKey>,
@@ -280,7 +339,6 @@ pub struct RateLimits {
     /// (IP, client_id) pairs that used up their failures, until when.
     blocked: Mutex<HashMap<(IpKey, String), Instant>>,
     tiers: HashMap<String, Bucket<String>>,
-    pub hits: RateLimitHits,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -312,22 +370,17 @@ impl RateLimits {
                     .or_insert_with(|| Bucket::new(RateLimitSettings::default().tiers[1].1));
                 tiers
             },
-            hits: RateLimitHits::default(),
         }
     }
 
     /// Takes one request from `bucket` for `ip`.
     pub fn check_ip(&self, bucket: IpBucket, ip: IpKey) -> Decision {
-        let decision = match bucket {
+        match bucket {
             IpBucket::Every => self.every.check(&ip, &self.clock),
             IpBucket::WellKnown => self.well_known.check(&ip, &self.clock),
             IpBucket::Login => self.login.check(&ip, &self.clock),
             IpBucket::Introspect => self.introspect.check(&ip, &self.clock),
-        };
-        if !decision.allowed() {
-            self.hits.hit(bucket.as_str());
         }
-        decision
     }
 
     /// Refuses a client that used up its failed authentications from this
@@ -341,7 +394,6 @@ impl RateLimits {
             blocked.remove(&key);
             return None;
         }
-        self.hits.hit("client_auth_failures");
         let rate = self.failures.rate;
         Some(Decision {
             limit: rate.count.get(),
@@ -381,11 +433,7 @@ impl RateLimits {
             .get(tier)
             .or_else(|| self.tiers.get(DEFAULT_TIER))
             .expect("the standard tier exists");
-        let decision = bucket.check(&client_id.to_owned(), &self.clock);
-        if !decision.allowed() {
-            self.hits.hit("token_tier");
-        }
-        decision
+        bucket.check(&client_id.to_owned(), &self.clock)
     }
 
     /// Drops the state of keys that are full again (every minute), so a
@@ -502,7 +550,22 @@ mod tests {
         // Another address has its own bucket.
         let other = key("192.0.2.2");
         assert!(limits.check_ip(IpBucket::Every, other).allowed());
-        assert_eq!(limits.hits.snapshot(), vec![("ip", 1)]);
+    }
+
+    #[test]
+    fn a_share_is_a_whole_part_of_the_limit_and_never_zero() {
+        let rate: Rate = "60/min".parse().unwrap();
+        assert_eq!(rate.divided(3).count.get(), 20);
+        assert_eq!(rate.divided(7).count.get(), 8);
+        assert_eq!(rate.divided(1000).count.get(), 1);
+        assert_eq!(rate.divided(0), rate);
+        assert_eq!(rate.divided(3).per, rate.per);
+        assert_eq!(rate.interval_micros(), 1_000_000);
+        assert_eq!("1000000/sec".parse::<Rate>().unwrap().interval_micros(), 1);
+        let settings = RateLimitSettings::default().divided(2);
+        assert_eq!(settings.tier("standard").1.count.get(), 300);
+        assert_eq!(settings.tier("gone").0, DEFAULT_TIER);
+        assert_eq!(settings.ip_rate(IpBucket::Login).count.get(), 15);
     }
 
     #[test]

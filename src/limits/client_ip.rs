@@ -75,6 +75,14 @@ impl Default for ClientIpSettings {
 pub struct IpKey(IpAddr);
 
 impl IpKey {
+    /// The key as 16 bytes (IPv4 mapped into IPv6), to hash for Redis.
+    pub fn to_bytes(self) -> [u8; 16] {
+        match self.0 {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        }
+    }
+
     pub fn new(ip: IpAddr, ipv6_prefix: u8) -> Self {
         match ip.to_canonical() {
             IpAddr::V4(v4) => Self(IpAddr::V4(v4)),

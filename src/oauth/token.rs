@@ -13,8 +13,9 @@ use crate::clients::ClientRegistry;
 use crate::crypto::Digester;
 use crate::domain::Client;
 use crate::domain::{GrantType, Scope};
-use crate::limits::buckets::{Decision, RateLimits};
+use crate::limits::buckets::Decision;
 use crate::limits::client_ip::ClientIp;
+use crate::limits::limiter::Limits;
 use crate::store::Store;
 use crate::tokens::{IssueError, IssuedAccessToken, TokenIssuer};
 
@@ -82,7 +83,7 @@ pub struct TokenEndpoint {
     pub codes: Arc<Codes>,
     pub refresh: Arc<RefreshTokens>,
     pub store: Arc<dyn Store>,
-    pub limits: Arc<RateLimits>,
+    pub limits: Arc<Limits>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Whether an access token is active (`/introspect`).
     pub bearer: Arc<super::bearer::BearerTokens>,
@@ -111,7 +112,8 @@ impl TokenEndpoint {
         // spend a client's allowance).
         let decision = self
             .limits
-            .check_tier(&client.rate_tier, client.id.as_str());
+            .check_tier(&client.rate_tier, client.id.as_str())
+            .await;
         if !decision.allowed() {
             crate::audit::record(crate::audit::Event::RateLimited {
                 limit: "token_tier",
@@ -174,7 +176,7 @@ impl TokenEndpoint {
         // Bounded: the key must not grow with whatever a caller sends.
         let id: String = credentials.client_id().chars().take(64).collect();
         if let Some(ip) = ip
-            && let Some(decision) = self.limits.client_auth_blocked(ip.key, &id)
+            && let Some(decision) = self.limits.client_auth_blocked(ip.key, &id).await
         {
             crate::audit::record(crate::audit::Event::RateLimited {
                 limit: "client_auth_failures",
@@ -188,7 +190,7 @@ impl TokenEndpoint {
         if let Err(Error::InvalidClient(_)) = &result {
             self.metrics.client_auth_failures.inc();
             if let Some(ip) = ip {
-                self.limits.client_auth_failed(ip.key, &id);
+                self.limits.client_auth_failed(ip.key, &id).await;
             }
         }
         result

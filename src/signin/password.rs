@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::crypto::password::{self, HashedPassword, Peppers};
 use crate::domain::{User, Username};
 use crate::limits::client_ip::ClientIp;
-use crate::limits::login_throttle::{LoginThrottle, throttle_keys};
+use crate::limits::limiter::Limits;
 use crate::oauth::Error;
 use crate::store::Store;
 
@@ -60,7 +60,8 @@ pub struct Authenticator {
     decoy: Arc<HashedPassword>,
     checks: Arc<Semaphore>,
     wait: StdDuration,
-    throttle: LoginThrottle,
+    /// The login failure throttle lives with the other limits.
+    limits: Arc<Limits>,
     clock: Arc<dyn Clock>,
     failures: std::sync::atomic::AtomicU64,
     busy: std::sync::atomic::AtomicU64,
@@ -80,6 +81,7 @@ impl Authenticator {
         store: Arc<dyn Store>,
         peppers: Arc<Peppers>,
         checks: PasswordChecks,
+        limits: Arc<Limits>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         let decoy = SecretString::from(crate::crypto::random::secret_token());
@@ -94,7 +96,7 @@ impl Authenticator {
             decoy: Arc::new(decoy),
             checks: Arc::new(Semaphore::new(checks.concurrent.max(1))),
             wait: checks.wait,
-            throttle: LoginThrottle::default(),
+            limits,
             clock,
             failures: std::sync::atomic::AtomicU64::new(0),
             busy: std::sync::atomic::AtomicU64::new(0),
@@ -109,9 +111,12 @@ impl Authenticator {
         password: SecretString,
         ip: Option<ClientIp>,
     ) -> Result<Arc<User>, LoginFailure> {
-        let keys = throttle_keys(username, ip);
         // A throttled attempt is refused before it waits for a check.
-        if let Some(retry_after) = self.throttle.blocked(&keys, self.clock.now()) {
+        if let Some(retry_after) = self
+            .limits
+            .login_blocked(username, ip, self.clock.now())
+            .await
+        {
             return Err(LoginFailure::TryLater {
                 why: TryLater::Throttled,
                 retry_after,
@@ -139,7 +144,11 @@ impl Authenticator {
         };
         // Counted as a failure before the password is checked and taken
         // back on success: parallel guesses cannot all slip past the check.
-        if let Err(retry_after) = self.throttle.reserve(&keys, self.clock.now()) {
+        if let Err(retry_after) = self
+            .limits
+            .login_reserve(username, ip, self.clock.now())
+            .await
+        {
             return Err(LoginFailure::TryLater {
                 why: TryLater::Throttled,
                 retry_after,
@@ -148,7 +157,7 @@ impl Authenticator {
         let checked = self.check(user.as_ref(), password, permit).await?;
         match user {
             Some(user) if checked.verified && !user.disabled => {
-                self.throttle.succeeded(&keys);
+                self.limits.login_succeeded(username, ip).await;
                 Ok(Arc::new(self.rekey(user, checked.rekeyed).await))
             }
             _ => {

@@ -179,6 +179,7 @@ pub struct Application {
     announcer: tokio::task::JoinHandle<()>,
     replica: String,
     limits_gc: tokio::task::JoinHandle<()>,
+    limits_watch: tokio::task::JoinHandle<()>,
     /// The `/metrics` server and its port, when `AUTHD_METRICS_BIND` is set.
     metrics_server: Option<(Server, u16)>,
 }
@@ -258,6 +259,12 @@ impl Application {
             },
             clock.clone(),
         ));
+        let rate_limits = Arc::new(crate::limits::limiter::Limits::new(
+            &config.rate_limits,
+            config.redis.as_ref(),
+            runtime.digester(Purpose::AuditUsername),
+        ));
+        rate_limits.connect().await;
         let flow = AuthorizationFlow {
             clients: clients.clone(),
             requests: runtime.sealer(Purpose::PendingRequestSealing),
@@ -271,6 +278,7 @@ impl Application {
                 store.clone(),
                 runtime.secrets.peppers.clone(),
                 config.password_checks,
+                rate_limits.clone(),
                 clock.clone(),
             )
             .await
@@ -280,7 +288,6 @@ impl Application {
             clock: clock.clone(),
             issuer: issuer.clone(),
         };
-        let rate_limits = Arc::new(crate::limits::buckets::RateLimits::new(&config.rate_limits));
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let bearer = Arc::new(BearerTokens {
             store: store.clone(),
@@ -334,6 +341,22 @@ impl Application {
                     limits.forget_idle();
                 }
             })
+        };
+        // With Redis: connects, falls back and returns, and keeps the
+        // fallback share equal to the replicas the heartbeat table lists.
+        let limits_watch = {
+            let store = store.clone();
+            let clock = clock.clone();
+            tokio::spawn(rate_limits.clone().watch(move || {
+                let store = store.clone();
+                let since = clock.now()
+                    - chrono::Duration::from_std(crate::secrets::HOLDER_LIVENESS)
+                        .expect("a short duration");
+                async move {
+                    let holders = store.master_key_holders(since).await.ok()?;
+                    Some(u32::try_from(holders.len()).unwrap_or(u32::MAX))
+                }
+            }))
         };
         let replica = crate::secrets::replica_name();
         let announcer = tokio::spawn(crate::secrets::announce_keys(
@@ -403,6 +426,7 @@ impl Application {
             announcer,
             replica,
             limits_gc,
+            limits_watch,
             metrics_server,
         })
     }
@@ -438,6 +462,7 @@ impl Application {
         self.key_schedule.abort();
         self.announcer.abort();
         self.limits_gc.abort();
+        self.limits_watch.abort();
         // A replica that stops says so, so a rotation need not wait for
         // its record to age out.
         if let Err(error) = self

@@ -2,8 +2,10 @@
 //! the routes.
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, Service};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{App, HttpMessage, HttpServer, middleware, web};
 use tracing_actix_web::{RequestId, TracingLogger};
 
@@ -23,6 +25,50 @@ fn security_headers(https: bool) -> middleware::DefaultHeaders {
     }
 }
 
+/// Takes from the per-IP buckets (`http::rate_limit::admit`) and adds the
+/// `X-RateLimit-*` headers, or answers 429.
+async fn rate_limited(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    match http::rate_limit::admit(&request).await {
+        Ok(decision) => {
+            let mut response = next.call(request).await?;
+            if let Some(decision) = decision {
+                http::rate_limit::add_headers(response.headers_mut(), &decision);
+            }
+            Ok(response.map_into_left_body())
+        }
+        Err(refusal) => Ok(request.into_response(*refusal).map_into_right_body()),
+    }
+}
+
+/// Answers preflights (after the per-IP buckets) and decorates the
+/// responses of the CORS routes.
+async fn cors(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(mut preflight) = http::cors::preflight(&request) {
+        let response = match http::rate_limit::admit(&request).await {
+            Ok(decision) => {
+                if let Some(decision) = decision {
+                    http::rate_limit::add_headers(preflight.headers_mut(), &decision);
+                }
+                preflight
+            }
+            Err(refusal) => *refusal,
+        };
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    let pending = http::cors::pending(&request);
+    let mut response = next.call(request).await?;
+    if let Some(pending) = pending {
+        http::cors::decorate(pending, &mut response);
+    }
+    Ok(response.map_into_left_body())
+}
+
 pub(super) fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -34,62 +80,14 @@ pub(super) fn serve(
         App::new()
             .app_data(state.clone())
             // Per-IP rate limits (innermost: refusals get the headers below).
-            .wrap_fn(|request, service| {
-                let call = match http::rate_limit::admit(&request) {
-                    Ok(decision) => Ok((service.call(request), decision)),
-                    Err(refusal) => Err(request.into_response(*refusal).map_into_right_body()),
-                };
-                async move {
-                    match call {
-                        Ok((response, decision)) => {
-                            let mut response = response.await?;
-                            if let Some(decision) = decision {
-                                http::rate_limit::add_headers(response.headers_mut(), &decision);
-                            }
-                            Ok(response.map_into_left_body())
-                        }
-                        Err(refusal) => Ok(refusal),
-                    }
-                }
-            })
+            .wrap(middleware::from_fn(rate_limited))
             // Preflights are answered before routing, after taking from
             // the same per-IP buckets as any request (an OPTIONS flood is
             // limited too; a refused preflight is a 429 without CORS
             // headers, which a browser treats as a failed preflight);
             // other responses of the CORS routes get their headers on the
             // way out.
-            .wrap_fn(|request, service| {
-                let answer = match http::cors::preflight(&request) {
-                    Some(mut preflight) => {
-                        let response = match http::rate_limit::admit(&request) {
-                            Ok(decision) => {
-                                if let Some(decision) = decision {
-                                    http::rate_limit::add_headers(
-                                        preflight.headers_mut(),
-                                        &decision,
-                                    );
-                                }
-                                preflight
-                            }
-                            Err(refusal) => *refusal,
-                        };
-                        Err(request.into_response(response).map_into_right_body())
-                    }
-                    None => Ok((http::cors::pending(&request), service.call(request))),
-                };
-                async move {
-                    match answer {
-                        Ok((pending, response)) => {
-                            let mut response = response.await?;
-                            if let Some(pending) = pending {
-                                http::cors::decorate(pending, &mut response);
-                            }
-                            Ok(response.map_into_left_body())
-                        }
-                        Err(preflight) => Ok(preflight),
-                    }
-                }
-            })
+            .wrap(middleware::from_fn(cors))
             // Every response (handlers set their own Cache-Control where
             // something may be cached).
             .wrap(security_headers(https))

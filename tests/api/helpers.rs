@@ -167,6 +167,31 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Where the app's limits count now, as `/metrics` says
+    /// (`authd_rate_limit_backend`); needs `config.metrics_bind`.
+    pub async fn rate_limit_backend(&self) -> String {
+        let port = self
+            .metrics_port
+            .expect("metrics are served (set config.metrics_bind)");
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for backend in ["redis", "local"] {
+            if text.contains(&format!(
+                "authd_rate_limit_backend{{backend=\"{backend}\"}} 1"
+            )) {
+                return backend.into();
+            }
+        }
+        panic!("/metrics names no rate-limit backend:\n{text}");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -760,5 +785,129 @@ pub async fn execute_sql(app: &TestApp, backend: Backend, sql: &str) {
                 .unwrap();
             sqlx::query(sql).execute(&mut connection).await.unwrap();
         }
+    }
+}
+
+const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Redis settings for one test: `TEST_REDIS_URL` (default the local
+/// Redis), with a key prefix of its own so that tests never share counts.
+/// `None` (the test passes without running) when no Redis answers, except
+/// in CI, where that is a failure.
+pub async fn test_redis() -> Option<authd::limits::shared::RedisSettings> {
+    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.to_owned());
+    if let Err(error) = redis_ping(&url).await {
+        if std::env::var_os("CI").is_some() {
+            panic!("Redis is required in CI but {url} does not answer: {error}");
+        }
+        use std::io::Write;
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the Redis tests pass without running: {url} does not answer ({error}). \
+                 Start Redis or set TEST_REDIS_URL (in CI this is a failure)."
+            );
+        });
+        return None;
+    }
+    let prefix = format!(
+        "authd-test-{}:",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    Some(
+        authd::limits::shared::RedisSettings::parse(&url, Some(&prefix), Some("50"))
+            .expect("a valid test Redis URL"),
+    )
+}
+
+async fn redis_ping(url: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut connection = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| "timed out".to_owned())?
+    .map_err(|e| e.to_string())?;
+    let _: String = redis::cmd("PING")
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// A Redis server of one test's own (Debian's `redis-server`), on a free
+/// port, keeping nothing on disk: a test may stop and restart it. `None`
+/// when the binary is absent outside CI.
+pub struct OwnRedis {
+    pub port: u16,
+    process: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            port,
+            process: None,
+        };
+        if let Err(error) = redis.run() {
+            if std::env::var_os("CI").is_some() {
+                panic!("redis-server is required in CI: {error}");
+            }
+            skip_notice(&format!("redis-server does not start: {error}"));
+            return None;
+        }
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) and waits until it answers.
+    pub fn run(&mut self) -> Result<(), String> {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.process = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        Err("did not answer within 5 s".into())
+    }
+
+    /// Stops the server (SIGKILL: as abrupt as a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -19,6 +19,7 @@ mod master_key;
 mod metrics;
 mod rate_limits;
 mod refresh;
+mod replicas;
 mod resource_server;
 mod revocation;
 mod shutdown;

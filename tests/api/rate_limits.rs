@@ -16,17 +16,68 @@ use authd::limits::buckets::RateLimitSettings;
 use serde_json::Value;
 
 use crate::helpers::{
-    Backend, TestApp, authd_command, authorize_query, form_value, location, on_both_backends, pkce,
-    spawn_app_on, test_database,
+    Backend, TestApp, authd_command, authorize_query, form_value, location, pkce, spawn_app_on,
+    test_database, test_redis,
 };
 
-async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let database = test_database(backend).await?;
-    Some(
-        spawn_app_on(Arc::new(database), MasterKey::generate(), adjust)
-            .await
-            .expect("app starts"),
-    )
+/// Every test body runs three times: counts in process on SQLite and on
+/// PostgreSQL, and counts in Redis (PostgreSQL): the limits must read the
+/// same, headers included, wherever they are counted.
+#[derive(Debug, Clone, Copy)]
+struct Setup {
+    backend: Backend,
+    redis: bool,
+}
+
+macro_rules! on_every_setup {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                use super::Setup;
+                use crate::helpers::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Setup { backend: Backend::Sqlite, redis: false }).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Setup { backend: Backend::Postgres, redis: false }).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name(Setup { backend: Backend::Postgres, redis: true }).await
+                }
+            }
+        )+
+    };
+}
+
+async fn spawn_app_with(setup: Setup, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let redis = match setup.redis {
+        true => Some(test_redis().await?),
+        false => None,
+    };
+    let database = test_database(setup.backend).await?;
+    let app = spawn_app_on(Arc::new(database), MasterKey::generate(), |config| {
+        if redis.is_some() {
+            config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        }
+        config.redis = redis;
+        adjust(config);
+    })
+    .await
+    .expect("app starts");
+    if setup.redis {
+        assert_eq!(
+            app.rate_limit_backend().await,
+            "redis",
+            "the test Redis answers"
+        );
+    }
+    Some(app)
 }
 
 /// The value of header `name` as text (the test fails when it is absent).
@@ -147,7 +198,7 @@ async fn client_in_tier(app: &TestApp, tier: &str) -> (String, String) {
     (id, secret.expect("a confidential client"))
 }
 
-async fn per_ip_limit_counts_every_token_request_then_refuses_with_json(backend: Backend) {
+async fn per_ip_limit_counts_every_token_request_then_refuses_with_json(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "5/min".parse().unwrap();
     })
@@ -205,7 +256,7 @@ async fn per_ip_limit_counts_every_token_request_then_refuses_with_json(backend:
     app.stop().await;
 }
 
-async fn sign_in_pages_are_refused_with_an_html_page(backend: Backend) {
+async fn sign_in_pages_are_refused_with_an_html_page(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "1/min".parse().unwrap();
     })
@@ -225,7 +276,7 @@ async fn sign_in_pages_are_refused_with_an_html_page(backend: Backend) {
     app.stop().await;
 }
 
-async fn jwks_and_discovery_have_their_own_bucket(backend: Backend) {
+async fn jwks_and_discovery_have_their_own_bucket(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
         config.rate_limits.well_known = "10/min".parse().unwrap();
@@ -256,7 +307,7 @@ async fn jwks_and_discovery_have_their_own_bucket(backend: Backend) {
     app.stop().await;
 }
 
-async fn login_posts_have_their_own_bucket(backend: Backend) {
+async fn login_posts_have_their_own_bucket(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.login = "2/min".parse().unwrap();
     })
@@ -288,7 +339,7 @@ async fn login_posts_have_their_own_bucket(backend: Backend) {
     app.stop().await;
 }
 
-async fn introspection_has_its_own_bucket(backend: Backend) {
+async fn introspection_has_its_own_bucket(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.introspect = "2/min".parse().unwrap();
     })
@@ -331,7 +382,7 @@ async fn introspection_has_its_own_bucket(backend: Backend) {
     app.stop().await;
 }
 
-async fn failed_client_authentication_blocks_the_ip_and_client_pair(backend: Backend) {
+async fn failed_client_authentication_blocks_the_ip_and_client_pair(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.client_auth_failures = "3/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -390,7 +441,7 @@ async fn failed_client_authentication_blocks_the_ip_and_client_pair(backend: Bac
     app.stop().await;
 }
 
-async fn forwarded_headers_are_ignored_without_trusted_proxies(backend: Backend) {
+async fn forwarded_headers_are_ignored_without_trusted_proxies(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
     })
@@ -424,7 +475,7 @@ async fn forwarded_headers_are_ignored_without_trusted_proxies(backend: Backend)
 /// Twenty-one failed logins, each with a new `Forwarded: for=`, from one
 /// address the proxy names: the login throttle holds (20 free failures
 /// per IP, then 429).
-async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backend: Backend) {
+async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
@@ -474,7 +525,7 @@ async fn a_clients_own_forwarded_header_does_not_escape_the_login_throttle(backe
 /// Security review finding 1: a client cannot spend another address's
 /// failed-authentication allowance by naming it in a `Forwarded` header
 /// the proxy passed through: the victim still gets its token.
-async fn a_forwarded_header_cannot_block_another_address(backend: Backend) {
+async fn a_forwarded_header_cannot_block_another_address(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.client_auth_failures = "10/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -517,7 +568,7 @@ async fn a_forwarded_header_cannot_block_another_address(backend: Backend) {
 
 /// `AUTHD_CLIENT_IP_HEADER=forwarded`: the proxy writes RFC 7239
 /// `Forwarded`, so that is read and a client's `X-Forwarded-For` is not.
-async fn only_the_configured_client_ip_header_is_read(backend: Backend) {
+async fn only_the_configured_client_ip_header_is_read(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -556,7 +607,7 @@ async fn only_the_configured_client_ip_header_is_read(backend: Backend) {
 /// Security review finding 8: IPv6 clients are counted per /64
 /// (`AUTHD_IPV6_PREFIX`): fresh addresses from one prefix share its bucket;
 /// another prefix has its own.
-async fn ipv6_addresses_share_their_prefixs_bucket(backend: Backend) {
+async fn ipv6_addresses_share_their_prefixs_bucket(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.ip = "2/min".parse().unwrap();
         config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
@@ -579,7 +630,7 @@ async fn ipv6_addresses_share_their_prefixs_bucket(backend: Backend) {
     app.stop().await;
 }
 
-async fn token_requests_are_limited_per_client_by_tier(backend: Backend) {
+async fn token_requests_are_limited_per_client_by_tier(backend: Setup) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.tiers =
             RateLimitSettings::parse_tiers("standard=100/min,low=2/min").unwrap();
@@ -640,7 +691,7 @@ fn succeeds(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-async fn cli_refuses_an_unknown_rate_tier(backend: Backend) {
+async fn cli_refuses_an_unknown_rate_tier(backend: Setup) {
     const TIERS: &str = "standard=10/min,low=1/min";
     let Some(app) = spawn_app_with(backend, |config| {
         config.rate_limits.tiers = RateLimitSettings::parse_tiers(TIERS).unwrap();
@@ -682,7 +733,7 @@ async fn cli_refuses_an_unknown_rate_tier(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(
+on_every_setup!(
     per_ip_limit_counts_every_token_request_then_refuses_with_json,
     sign_in_pages_are_refused_with_an_html_page,
     jwks_and_discovery_have_their_own_bucket,

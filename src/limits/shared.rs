@@ -1,0 +1,447 @@
+//! Counts every replica shares, in Redis (`AUTHD_REDIS_URL`): the rate-limit
+//! buckets and the login failure throttle, so that N replicas together admit
+//! what one would.
+//!
+//! Each decision is one Lua script run atomically by Redis (`EVALSHA`, one
+//! round trip), with Redis's own clock (`TIME`), so the replicas' clocks do
+//! not matter. The buckets are GCRA, as `governor` is in process: a key holds
+//! the bucket's theoretical arrival time in microseconds and expires when the
+//! bucket is full again, so idle keys cost nothing. The algorithm is authd's
+//! (a few lines of Lua); the client, connection handling and script caching
+//! are the `redis` crate's.
+//!
+//! Keys are `PREFIX` + a kind + a keyed hash (HMAC-SHA256 under the audit
+//! username key, which every replica shares through the database): a key
+//! never holds an address, a client id, a username, a secret or a token in
+//! clear. A username hashes exactly as in audit events, so a throttled name
+//! in Redis can be matched with its audit trail.
+//!
+//! Every call is bounded by the configured timeout; any error, timeout or
+//! reply of the wrong shape is `Trouble`, which the caller (`limiter.rs`)
+//! answers with its in-process fallback. Nothing here panics on what Redis
+//! says.
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{FromRedisValue, Script};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::buckets::{Decision, Rate, ceil_secs};
+use crate::crypto::Digester;
+
+/// `AUTHD_REDIS_URL`, `AUTHD_REDIS_PREFIX`, `AUTHD_REDIS_TIMEOUT_MS`.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// May hold a password: only [`RedisSettings::redacted`] is ever shown.
+    pub url: SecretString,
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+pub const DEFAULT_PREFIX: &str = "authd:";
+/// A Redis on the same network answers in well under a millisecond; a
+/// request never waits longer than this for one (then the in-process
+/// fallback decides).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(10);
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &self.redacted())
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RedisSettings {
+    /// Parses and checks the settings; errors name the variable's problem
+    /// without repeating the URL (it may hold a password).
+    pub fn parse(
+        url: &str,
+        prefix: Option<&str>,
+        timeout_ms: Option<&str>,
+    ) -> Result<Self, (&'static str, String)> {
+        let parsed =
+            url::Url::parse(url).map_err(|e| ("AUTHD_REDIS_URL", format!("not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "redis" | "rediss") {
+            return Err((
+                "AUTHD_REDIS_URL",
+                format!(
+                    "the scheme must be redis:// or rediss://, not {:?}",
+                    parsed.scheme()
+                ),
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(("AUTHD_REDIS_URL", "names no host".into()));
+        }
+        // The crate's own reading must agree (database number, TLS flags).
+        if let Err(error) = redis::Client::open(url) {
+            return Err((
+                "AUTHD_REDIS_URL",
+                format!("not a Redis URL ({:?})", error.kind()),
+            ));
+        }
+        let prefix = prefix.unwrap_or(DEFAULT_PREFIX).to_owned();
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err((
+                "AUTHD_REDIS_PREFIX",
+                "must be 1 to 64 printable ASCII characters without spaces".into(),
+            ));
+        }
+        let timeout = match timeout_ms {
+            None => DEFAULT_TIMEOUT,
+            Some(text) => match text.trim().parse::<u64>() {
+                Ok(ms @ 1..=1000) => Duration::from_millis(ms),
+                _ => {
+                    return Err((
+                        "AUTHD_REDIS_TIMEOUT_MS",
+                        format!("expected milliseconds from 1 to 1000, got {text:?}"),
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            url: SecretString::from(url.to_owned()),
+            prefix,
+            timeout,
+        })
+    }
+
+    /// The URL without user, password, query or fragment: what logs show.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.url.expose_secret()) {
+            Ok(url) => format!(
+                "{}://{}:{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or("?"),
+                url.port().unwrap_or(6379),
+                url.path()
+            ),
+            Err(_) => "(invalid)".into(),
+        }
+    }
+}
+
+/// Redis could not decide (unreachable, slow, an error, or a reply of the
+/// wrong shape). Carries no detail on purpose: the caller logs state
+/// changes, not each failed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trouble;
+
+/// GCRA over one key. KEYS[1]: the bucket. ARGV: the interval between
+/// requests (µs) and the burst. Returns {allowed, remaining, wait µs}: the
+/// wait until one more request fits when refused.
+/// Numbers are written with `%d`: Lua's default number format would write
+/// 1.8e+15 and lose the microseconds.
+const TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - now > interval * burst then
+  return {0, 0, tat + interval - interval * burst - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+return {1, math.floor((now + interval * burst - new_tat) / interval), 0}
+";
+
+/// A failed client authentication. KEYS[1]: the failures bucket, KEYS[2]:
+/// the block marker. The failure that empties the bucket blocks the pair
+/// until the bucket admits one again (as `RateLimits::client_auth_failed`).
+const FAIL: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = 0
+if new_tat - now > interval * burst then
+  wait = tat + interval - interval * burst - now
+else
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+  if now + interval * burst - new_tat < interval then wait = interval end
+end
+if wait > 0 then
+  redis.call('SET', KEYS[2], '1', 'PX', math.floor(wait / 1000) + 1)
+end
+return 0
+";
+
+/// Milliseconds the block marker KEYS[1] still holds (0: none).
+const BLOCKED: &str = r"
+local ms = redis.call('PTTL', KEYS[1])
+if ms > 0 then return ms end
+return 0
+";
+
+/// The login throttle (as `LoginThrottle`): KEYS are the username's and the
+/// address's failure records, ARGV[1..n] their free failures, then the
+/// forget period and the longest delay (ms), then 1 to count this attempt
+/// (reserve) or 0 to only check. Returns the wait in ms (0: go ahead).
+const LOGIN: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = #KEYS
+local forget = tonumber(ARGV[n + 1])
+local max_delay = tonumber(ARGV[n + 2])
+local count_it = ARGV[n + 3] == '1'
+local wait = 0
+for i = 1, n do
+  local blocked = tonumber(redis.call('HGET', KEYS[i], 'until') or 0) or 0
+  if blocked - now > wait then wait = blocked - now end
+end
+if wait > 0 or not count_it then return wait end
+for i = 1, n do
+  local count = redis.call('HINCRBY', KEYS[i], 'count', 1)
+  local over = count - tonumber(ARGV[i])
+  if over >= 0 then
+    if over > 20 then over = 20 end
+    local delay = math.min(2 ^ over * 1000, max_delay)
+    redis.call('HSET', KEYS[i], 'until', string.format('%d', now + delay))
+  end
+  redis.call('PEXPIRE', KEYS[i], forget)
+end
+return 0
+";
+
+/// A successful login: forgets the username's failures, takes back the
+/// attempt counted against the address.
+const SUCCEEDED: &str = r"
+redis.call('DEL', KEYS[1])
+if redis.call('HINCRBY', KEYS[2], 'count', -1) < 0 then
+  redis.call('HSET', KEYS[2], 'count', 0)
+end
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 0
+";
+
+pub(crate) struct SharedCounts {
+    client: redis::Client,
+    /// Made on first use and by the health probe; the manager reconnects by
+    /// itself after that.
+    connection: ArcSwapOption<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    hasher: Digester,
+    take: Script,
+    fail: Script,
+    blocked: Script,
+    login: Script,
+    succeeded: Script,
+}
+
+impl std::fmt::Debug for SharedCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCounts")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a login attempt is throttled by, hashed for Redis.
+pub(crate) struct LoginKeys {
+    username: String,
+    ip: String,
+}
+
+impl SharedCounts {
+    pub fn new(settings: &RedisSettings, hasher: Digester) -> Result<Self, Trouble> {
+        // rediss:// runs on rustls, which needs one process-wide crypto
+        // provider: aws-lc-rs, authd's crypto already. An error means one
+        // is installed.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = redis::Client::open(settings.url.expose_secret()).map_err(|_| Trouble)?;
+        Ok(Self {
+            client,
+            connection: ArcSwapOption::empty(),
+            prefix: settings.prefix.clone(),
+            timeout: settings.timeout,
+            hasher,
+            take: Script::new(TAKE),
+            fail: Script::new(FAIL),
+            blocked: Script::new(BLOCKED),
+            login: Script::new(LOGIN),
+            succeeded: Script::new(SUCCEEDED),
+        })
+    }
+
+    /// `PREFIX kind : hash(identifier)`.
+    fn key(&self, kind: &str, identifier: &[u8]) -> String {
+        format!(
+            "{}{kind}:{}",
+            self.prefix,
+            short_hash(&self.hasher, identifier)
+        )
+    }
+
+    /// Connects if there is no connection yet and asks Redis for `PING`
+    /// within the timeout (the health probe).
+    pub async fn ping(&self) -> Result<(), Trouble> {
+        let mut connection = self.connection().await?;
+        let pong: String = tokio::time::timeout(
+            self.timeout,
+            redis::cmd("PING").query_async(&mut connection),
+        )
+        .await
+        .map_err(|_| Trouble)?
+        .map_err(|_| Trouble)?;
+        if pong == "PONG" { Ok(()) } else { Err(Trouble) }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, Trouble> {
+        if let Some(connection) = self.connection.load_full() {
+            return Ok((*connection).clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(self.timeout.max(Duration::from_millis(250)))
+            .set_response_timeout(self.timeout)
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            Duration::from_secs(2),
+            ConnectionManager::new_with_config(self.client.clone(), config),
+        )
+        .await
+        .map_err(|_| Trouble)?
+        .map_err(|_| Trouble)?;
+        self.connection
+            .store(Some(std::sync::Arc::new(connection.clone())));
+        Ok(connection)
+    }
+
+    async fn run<T: FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, Trouble> {
+        let mut connection = match self.connection.load_full() {
+            Some(connection) => (*connection).clone(),
+            // Not connected yet: the probe connects; a request does not wait.
+            None => return Err(Trouble),
+        };
+        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
+            .await
+            .map_err(|_| Trouble)?
+            .map_err(|_| Trouble)
+    }
+
+    /// Takes one request from the shared bucket `kind` of `identifier`.
+    pub async fn take(
+        &self,
+        kind: &str,
+        identifier: &[u8],
+        rate: Rate,
+    ) -> Result<Decision, Trouble> {
+        let interval = rate.interval_micros();
+        let mut invocation = self.take.prepare_invoke();
+        invocation
+            .key(self.key(kind, identifier))
+            .arg(interval)
+            .arg(rate.count.get());
+        let (allowed, remaining, wait): (i64, i64, i64) = self.run(invocation).await?;
+        let limit = rate.count.get();
+        let interval = Duration::from_micros(interval);
+        match allowed {
+            1 => {
+                let remaining = u32::try_from(remaining).map_err(|_| Trouble)?.min(limit);
+                Ok(Decision {
+                    limit,
+                    remaining,
+                    reset: ceil_secs(interval * (limit - remaining)),
+                    retry_after: None,
+                })
+            }
+            0 => Ok(Decision {
+                limit,
+                remaining: 0,
+                reset: ceil_secs(interval * limit),
+                retry_after: Some(ceil_secs(Duration::from_micros(wait.max(0) as u64)).max(1)),
+            }),
+            _ => Err(Trouble),
+        }
+    }
+
+    /// Seconds a (client IP, client_id) pair stays blocked, if it is.
+    pub async fn client_auth_blocked(&self, identifier: &[u8]) -> Result<Option<u64>, Trouble> {
+        let mut invocation = self.blocked.prepare_invoke();
+        invocation.key(self.key("client_auth_blocked", identifier));
+        let ms: i64 = self.run(invocation).await?;
+        Ok((ms > 0).then(|| ceil_secs(Duration::from_millis(ms as u64)).max(1)))
+    }
+
+    /// Records a failed client authentication of the pair.
+    pub async fn client_auth_failed(&self, identifier: &[u8], rate: Rate) -> Result<(), Trouble> {
+        let mut invocation = self.fail.prepare_invoke();
+        invocation
+            .key(self.key("client_auth_failures", identifier))
+            .key(self.key("client_auth_blocked", identifier))
+            .arg(rate.interval_micros())
+            .arg(rate.count.get());
+        let _: i64 = self.run(invocation).await?;
+        Ok(())
+    }
+
+    pub fn login_keys(&self, username: &str, ip: &[u8]) -> LoginKeys {
+        LoginKeys {
+            username: format!(
+                "{}login_user:{}",
+                self.prefix,
+                short_hash(&self.hasher, username.as_bytes())
+            ),
+            ip: self.key("login_ip", ip),
+        }
+    }
+
+    /// The login throttle: `count` = reserve (count this attempt unless a
+    /// key is blocked), otherwise only check. `Some(seconds)` when blocked.
+    pub async fn login(
+        &self,
+        keys: &LoginKeys,
+        free: [u32; 2],
+        forget: Duration,
+        max_delay: Duration,
+        count: bool,
+    ) -> Result<Option<u64>, Trouble> {
+        let mut invocation = self.login.prepare_invoke();
+        invocation
+            .key(&keys.username)
+            .key(&keys.ip)
+            .arg(free[0])
+            .arg(free[1])
+            .arg(forget.as_millis() as u64)
+            .arg(max_delay.as_millis() as u64)
+            .arg(if count { "1" } else { "0" });
+        let ms: i64 = self.run(invocation).await?;
+        Ok((ms > 0).then(|| ceil_secs(Duration::from_millis(ms as u64)).max(1)))
+    }
+
+    pub async fn login_succeeded(&self, keys: &LoginKeys, forget: Duration) -> Result<(), Trouble> {
+        let mut invocation = self.succeeded.prepare_invoke();
+        invocation
+            .key(&keys.username)
+            .key(&keys.ip)
+            .arg(forget.as_millis() as u64);
+        let _: i64 = self.run(invocation).await?;
+        Ok(())
+    }
+}
+
+/// The first 8 bytes of the keyed digest, in hex: the form audit events
+/// use for usernames (`audit::username_hash`).
+pub(crate) fn short_hash(digester: &Digester, bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    digester
+        .digest(bytes)
+        .iter()
+        .take(8)
+        .fold(String::with_capacity(16), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}

@@ -1,0 +1,307 @@
+//! Limits that hold across replicas (issue 17): three authd apps on one
+//! PostgreSQL database and one Redis, requests spread round-robin, admit
+//! what one would; a Redis that stops, or answers garbage, never fails a
+//! request: each replica falls back to its share of each limit and returns
+//! to Redis by itself.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authd::clients::registration::NewClient;
+use authd::config::Config;
+use authd::crypto::MasterKey;
+use authd::limits::buckets::RateLimitSettings;
+use authd::limits::shared::RedisSettings;
+
+use crate::helpers::{
+    Backend, OwnRedis, TestApp, TestDatabase, authorize_query, form_value, location, pkce,
+    spawn_app_on, test_database, test_redis,
+};
+
+const TIERS: &str = "standard=100000/sec,low=60/min";
+
+/// `count` replicas on one database, counting in `redis`.
+async fn replicas(
+    database: &Arc<TestDatabase>,
+    redis: Option<&RedisSettings>,
+    count: usize,
+    adjust: impl Fn(&mut Config),
+) -> Vec<TestApp> {
+    let key = MasterKey::generate();
+    let mut apps = Vec::new();
+    for _ in 0..count {
+        let copy = MasterKey::from_base64(&key.to_base64()).unwrap();
+        apps.push(
+            spawn_app_on(database.clone(), copy, |config| {
+                config.redis = redis.cloned();
+                config.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+                config.rate_limits.tiers = RateLimitSettings::parse_tiers(TIERS).unwrap();
+                adjust(config);
+            })
+            .await
+            .expect("replica starts"),
+        );
+    }
+    apps
+}
+
+async fn low_tier_client(app: &TestApp) -> (String, String) {
+    let (id, secret) = app
+        .register(NewClient {
+            name: "Low tier".into(),
+            scopes: vec!["orders:read".into()],
+            rate_tier: Some("low".into()),
+            ..Default::default()
+        })
+        .await;
+    (id, secret.expect("a confidential client"))
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
+    response.headers().get(name)?.to_str().ok()?.parse().ok()
+}
+
+/// Waits until every replica's `/metrics` names `backend`.
+async fn until_backend(apps: &[TestApp], backend: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for app in apps {
+        while app.rate_limit_backend().await != backend {
+            assert!(
+                Instant::now() < deadline,
+                "no replica fell back to {backend} in 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A client on a 60/min tier, asking three replicas in turn, gets the
+/// tier's 60 (plus the one a second the bucket refills while the test
+/// runs), not 3 × 60; the `X-RateLimit-Remaining` the replicas report
+/// count down one shared bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_admit_one_tier_between_them() {
+    let Some(redis) = test_redis().await else {
+        return;
+    };
+    let Some(database) = test_database(Backend::Postgres).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let apps = replicas(&database, Some(&redis), 3, |_| {}).await;
+    let (id, secret) = low_tier_client(&apps[0]).await;
+    let started = Instant::now();
+    let mut remaining = Vec::new();
+    let mut refused = 0;
+    for n in 0..120 {
+        let response = apps[n % 3].client_credentials(&id, &secret).await;
+        match response.status().as_u16() {
+            200 => {
+                assert_eq!(header(&response, "x-ratelimit-limit"), Some(60));
+                remaining.push(header(&response, "x-ratelimit-remaining").unwrap());
+            }
+            429 => {
+                refused += 1;
+                assert_eq!(header(&response, "x-ratelimit-limit"), Some(60));
+                assert_eq!(header(&response, "x-ratelimit-remaining"), Some(0));
+                let wait = header(&response, "retry-after").unwrap();
+                assert!((1..=1).contains(&wait), "one cell of 60/min: {wait}");
+            }
+            other => panic!("request {n}: {other}"),
+        }
+    }
+    let elapsed = started.elapsed().as_secs();
+    let admitted = remaining.len() as u64;
+    assert!(
+        (60..=61 + elapsed).contains(&admitted),
+        "{admitted} admitted in {elapsed} s by three replicas (one bucket of 60, +1/s)"
+    );
+    assert_eq!(refused as u64, 120 - admitted);
+    // One bucket: the first 60 answers, from whichever replica, count 59
+    // down to 0 (a refill may repeat a number, never raise it).
+    assert_eq!(remaining[0], 59);
+    assert!(
+        remaining.windows(2).take(59).all(|w| w[1] <= w[0]),
+        "{remaining:?}"
+    );
+    for app in &apps {
+        app.stop().await;
+    }
+}
+
+/// Five wrong passwords for one username, spread over three replicas,
+/// trigger the login throttle on the next attempt wherever it lands, as on
+/// one replica (in-process counts would allow 3 × 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_spread_over_replicas_are_counted_together() {
+    let Some(redis) = test_redis().await else {
+        return;
+    };
+    let Some(database) = test_database(Backend::Postgres).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let apps = replicas(&database, Some(&redis), 3, |_| {}).await;
+    apps[0].user("erin").await;
+    let client = apps[0].web_client(false, &[]).await;
+    let browser = apps[0].browser();
+    let login = location(
+        &browser
+            .authorize(&authorize_query(&client, &pkce(), &[]))
+            .await,
+    );
+    let html = browser.get(&login).await.text().await.unwrap();
+    let csrf = form_value(&html, "csrf").unwrap();
+    let request = form_value(&html, "request").unwrap();
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        // The same browser (cookies are per host, not per port) posting
+        // to replica n % 3.
+        let response = browser
+            .http
+            .post(apps[n % 3].url("/login"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("request", request.as_str()),
+                ("username", "erin"),
+                ("password", "wrong password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        if status == 200 {
+            assert!(
+                body.contains("The username or password is not correct."),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429], "{statuses:?}");
+    for app in &apps {
+        app.stop().await;
+    }
+}
+
+/// Redis stopped mid-run: no request fails; after a few failed calls each
+/// replica counts in process at its share of each limit (60/min ÷ 3
+/// replicas = 20), says so in `/metrics`, and returns to Redis by itself
+/// once Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopping_falls_back_to_a_share_and_recovers() {
+    let Some(mut own) = OwnRedis::start().await else {
+        return;
+    };
+    let Some(database) = test_database(Backend::Postgres).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let settings = RedisSettings::parse(&own.url(), None, Some("20")).unwrap();
+    let apps = replicas(&database, Some(&settings), 3, |_| {}).await;
+    until_backend(&apps, "redis").await;
+    let (standard, standard_secret) = apps[0].machine_client(&["orders:read"]).await;
+    let (low, low_secret) = low_tier_client(&apps[0]).await;
+    for app in &apps {
+        assert_eq!(
+            app.client_credentials(&standard, &standard_secret)
+                .await
+                .status(),
+            200
+        );
+    }
+
+    own.stop();
+    // Requests go on while Redis is away: none fails.
+    for n in 0..30 {
+        let response = apps[n % 3]
+            .client_credentials(&standard, &standard_secret)
+            .await;
+        assert_eq!(response.status(), 200, "request {n} while Redis is down");
+    }
+    until_backend(&apps, "local").await;
+    // The share is read from the heartbeat table when Redis goes; give the
+    // watcher its tick.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut admitted = 0;
+    let mut limits = Vec::new();
+    for _ in 0..30 {
+        let response = apps[1].client_credentials(&low, &low_secret).await;
+        match response.status().as_u16() {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("{other} while Redis is down"),
+        }
+        limits.push(header(&response, "x-ratelimit-limit").unwrap());
+    }
+    assert!(
+        (20..=21).contains(&admitted),
+        "one replica of three admits 60/min ÷ 3: {admitted}"
+    );
+    assert!(limits.iter().all(|&l| l == 20), "{limits:?}");
+
+    own.run().expect("Redis restarts");
+    until_backend(&apps, "redis").await;
+    // Counted in Redis again (its counts were lost with it): the whole tier.
+    let response = apps[2].client_credentials(&low, &low_secret).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-ratelimit-limit"), Some(60));
+    assert_eq!(header(&response, "x-ratelimit-remaining"), Some(59));
+    for app in &apps {
+        app.stop().await;
+    }
+}
+
+/// A "Redis" that answers every command with an error, or with bytes that
+/// are not RESP at all: authd starts, counts in process, and every request
+/// is answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_answering_garbage_counts_as_unreachable() {
+    for reply in [
+        &b"-ERR not today\r\n"[..],
+        &b"HTTP/1.1 200 OK\r\n\r\n\x00\xff"[..],
+    ] {
+        let Some(database) = test_database(Backend::Postgres).await else {
+            return;
+        };
+        let database = Arc::new(database);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buffer).await {
+                        if n == 0 || socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let settings =
+            RedisSettings::parse(&format!("redis://127.0.0.1:{port}"), None, None).unwrap();
+        let apps = replicas(&database, Some(&settings), 1, |config| {
+            config.rate_limits.ip = "5/min".parse().unwrap();
+        })
+        .await;
+        let app = &apps[0];
+        assert_eq!(app.rate_limit_backend().await, "local");
+        let (id, secret) = app.machine_client(&["orders:read"]).await;
+        let statuses: Vec<u16> = {
+            let mut statuses = Vec::new();
+            for _ in 0..6 {
+                statuses.push(app.client_credentials(&id, &secret).await.status().as_u16());
+            }
+            statuses
+        };
+        // The per-IP limit still holds, in process.
+        assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+        app.stop().await;
+        server.abort();
+    }
+}
