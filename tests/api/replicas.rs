@@ -305,3 +305,261 @@ async fn a_redis_answering_garbage_counts_as_unreachable() {
         server.abort();
     }
 }
+
+/// `authd serve` as an operator runs it, with `env` added; its stderr.
+fn serve(database_url: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let key = MasterKey::generate();
+    let mut command = crate::helpers::authd_command(database_url, &key);
+    command
+        .arg("serve")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("authd runs")
+}
+
+/// A malformed `AUTHD_REDIS_URL` stops authd at start with one line naming
+/// the variable, and never repeats the password the URL holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_redis_url_stops_the_start_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("authd.db").display());
+    for (url, variable) in [
+        ("http://cache.internal:6379", "AUTHD_REDIS_URL"),
+        ("redis://user:hunter2-secret@", "AUTHD_REDIS_URL"),
+        ("rediss//user:hunter2-secret@cache", "AUTHD_REDIS_URL"),
+        ("redis://cache.internal/notadatabase", "AUTHD_REDIS_URL"),
+    ] {
+        let output = serve(&database_url, &[("AUTHD_REDIS_URL", url)])
+            .wait_with_output()
+            .unwrap();
+        assert!(!output.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{url}: {stderr}");
+        assert!(stderr.contains(variable), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{url}: {stderr}");
+    }
+    for (name, value) in [
+        ("AUTHD_REDIS_PREFIX", "has spaces:"),
+        ("AUTHD_REDIS_TIMEOUT_MS", "0"),
+        ("AUTHD_REDIS_TIMEOUT_MS", "soon"),
+    ] {
+        let output = serve(
+            &database_url,
+            &[("AUTHD_REDIS_URL", "redis://127.0.0.1:6379"), (name, value)],
+        )
+        .wait_with_output()
+        .unwrap();
+        assert!(!output.status.success(), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
+
+/// Redis behind TLS with a user and password (`rediss://user:pass@…`, the
+/// CA from `SSL_CERT_FILE`): authd shares its limits through it, and the
+/// password appears in no log line, neither when Redis answers nor when it
+/// does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_with_a_password_works_and_the_password_is_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    std::fs::write(path("ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=authd test CA",
+    ]) && openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+    ]);
+    if !made {
+        assert!(std::env::var_os("CI").is_none(), "openssl is needed in CI");
+        return;
+    }
+    const PASSWORD: &str = "s3cret-redis-pw";
+    std::fs::write(
+        path("users.acl"),
+        format!("user default off\nuser authd on >{PASSWORD} ~* &* +@all\n"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--aclfile",
+            &path("users.acl"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(redis) = redis else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is needed in CI"
+        );
+        return;
+    };
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _redis = Killed(redis);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let http = reqwest::Client::new();
+    for (url, backend) in [
+        (
+            format!("rediss://authd:{PASSWORD}@localhost:{port}/0"),
+            "redis",
+        ),
+        // Wrong password, and no Redis at all: limits stay in process.
+        (
+            format!("rediss://authd:{PASSWORD}-not@localhost:{port}/0"),
+            "local",
+        ),
+        (
+            format!("rediss://authd:{PASSWORD}@localhost:{}/0", free_port()),
+            "local",
+        ),
+    ] {
+        let (bind, metrics) = (free_port(), free_port());
+        let database_url = format!("sqlite://{}", path(&format!("authd-{bind}.db")));
+        let mut child = Killed(serve(
+            &database_url,
+            &[
+                ("AUTHD_REDIS_URL", url.as_str()),
+                ("SSL_CERT_FILE", path("ca.pem").as_str()),
+                ("AUTHD_BIND", &format!("127.0.0.1:{bind}")),
+                ("AUTHD_METRICS_BIND", &format!("127.0.0.1:{metrics}")),
+                ("AUTHD_LOG_FORMAT", "json"),
+                ("AUTHD_SHUTDOWN_DRAIN", "0"),
+            ],
+        ));
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = http
+                .get(format!("http://127.0.0.1:{metrics}/metrics"))
+                .send()
+                .await
+            {
+                seen = response.text().await.unwrap();
+                if seen.contains(&format!(
+                    "authd_rate_limit_backend{{backend=\"{backend}\"}} 1"
+                )) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            seen.contains(&format!(
+                "authd_rate_limit_backend{{backend=\"{backend}\"}} 1"
+            )),
+            "{url}: {seen}"
+        );
+        // Requests are answered either way.
+        let jwks = http
+            .get(format!("http://127.0.0.1:{bind}/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(jwks.status(), 200);
+        assert_eq!(jwks.headers()["x-ratelimit-limit"], "12000");
+        // The probe runs twice a second: let a few fail where Redis is away.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        unsafe {
+            libc::kill(child.0.id() as i32, libc::SIGTERM);
+        }
+        let _ = child.0.wait();
+        let mut logs = String::new();
+        use std::io::Read;
+        if let Some(mut stderr) = child.0.stderr.take() {
+            stderr.read_to_string(&mut logs).unwrap();
+        }
+        if let Some(mut stdout) = child.0.stdout.take() {
+            stdout.read_to_string(&mut logs).unwrap();
+        }
+        assert!(logs.contains("redis"), "{logs}");
+        assert!(
+            !logs.contains(PASSWORD),
+            "the Redis password in a log line:\n{logs}"
+        );
+    }
+}
