@@ -790,25 +790,27 @@ pub async fn execute_sql(app: &TestApp, backend: Backend, sql: &str) {
 
 const DEFAULT_TEST_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
-/// Redis settings for one test: `TEST_REDIS_URL` (default the local
-/// Redis), with a key prefix of its own so that tests never share counts.
-/// `None` (the test passes without running) when no Redis answers, except
-/// in CI, where that is a failure.
+/// Redis settings for one test, with a key prefix of its own so that tests
+/// never share counts: `TEST_REDIS_URL`, else the Redis on 127.0.0.1:6379,
+/// else a `redis-server` this test process starts (once, on a free port;
+/// it dies with the process). `None` (the test passes without running)
+/// when none of these answers, except in CI, where that is a failure.
 pub async fn test_redis() -> Option<authd::limits::shared::RedisSettings> {
-    let url = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_TEST_REDIS_URL.to_owned());
-    if let Err(error) = redis_ping(&url).await {
-        if std::env::var_os("CI").is_some() {
-            panic!("Redis is required in CI but {url} does not answer: {error}");
+    let url = match std::env::var("TEST_REDIS_URL") {
+        Ok(url) => url,
+        Err(_) if redis_ping(DEFAULT_TEST_REDIS_URL).await.is_ok() => {
+            DEFAULT_TEST_REDIS_URL.to_owned()
         }
-        use std::io::Write;
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the Redis tests pass without running: {url} does not answer ({error}). \
-                 Start Redis or set TEST_REDIS_URL (in CI this is a failure)."
-            );
-        });
+        Err(_) => match process_redis() {
+            Ok(url) => url,
+            Err(error) => {
+                redis_missing(DEFAULT_TEST_REDIS_URL, &error);
+                return None;
+            }
+        },
+    };
+    if let Err(error) = redis_ping(&url).await {
+        redis_missing(&url, &error);
         return None;
     }
     let prefix = format!(
@@ -819,6 +821,80 @@ pub async fn test_redis() -> Option<authd::limits::shared::RedisSettings> {
         authd::limits::shared::RedisSettings::parse(&url, Some(&prefix), Some("50"))
             .expect("a valid test Redis URL"),
     )
+}
+
+fn redis_missing(url: &str, error: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "Redis is required in CI but {url} does not answer and none could be started: {error}"
+        );
+    }
+    use std::io::Write;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: the Redis tests pass without running: {url} does not answer and \
+             redis-server does not start ({error}). Install redis-server or set \
+             TEST_REDIS_URL (in CI this is a failure)."
+        );
+    });
+}
+
+/// One `redis-server` for this test process, when no Redis answers on the
+/// default port. Started from a thread that lives as long as the process,
+/// with `PR_SET_PDEATHSIG`, so it is killed when the process ends (a
+/// test's own thread would take it down with it).
+fn process_redis() -> Result<String, String> {
+    static URL: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::os::unix::process::CommandExt;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port());
+            let started = port.map_err(|e| e.to_string()).and_then(|port| {
+                let mut command = std::process::Command::new("redis-server");
+                command
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                // SAFETY: prctl is async-signal-safe; nothing else runs
+                // between fork and exec.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = command.spawn().map_err(|e| format!("redis-server: {e}"))?;
+                for _ in 0..200 {
+                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                        return Ok((child, port));
+                    }
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err("redis-server did not answer within 5 s".into())
+            });
+            match started {
+                Ok((_child, port)) => {
+                    let _ = sender.send(Ok(format!("redis://127.0.0.1:{port}")));
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error));
+                }
+            }
+        });
+        receiver
+            .recv()
+            .unwrap_or_else(|_| Err("the starter thread died".into()))
+    })
+    .clone()
 }
 
 async fn redis_ping(url: &str) -> Result<(), String> {
