@@ -287,10 +287,11 @@ impl Config {
                 None => None,
                 Some(url) if url.is_empty() => None,
                 Some(url) => Some(
-                    crate::limits::shared::RedisSettings::parse(
+                    crate::limits::shared::RedisSettings::parse_with_leases(
                         &url,
                         get("AUTHD_REDIS_PREFIX").as_deref(),
                         get("AUTHD_REDIS_TIMEOUT_MS").as_deref(),
+                        get("AUTHD_REDIS_LEASES").as_deref(),
                     )
                     .map_err(|(variable, problem)| ConfigError::new(variable, problem))?,
                 ),

@@ -44,10 +44,10 @@ impl Backend {
 /// Redis calls that failed in a row before this replica stops asking it
 /// (each failed call is decided in process meanwhile).
 const FAILURES_BEFORE_FALLBACK: u32 = 3;
-/// How often a replica that fell back asks Redis whether it is back.
+/// How often a replica asks Redis whether it is there (`PING`).
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the number of live replicas is read for the fallback share.
-const REPLICAS_INTERVAL: Duration = Duration::from_secs(10);
+const REPLICAS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// In-process counts, at `1 / share` of each limit.
 struct Local {
@@ -337,10 +337,7 @@ impl Limits {
         let keys = throttle_keys(username, ip);
         if let Some(shared) = self.redis() {
             let redis_keys = shared_login_keys(shared, username, ip);
-            let result = shared
-                .counts
-                .login_succeeded(&redis_keys, login_throttle::FORGET_AFTER)
-                .await;
+            let result = shared.counts.login_succeeded(&redis_keys).await;
             if self.outcome(shared, result).is_some() {
                 return;
             }
@@ -351,6 +348,9 @@ impl Limits {
     /// Drops in-process state of keys that went quiet (every minute).
     pub fn forget_idle(&self) {
         self.local.load().buckets.forget_idle();
+        if let Some(shared) = &self.shared {
+            shared.counts.forget_idle();
+        }
     }
 
     /// Start-up: asks Redis once (bounded by the timeout, or 2 s to
@@ -389,7 +389,7 @@ impl Limits {
         loop {
             ticker.tick().await;
             let up = shared.up.load(Ordering::Relaxed);
-            // Counted every 10 s, and at once when Redis has just gone:
+            // Counted every 5 s, and at once when Redis has just gone:
             // the share the fallback starts with is then current.
             let fell = was_up && !up;
             was_up = up;
@@ -408,6 +408,10 @@ impl Limits {
                 }
             }
             if up {
+                // Also while up: a replica without traffic notices Redis
+                // going (and says so in /metrics) as one with traffic does.
+                let result = shared.counts.ping().await;
+                self.outcome(shared, result);
                 continue;
             }
             match shared.counts.ping().await {

@@ -37,6 +37,9 @@ pub struct RedisSettings {
     pub url: SecretString,
     pub prefix: String,
     pub timeout: Duration,
+    /// `AUTHD_REDIS_LEASES` (default on): busy buckets are taken from
+    /// Redis in small batches (see `Lease`).
+    pub leases: bool,
 }
 
 pub const DEFAULT_PREFIX: &str = "authd:";
@@ -51,6 +54,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("url", &self.redacted())
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("leases", &self.leases)
             .finish()
     }
 }
@@ -58,6 +62,26 @@ impl std::fmt::Debug for RedisSettings {
 impl RedisSettings {
     /// Parses and checks the settings; errors name the variable's problem
     /// without repeating the URL (it may hold a password).
+    pub fn parse_with_leases(
+        url: &str,
+        prefix: Option<&str>,
+        timeout_ms: Option<&str>,
+        leases: Option<&str>,
+    ) -> Result<Self, (&'static str, String)> {
+        let mut settings = Self::parse(url, prefix, timeout_ms)?;
+        settings.leases = match leases.map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err((
+                    "AUTHD_REDIS_LEASES",
+                    format!("expected on or off, got {other:?}"),
+                ));
+            }
+        };
+        Ok(settings)
+    }
+
     pub fn parse(
         url: &str,
         prefix: Option<&str>,
@@ -107,6 +131,7 @@ impl RedisSettings {
             url: SecretString::from(url.to_owned()),
             prefix,
             timeout,
+            leases: true,
         })
     }
 
@@ -131,9 +156,10 @@ impl RedisSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Trouble;
 
-/// GCRA over one key. KEYS[1]: the bucket. ARGV: the interval between
-/// requests (µs) and the burst. Returns {allowed, remaining, wait µs}: the
-/// wait until one more request fits when refused.
+/// GCRA over one key, taking up to ARGV[3] requests at once (a lease).
+/// KEYS[1]: the bucket. ARGV: the interval between requests (µs), the
+/// burst, the most to take. Returns {taken, remaining, wait µs}: taken is
+/// 0 when not even one fits, and wait is then the time until one does.
 /// Numbers are written with `%d`: Lua's default number format would write
 /// 1.8e+15 and lose the microseconds.
 const TAKE: &str = r"
@@ -141,14 +167,17 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
 if tat < now then tat = now end
-local new_tat = tat + interval
-if new_tat - now > interval * burst then
+local free = math.floor((now + interval * burst - tat) / interval)
+if free < 1 then
   return {0, 0, tat + interval - interval * burst - now}
 end
+local taken = math.min(want, free)
+local new_tat = tat + taken * interval
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
-return {1, math.floor((now + interval * burst - new_tat) / interval), 0}
+return {taken, free - taken, 0}
 ";
 
 /// A failed client authentication. KEYS[1]: the failures bucket, KEYS[2]:
@@ -216,14 +245,38 @@ return 0
 /// attempt counted against the address.
 const SUCCEEDED: &str = r"
 redis.call('DEL', KEYS[1])
-if redis.call('HINCRBY', KEYS[2], 'count', -1) < 0 then
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('HINCRBY', KEYS[2], 'count', -1) < 0 then
   redis.call('HSET', KEYS[2], 'count', 0)
 end
-if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 return 0
 ";
 
+/// Requests a replica took from a shared bucket ahead of time: most
+/// requests of a busy key are then decided here, without a round trip.
+/// A lease never admits more than the bucket held (its requests were taken
+/// in Redis first); requests a replica leased but did not use within
+/// `LEASE_LIFETIME` are lost, so other replicas may be refused slightly
+/// early (at most one lease per replica and key).
+struct Lease {
+    left: u32,
+    /// What Redis said was left besides this lease.
+    remaining: u32,
+    until: std::time::Instant,
+}
+
+/// A lease is at most 1 % of the bucket (and at most 100 requests): a
+/// bucket under 200 is taken one request at a time, exactly.
+fn lease_size(rate: Rate) -> u32 {
+    (rate.count.get() / 100).clamp(1, 100)
+}
+const LEASE_LIFETIME: Duration = Duration::from_secs(1);
+/// Bound on the keys with a lease (a flood of addresses cannot grow it).
+const MAX_LEASES: usize = 100_000;
+
 pub(crate) struct SharedCounts {
+    /// Off (`AUTHD_REDIS_LEASES=off`): every request asks Redis.
+    leases_on: bool,
+    leases: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
     client: redis::Client,
     /// Made on first use and by the health probe; the manager reconnects by
     /// itself after that.
@@ -260,6 +313,8 @@ impl SharedCounts {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = redis::Client::open(settings.url.expose_secret()).map_err(|_| Trouble)?;
         Ok(Self {
+            leases_on: settings.leases,
+            leases: std::sync::Mutex::new(std::collections::HashMap::new()),
             client,
             connection: ArcSwapOption::empty(),
             prefix: settings.prefix.clone(),
@@ -331,40 +386,95 @@ impl SharedCounts {
             .map_err(|_| Trouble)
     }
 
-    /// Takes one request from the shared bucket `kind` of `identifier`.
+    /// Takes one request from the shared bucket `kind` of `identifier`:
+    /// from this replica's lease when it holds one, otherwise from Redis
+    /// (leasing more of it when the bucket is large).
     pub async fn take(
         &self,
         kind: &str,
         identifier: &[u8],
         rate: Rate,
     ) -> Result<Decision, Trouble> {
-        let interval = rate.interval_micros();
+        let key = self.key(kind, identifier);
+        let size = if self.leases_on { lease_size(rate) } else { 1 };
+        if size > 1
+            && let Some(remaining) = self.from_lease(&key)
+        {
+            return Ok(decision(rate, remaining));
+        }
         let mut invocation = self.take.prepare_invoke();
         invocation
-            .key(self.key(kind, identifier))
-            .arg(interval)
-            .arg(rate.count.get());
-        let (allowed, remaining, wait): (i64, i64, i64) = self.run(invocation).await?;
+            .key(&key)
+            .arg(rate.interval_micros())
+            .arg(rate.count.get())
+            .arg(size);
+        let (taken, remaining, wait): (i64, i64, i64) = self.run(invocation).await?;
         let limit = rate.count.get();
-        let interval = Duration::from_micros(interval);
-        match allowed {
-            1 => {
-                let remaining = u32::try_from(remaining).map_err(|_| Trouble)?.min(limit);
-                Ok(Decision {
-                    limit,
-                    remaining,
-                    reset: ceil_secs(interval * (limit - remaining)),
-                    retry_after: None,
-                })
-            }
-            0 => Ok(Decision {
+        let taken = u32::try_from(taken).map_err(|_| Trouble)?;
+        let remaining = u32::try_from(remaining).map_err(|_| Trouble)?.min(limit);
+        if taken == 0 {
+            let interval = Duration::from_micros(rate.interval_micros());
+            return Ok(Decision {
                 limit,
                 remaining: 0,
                 reset: ceil_secs(interval * limit),
                 retry_after: Some(ceil_secs(Duration::from_micros(wait.max(0) as u64)).max(1)),
-            }),
-            _ => Err(Trouble),
+            });
         }
+        if taken > size {
+            return Err(Trouble);
+        }
+        let left = taken - 1;
+        if left > 0 {
+            self.keep_lease(key, left, remaining);
+        }
+        Ok(decision(rate, remaining + left))
+    }
+
+    /// Spends one request of this replica's lease on `key`: what is left
+    /// in all (Redis's count at the lease plus the lease), if it held one.
+    fn from_lease(&self, key: &str) -> Option<u32> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let lease = leases.get_mut(key)?;
+        if lease.left == 0 || lease.until <= std::time::Instant::now() {
+            leases.remove(key);
+            return None;
+        }
+        lease.left -= 1;
+        Some(lease.remaining + lease.left)
+    }
+
+    fn keep_lease(&self, key: String, left: u32, remaining: u32) {
+        let now = std::time::Instant::now();
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if leases.len() >= MAX_LEASES {
+            leases.retain(|_, lease| lease.until > now && lease.left > 0);
+            if leases.len() >= MAX_LEASES {
+                return;
+            }
+        }
+        // Two requests that found no lease both leased: keep both.
+        let lease = leases.entry(key).or_insert(Lease {
+            left: 0,
+            remaining,
+            until: now,
+        });
+        lease.left = if lease.until > now {
+            lease.left + left
+        } else {
+            left
+        };
+        lease.remaining = remaining;
+        lease.until = now + LEASE_LIFETIME;
+    }
+
+    /// Drops expired leases (with the in-process sweep, every minute).
+    pub fn forget_idle(&self) {
+        let now = std::time::Instant::now();
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, lease| lease.until > now && lease.left > 0);
     }
 
     /// Seconds a (client IP, client_id) pair stays blocked, if it is.
@@ -421,14 +531,24 @@ impl SharedCounts {
         Ok((ms > 0).then(|| ceil_secs(Duration::from_millis(ms as u64)).max(1)))
     }
 
-    pub async fn login_succeeded(&self, keys: &LoginKeys, forget: Duration) -> Result<(), Trouble> {
+    pub async fn login_succeeded(&self, keys: &LoginKeys) -> Result<(), Trouble> {
         let mut invocation = self.succeeded.prepare_invoke();
-        invocation
-            .key(&keys.username)
-            .key(&keys.ip)
-            .arg(forget.as_millis() as u64);
+        invocation.key(&keys.username).key(&keys.ip);
         let _: i64 = self.run(invocation).await?;
         Ok(())
+    }
+}
+
+/// An admitted request's numbers, `remaining` after it.
+fn decision(rate: Rate, remaining: u32) -> Decision {
+    let limit = rate.count.get();
+    let remaining = remaining.min(limit);
+    let interval = Duration::from_micros(rate.interval_micros());
+    Decision {
+        limit,
+        remaining,
+        reset: ceil_secs(interval * (limit - remaining)),
+        retry_after: None,
     }
 }
 

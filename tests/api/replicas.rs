@@ -128,6 +128,49 @@ async fn three_replicas_admit_one_tier_between_them() {
     }
 }
 
+/// A bucket large enough to be leased (1 % of 400/min = 4 requests per
+/// lease): three replicas still admit no more than the bucket holds, and
+/// leases left unused cost at most a lease per replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_buckets_never_admit_more_than_the_bucket() {
+    let Some(redis) = test_redis().await else {
+        return;
+    };
+    let Some(database) = test_database(Backend::Postgres).await else {
+        return;
+    };
+    let database = Arc::new(database);
+    let apps = replicas(&database, Some(&redis), 3, |config| {
+        config.rate_limits.ip = "400/min".parse().unwrap();
+    })
+    .await;
+    let started = Instant::now();
+    let mut admitted = 0u64;
+    for n in 0..480 {
+        let response = apps[n % 3]
+            .http
+            .get(apps[n % 3].url("/userinfo"))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            401 => admitted += 1,
+            429 => assert_eq!(header(&response, "x-ratelimit-limit"), Some(400)),
+            other => panic!("{other}"),
+        }
+    }
+    // 400/min refills one every 150 ms while the test runs.
+    let refilled = (started.elapsed().as_millis() / 150) as u64 + 1;
+    assert!(
+        admitted <= 400 + refilled,
+        "{admitted} admitted, the bucket holds 400 (+{refilled} refilled)"
+    );
+    assert!(admitted >= 400 - 3 * 3, "{admitted}: more lost to leases than 3 per replica");
+    for app in &apps {
+        app.stop().await;
+    }
+}
+
 /// Five wrong passwords for one username, spread over three replicas,
 /// trigger the login throttle on the next attempt wherever it lands, as on
 /// one replica (in-process counts would allow 3 × 5).
