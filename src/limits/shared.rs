@@ -398,7 +398,7 @@ impl SharedCounts {
         let key = self.key(kind, identifier);
         let size = if self.leases_on { lease_size(rate) } else { 1 };
         if size > 1
-            && let Some(remaining) = self.from_lease(&key)
+            && let Some(remaining) = self.spend_lease(&key)
         {
             return Ok(decision(rate, remaining));
         }
@@ -433,7 +433,7 @@ impl SharedCounts {
 
     /// Spends one request of this replica's lease on `key`: what is left
     /// in all (Redis's count at the lease plus the lease), if it held one.
-    fn from_lease(&self, key: &str) -> Option<u32> {
+    fn spend_lease(&self, key: &str) -> Option<u32> {
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
         let lease = leases.get_mut(key)?;
         if lease.left == 0 || lease.until <= std::time::Instant::now() {
