@@ -56,8 +56,8 @@ pub use master_keys::{
 };
 pub use pending_requests::{PendingRequestRecord, PendingRequestRepository};
 pub use refresh_tokens::{
-    BuildSuccessor, ConsumedRefresh, FamilyRecord, RefreshTokenRecord, RefreshTokenRepository,
-    StoredRefreshToken, Successor,
+    BuildSuccessor, ConsumedRefresh, FamilyRecord, FamilyUser, RefreshTokenRecord,
+    RefreshTokenRepository, StoredRefreshToken, Successor,
 };
 pub use roles::{RoleHolders, RoleRepository};
 pub use sessions::{SessionRecord, SessionRepository};

@@ -39,16 +39,29 @@ pub struct Successor {
     pub access_expires_at: DateTime<Utc>,
 }
 
+/// The family's user as they stand now, read in the rotation's
+/// transaction: every refresh checks them again before anything is
+/// committed (RFC 6749 §10.4: a refresh token outlives nothing it was
+/// granted from).
+#[derive(Debug, Clone)]
+pub struct FamilyUser {
+    /// The account (disabled or not).
+    pub account: crate::domain::User,
+    /// The scope they consented to for the family's client, if any.
+    pub consent: Option<String>,
+    /// Their access rights (the rights query of `store/roles.rs`).
+    pub rights: crate::domain::UserAccessRights,
+}
+
 /// The token a rotation consumed (or the parent a grace retry re-uses),
-/// and the family's user's rights now (read in the rotation's
-/// transaction, so that the successor's grant is decided from them before
-/// anything is committed).
+/// and the family's user now, so that the successor's grant is decided
+/// from them before anything is committed.
 #[derive(Debug, Clone)]
 pub struct ConsumedRefresh {
     pub id: String,
     pub family_id: String,
     pub grant_sealed: Vec<u8>,
-    pub rights: crate::domain::UserAccessRights,
+    pub user: FamilyUser,
 }
 
 /// Builds the successor of a consumed token inside the rotation's
@@ -86,8 +99,10 @@ pub trait RefreshTokenRepository {
     /// One locked transaction: consumes the token with this digest if it is
     /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
     /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
-    /// one gets a row), then inserts the successor `build` makes and records
-    /// its access token. `None` when nothing was consumed.
+    /// one gets a row), reads the family's user as they are now, then
+    /// inserts the successor `build` makes from both and records its access
+    /// token. `None` when nothing was consumed; `build`'s error rolls
+    /// everything back.
     async fn rotate_refresh_token(
         &self,
         token_digest: &[u8],
@@ -125,6 +140,32 @@ pub trait RefreshTokenRepository {
 macro_rules! impl_refresh_token_repository {
     ($store:ty) => {
         impl $store {
+            /// The family's user now, read in `tx`: the account and their
+            /// consent for `client` (one query), then their access rights
+            /// (the rights query of `store/roles.rs`). The caller holds the
+            /// family's lock, and a family's user outlives it (`ON DELETE
+            /// CASCADE`), so the user is there.
+            async fn family_user_in(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user_id: &str,
+                client_id: &str,
+            ) -> $crate::store::Result<$crate::store::FamilyUser> {
+                let row: $crate::store::rows::UserConsentRow = sqlx::query_as(
+                    "SELECT u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
+                     u.email_verified, u.disabled, u.created_at, c.scope AS consent \
+                     FROM users u LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 WHERE u.id = $1",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok($crate::store::FamilyUser {
+                    account: row.user.try_into()?,
+                    consent: row.consent,
+                    rights: Self::rights_in(tx, user_id).await?,
+                })
+            }
+
             /// The user's access rights, read in `tx` (the rights query of
             /// `store/roles.rs`).
             async fn rights_in(
@@ -350,8 +391,8 @@ macro_rules! impl_refresh_token_repository {
                 let Some((id, family_id, grant_sealed)) = consumed else {
                     return Ok(None);
                 };
-                let rights = Self::rights_in(&mut tx, &user_id).await?;
-                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed, rights })?;
+                let user = Self::family_user_in(&mut tx, &user_id, client.as_str()).await?;
+                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed, user })?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
@@ -367,16 +408,16 @@ macro_rules! impl_refresh_token_repository {
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
                 // The family's lock first, as in every other transaction on it.
-                let family_user: Option<(String,)> = sqlx::query_as(
+                let family_user: Option<(String, String)> = sqlx::query_as(
                     "UPDATE refresh_token_families SET revoked_at = revoked_at \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE id = $1) \
-                     AND revoked_at IS NULL AND expires_at > $2 RETURNING user_id",
+                     AND revoked_at IS NULL AND expires_at > $2 RETURNING user_id, client_id",
                 )
                 .bind(parent_id)
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((user_id,)) = family_user else {
+                let Some((user_id, client_id)) = family_user else {
                     return Ok(None);
                 };
                 let replaced: Option<(String,)> = sqlx::query_as(
@@ -405,12 +446,12 @@ macro_rules! impl_refresh_token_repository {
                 .bind(parent_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let rights = Self::rights_in(&mut tx, &user_id).await?;
+                let user = Self::family_user_in(&mut tx, &user_id, &client_id).await?;
                 let successor = build(&$crate::store::ConsumedRefresh {
                     id: parent.0,
                     family_id: parent.1,
                     grant_sealed: parent.2,
-                    rights,
+                    user,
                 })?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
