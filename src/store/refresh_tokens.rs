@@ -145,7 +145,7 @@ macro_rules! impl_refresh_token_repository {
             /// (the rights query of `store/roles.rs`). The caller holds the
             /// family's lock, and a family's user outlives it (`ON DELETE
             /// CASCADE`), so the user is there.
-            async fn family_user_in(
+            pub(super) async fn family_user_in(
                 tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
                 user_id: &str,
                 client_id: &str,
@@ -357,42 +357,11 @@ macro_rules! impl_refresh_token_repository {
                 build: $crate::store::BuildSuccessor<'_>,
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
-                // Lock order, everywhere: the family row first, then its
-                // tokens (revoke_family does the same), so a rotation and a
-                // revocation of one family never deadlock. This no-op update
-                // takes the family's lock and checks it is alive.
-                let family_user: Option<(String,)> = sqlx::query_as(
-                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
-                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
-                     AND revoked_at IS NULL AND expires_at > $3 RETURNING user_id",
-                )
-                .bind(token_digest)
-                .bind(client.as_str())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((user_id,)) = family_user else {
+                // Each backend's own statements (below the macro).
+                let Some(consumed) = Self::consume_refresh_token(&mut tx, token_digest, client, now).await? else {
                     return Ok(None);
                 };
-                // The single statement that decides which use wins.
-                let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET consumed_at = $1 \
-                     WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
-                     AND revoked_at IS NULL AND expires_at > $1 \
-                     AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
-                                 AND f.revoked_at IS NULL AND f.expires_at > $1) \
-                     RETURNING id, family_id, grant_sealed",
-                )
-                .bind(now)
-                .bind(token_digest)
-                .bind(client.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((id, family_id, grant_sealed)) = consumed else {
-                    return Ok(None);
-                };
-                let user = Self::family_user_in(&mut tx, &user_id, client.as_str()).await?;
-                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed, user })?;
+                let successor = build(&consumed)?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
@@ -555,3 +524,159 @@ macro_rules! impl_refresh_token_repository {
     };
 }
 pub(super) use impl_refresh_token_repository;
+
+/// PostgreSQL's first round trip of a rotation: one statement locks the
+/// family, consumes the token and reads the family's user now. Bound: `$1`
+/// now, `$2` the token's digest, `$3` the client.
+const PG_CONSUME_REFRESH_TOKEN: &str = concat!(
+    // Lock order, everywhere: the family row first, then its tokens
+    // (revoke_family and every revocation of a user's families do the
+    // same), so a rotation and a revocation of one family never deadlock;
+    // the lock also makes a revocation that commits first visible (the
+    // row is re-read once the lock is granted: revoked, it drops out) and
+    // one that starts later wait for the successor, then revoke it too.
+    // The lock of the no-op UPDATE of SQLite, without writing a row
+    // version. Also the alive check (RFC 9700 §4.14.2: a revoked family
+    // stays revoked).
+    "WITH family AS ( \
+       SELECT f.id, f.user_id FROM refresh_token_families f \
+       WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $2 AND client_id = $3) \
+         AND f.revoked_at IS NULL AND f.expires_at > $1 \
+       FOR NO KEY UPDATE \
+     ), ",
+    // The one conditional UPDATE that decides which use wins (RFC 6749
+    // §10.4, RFC 9700 §4.14.2: a refresh token is used once). Joined to
+    // the locked family, so it runs only once the lock is held; a racing
+    // rotation that consumed the token meanwhile has committed by then,
+    // and PostgreSQL re-checks `consumed_at IS NULL` on the latest row
+    // version: of concurrent callers exactly one gets a row.
+    "consumed AS ( \
+       UPDATE refresh_tokens t SET consumed_at = $1 FROM family \
+       WHERE t.family_id = family.id AND t.token_digest = $2 AND t.client_id = $3 \
+         AND t.consumed_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $1 \
+       RETURNING t.id, t.family_id, t.grant_sealed, family.user_id \
+     ) ",
+    // What the successor is decided from (RFC 6749 §10.4: a refresh token
+    // outlives nothing it was granted from): the family's user (the
+    // family's foreign key keeps them), their consent for this client, and
+    // their access rights now, the rights query's columns as arrays (one
+    // row however many roles; the aggregate makes a row even for none).
+    "SELECT c.id AS token_id, c.family_id, c.grant_sealed, \
+       u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
+       u.email_verified, u.disabled, u.created_at, k.scope AS consent, \
+       ar.scopes AS right_scopes, ar.roles AS right_roles, ar.groups AS right_groups \
+     FROM consumed c \
+     JOIN users u ON u.id = c.user_id \
+     LEFT JOIN consents k ON k.user_id = c.user_id AND k.client_id = $3 \
+     CROSS JOIN LATERAL ( \
+       SELECT array_agg(rights.scope) AS scopes, array_agg(rights.role) AS roles, \
+              array_agg(rights.grp) AS groups \
+       FROM (",
+    super::roles::user_access_rights_sql!("c.user_id"),
+    ") AS rights (scope, role, grp) \
+     ) ar"
+);
+
+/// The row of `PG_CONSUME_REFRESH_TOKEN`.
+#[derive(sqlx::FromRow)]
+struct PgConsumedRow {
+    token_id: String,
+    family_id: String,
+    grant_sealed: Vec<u8>,
+    #[sqlx(flatten)]
+    user: super::rows::UserConsentRow,
+    right_scopes: Option<Vec<Option<String>>>,
+    right_roles: Option<Vec<Option<String>>>,
+    right_groups: Option<Vec<Option<String>>>,
+}
+
+impl super::postgres::PgStore {
+    /// Consumes the token and reads the family's user in one round trip
+    /// (`PG_CONSUME_REFRESH_TOKEN`). `None` when nothing was consumed.
+    pub(super) async fn consume_refresh_token(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConsumedRefresh>> {
+        let row: Option<PgConsumedRow> = sqlx::query_as(PG_CONSUME_REFRESH_TOKEN)
+            .bind(now)
+            .bind(token_digest)
+            .bind(client.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rights = super::roles::rights_from_columns(
+            row.right_scopes.unwrap_or_default(),
+            row.right_roles.unwrap_or_default(),
+            row.right_groups.unwrap_or_default(),
+        )?;
+        Ok(Some(ConsumedRefresh {
+            id: row.token_id,
+            family_id: row.family_id,
+            grant_sealed: row.grant_sealed,
+            user: FamilyUser {
+                account: row.user.user.try_into()?,
+                consent: row.user.consent,
+                rights,
+            },
+        }))
+    }
+}
+
+impl super::sqlite::SqliteStore {
+    /// Consumes the token and reads the family's user, statement by
+    /// statement: SQLite has no data-modifying CTE, and runs in process.
+    /// `None` when nothing was consumed.
+    pub(super) async fn consume_refresh_token(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConsumedRefresh>> {
+        // Lock order, everywhere: the family row first, then its tokens
+        // (revoke_family does the same). In SQLite this no-op update takes
+        // the database's write lock at once (rotations and revocations run
+        // one at a time, and a transaction that read first could not
+        // upgrade) and checks the family is alive.
+        let family_user: Option<(String,)> = sqlx::query_as(
+            "UPDATE refresh_token_families SET revoked_at = revoked_at \
+             WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
+             AND revoked_at IS NULL AND expires_at > $3 RETURNING user_id",
+        )
+        .bind(token_digest)
+        .bind(client.as_str())
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((user_id,)) = family_user else {
+            return Ok(None);
+        };
+        // The single statement that decides which use wins.
+        let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET consumed_at = $1 \
+             WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1 \
+             AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
+                         AND f.revoked_at IS NULL AND f.expires_at > $1) \
+             RETURNING id, family_id, grant_sealed",
+        )
+        .bind(now)
+        .bind(token_digest)
+        .bind(client.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((id, family_id, grant_sealed)) = consumed else {
+            return Ok(None);
+        };
+        let user = Self::family_user_in(tx, &user_id, client.as_str()).await?;
+        Ok(Some(ConsumedRefresh {
+            id,
+            family_id,
+            grant_sealed,
+            user,
+        }))
+    }
+}

@@ -2536,10 +2536,11 @@ async fn concurrent_rotations_of_a_refresh_token_have_one_winner(backend: Backen
 /// A rotation and a revocation of the same family at the same time (a
 /// client refreshing while its stolen copy is detected, or while the user
 /// withdraws consent): neither may fail, and the family ends revoked with
-/// everything in it — `insert_successor` promises that "a concurrent
-/// revocation either sees these rows or makes this insert fail". The
-/// rotation's `build` (which runs between consuming the token and locking
-/// the family) is held for 300 ms so that the revocation starts inside it.
+/// everything in it — the rotation holds the family's lock from its first
+/// statement, so the revocation waits for it and then revokes the
+/// successor too. The rotation's `build` (which runs after the token is
+/// consumed, before the successor is inserted) is held for 300 ms so that
+/// the revocation starts inside it.
 async fn rotation_racing_a_family_revocation_fails_neither(backend: Backend) {
     let Some((store, db)) = open(backend).await else {
         return;
