@@ -255,44 +255,6 @@ macro_rules! impl_refresh_token_repository {
                 Self::revoke_families_of_user(tx, user, client, now).await?;
                 Ok(())
             }
-
-            /// Inserts a successor and its access-token record. Callers hold
-            /// the family's row lock (taken first in their transaction, after
-            /// checking the family is alive), so a concurrent revocation waits
-            /// for this transaction and then revokes these rows too.
-            async fn insert_successor(
-                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
-                successor: &$crate::store::Successor,
-            ) -> $crate::store::Result<()> {
-                let token = &successor.token;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
-                )
-                .bind(&token.id)
-                .bind(&token.token_digest)
-                .bind(token.key_version as i32)
-                .bind(&token.family_id)
-                .bind(&token.parent_id)
-                .bind(token.client_id.as_str())
-                .bind(&token.grant_sealed)
-                .bind(token.created_at)
-                .bind(token.expires_at)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
-                     VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
-                )
-                .bind(&successor.jti)
-                .bind(token.client_id.as_str())
-                .bind(successor.access_expires_at)
-                .bind(&token.family_id)
-                .bind(&token.id)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
         }
 
         #[async_trait::async_trait]
@@ -577,6 +539,31 @@ const PG_CONSUME_REFRESH_TOKEN: &str = concat!(
      ) ar"
 );
 
+/// PostgreSQL's second round trip of a rotation: the successor and the
+/// record of the access token issued with it, in one statement. (The
+/// successor cannot join the first statement: it is built in Rust from
+/// what that one returned, sealed with its new row id as associated data
+/// and its access token's claims decided from the user's rights.) Bound:
+/// the refresh token's columns `$1`–`$9`, the access token's `jti` `$10`
+/// and its record's expiry `$11`.
+const PG_INSERT_SUCCESSOR: &str = concat!(
+    // The successor, its row handed on to the access token's record.
+    "WITH successor AS ( \
+       INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, \
+                                   grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL) \
+       RETURNING id, family_id, client_id \
+     ) ",
+    // The access token tagged with the family and the refresh token that
+    // issued it, so that a reuse revokes it with the family (RFC 9700
+    // §4.14.2), and with its user (withdrawing a consent revokes it).
+    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+     SELECT $10, NULL, s.client_id, \
+       (SELECT user_id FROM refresh_token_families WHERE id = s.family_id), \
+       $11, NULL, s.family_id, s.id \
+     FROM successor s"
+);
+
 /// The row of `PG_CONSUME_REFRESH_TOKEN`.
 #[derive(sqlx::FromRow)]
 struct PgConsumedRow {
@@ -623,6 +610,32 @@ impl super::postgres::PgStore {
                 rights,
             },
         }))
+    }
+
+    /// Inserts a successor and its access-token record in one round trip
+    /// (`PG_INSERT_SUCCESSOR`). The caller holds the family's lock (taken
+    /// by the consuming statement), so a concurrent revocation waits for
+    /// this transaction and then revokes these rows too.
+    pub(super) async fn insert_successor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        successor: &Successor,
+    ) -> Result<()> {
+        let token = &successor.token;
+        sqlx::query(PG_INSERT_SUCCESSOR)
+            .bind(&token.id)
+            .bind(&token.token_digest)
+            .bind(token.key_version as i32)
+            .bind(&token.family_id)
+            .bind(&token.parent_id)
+            .bind(token.client_id.as_str())
+            .bind(&token.grant_sealed)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .bind(&successor.jti)
+            .bind(successor.access_expires_at)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 }
 
@@ -678,5 +691,42 @@ impl super::sqlite::SqliteStore {
             grant_sealed,
             user,
         }))
+    }
+
+    /// Inserts a successor and its access-token record: the rows of
+    /// `PG_INSERT_SUCCESSOR`, a statement each. The caller holds the write
+    /// lock.
+    pub(super) async fn insert_successor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        successor: &Successor,
+    ) -> Result<()> {
+        let token = &successor.token;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+        )
+        .bind(&token.id)
+        .bind(&token.token_digest)
+        .bind(token.key_version as i32)
+        .bind(&token.family_id)
+        .bind(&token.parent_id)
+        .bind(token.client_id.as_str())
+        .bind(&token.grant_sealed)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+             VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
+        )
+        .bind(&successor.jti)
+        .bind(token.client_id.as_str())
+        .bind(successor.access_expires_at)
+        .bind(&token.family_id)
+        .bind(&token.id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }
