@@ -104,4 +104,4 @@ else
         run target/release/authd "$LOAD" "head #$round"
     done
 fi
-echo "database statements per refresh (incl. BEGIN/COMMIT): $STATEMENTS"
+echo "logged database statements per refresh (COMMIT included; BEGIN is not logged): $STATEMENTS"

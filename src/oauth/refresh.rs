@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use super::Error;
 use crate::clock::Clock;
 use crate::crypto::{Digester, Sealer, random};
-use crate::domain::{Client, ClientId, UserAccessRights, UserId};
+use crate::domain::{Client, ClientId, UserId};
 use crate::store::{
-    self, ConsumedRefresh, FamilyRecord, RefreshTokenRecord, Store, StoredRefreshToken, Successor,
+    self, ConsumedRefresh, FamilyRecord, FamilyUser, RefreshTokenRecord, Store, StoredRefreshToken,
+    Successor,
 };
 
 /// DESIGN: refresh tokens live 24 hours.
@@ -191,10 +192,13 @@ impl RefreshTokens {
     }
 
     /// RFC 6749 §6 with rotation: consumes `token` and returns its
-    /// successor. `check` sees the family's grant inside the rotation and may
-    /// refuse it (a wider scope) without consuming anything. A consumed token
-    /// presented again revokes the family (RFC 9700 §4.14.2), except for a
-    /// retry within the grace window while the successor is still unused.
+    /// successor. `check` sees the family's grant and its user as they are
+    /// now, inside the rotation, and may refuse it (a wider scope) without
+    /// consuming anything; a refusal that says the grant is over
+    /// (`PERMISSIONS_GONE`, `NO_LONGER_ALLOWED`) also ends the family. A
+    /// consumed token presented again revokes the family (RFC 9700
+    /// §4.14.2), except for a retry within the grace window while the
+    /// successor is still unused.
     #[tracing::instrument(level = "debug", name = "oauth.refresh.rotate", skip_all, fields(client_id = %client.id))]
     pub async fn rotate(
         &self,
@@ -202,22 +206,20 @@ impl RefreshTokens {
         client: &Client,
         jti: &str,
         access_expires_at: DateTime<Utc>,
-        check: &(
-             dyn Fn(&RefreshGrant, &UserAccessRights) -> Result<(), &'static str> + Send + Sync
-         ),
+        check: &(dyn Fn(&RefreshGrant, &FamilyUser) -> Result<(), &'static str> + Send + Sync),
     ) -> Result<Rotated, Error> {
         let digest = self.digester.digest(token.as_bytes());
         let now = self.clock.now();
         let successor_token = random::secret_token();
         let opened: Mutex<Option<RefreshGrant>> = Mutex::new(None);
-        // The family a check found empty of permissions: it ends.
-        let emptied: Mutex<Option<String>> = Mutex::new(None);
+        // The family a check found over, and why: it ends.
+        let ending: Mutex<Option<(String, &'static str)>> = Mutex::new(None);
         let build = |consumed: &ConsumedRefresh| -> store::Result<Successor> {
             let parent = self.open(&consumed.id, &consumed.grant_sealed)?;
-            if let Err(why) = check(&parent, &consumed.rights) {
-                if why == PERMISSIONS_GONE {
-                    *emptied.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(parent.family_id.clone());
+            if let Err(why) = check(&parent, &consumed.user) {
+                if ends_family(why) {
+                    *ending.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((parent.family_id.clone(), why));
                 }
                 return Err(store::Error::Refused(why));
             }
@@ -241,10 +243,10 @@ impl RefreshTokens {
             Ok(Some(successor)) => Some(successor),
             Ok(None) => match self.not_rotated(&digest, client, now, &build).await {
                 Ok(successor) => successor,
-                Err(error) => return Err(self.end_emptied(&emptied, error).await),
+                Err(error) => return Err(self.end_refused(&ending, error).await),
             },
             Err(store::Error::Refused(why)) => {
-                return Err(self.end_emptied(&emptied, refused(why)).await);
+                return Err(self.end_refused(&ending, refused(why)).await);
             }
             Err(error) => return Err(Error::internal(error)),
         };
@@ -258,16 +260,25 @@ impl RefreshTokens {
         }
     }
 
-    /// A check refused the rotation because the user holds none of the
-    /// family's permissions any more: the family ends (nothing was
-    /// consumed, so this is the only change). Returns `error`.
-    async fn end_emptied(&self, emptied: &Mutex<Option<String>>, error: Error) -> Error {
-        let family = emptied.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(family) = family {
+    /// A check refused the rotation because the grant is over (the user
+    /// holds none of the family's permissions any more, is disabled, or
+    /// withdrew the consent): the family ends (nothing was consumed, so
+    /// this is the only change). Returns `error`.
+    async fn end_refused(
+        &self,
+        ending: &Mutex<Option<(String, &'static str)>>,
+        error: Error,
+    ) -> Error {
+        let ending = ending.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((family, why)) = ending {
             if let Err(revoke) = self.revoke_family(&family).await {
                 return revoke;
             }
-            tracing::info!(family_id = %family, "refresh family ended: the user lost every permission it granted");
+            if why == PERMISSIONS_GONE {
+                tracing::info!(family_id = %family, "refresh family ended: the user lost every permission it granted");
+            } else {
+                tracing::info!(family_id = %family, "refresh family ended: user disabled or consent withdrawn");
+            }
         }
         error
     }
@@ -380,8 +391,8 @@ impl RefreshTokens {
         Ok(true)
     }
 
-    /// Revokes the family a grant belongs to (a disabled user, a withdrawn consent).
-    pub async fn revoke_family(&self, family_id: &str) -> Result<(), Error> {
+    /// Revokes the family a grant belongs to.
+    async fn revoke_family(&self, family_id: &str) -> Result<(), Error> {
         self.store
             .revoke_family(family_id, self.clock.now())
             .await
@@ -411,10 +422,20 @@ impl RefreshTokens {
 /// What a rotation's check answers when the user holds none of the
 /// family's API scopes any more: the family ends (`invalid_grant`).
 pub const PERMISSIONS_GONE: &str = "permissions";
+/// What a rotation's check answers when the user is disabled or their
+/// consent no longer covers the family's scope: the family ends
+/// (`invalid_grant`).
+pub const NO_LONGER_ALLOWED: &str = "no longer allowed";
 /// A `resource` the authorization does not cover (RFC 8707 §2.2).
 pub const TARGET_REFUSED: &str = "target";
 /// A narrowed request left with none of its API scopes (`invalid_scope`).
 pub const NOTHING_LEFT: &str = "nothing left";
+
+/// Whether a check's refusal ends the family (the grant is over) rather
+/// than refusing this one request.
+fn ends_family(why: &str) -> bool {
+    why == PERMISSIONS_GONE || why == NO_LONGER_ALLOWED
+}
 
 fn refused(why: &'static str) -> Error {
     match why {
@@ -423,6 +444,9 @@ fn refused(why: &'static str) -> Error {
         ),
         PERMISSIONS_GONE => {
             Error::InvalidGrant("the user no longer holds any permission this grant gave".into())
+        }
+        NO_LONGER_ALLOWED => {
+            Error::InvalidGrant("the user can no longer sign in to this client".into())
         }
         TARGET_REFUSED => Error::InvalidTarget(
             "resource is not one this grant's authorization covered (RFC 8707 §2.2)".into(),

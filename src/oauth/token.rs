@@ -143,7 +143,6 @@ impl TokenEndpoint {
                     tokens: &self.tokens,
                     apis: &self.clients.apis(),
                     refresh: &self.refresh,
-                    store: self.store.as_ref(),
                 }
                 .exchange(&client, params)
                 .await

@@ -10,8 +10,10 @@
 //! holds `Store` itself and `rows.rs` the row types. Every statement is
 //! plain SQL that PostgreSQL and SQLite both accept (`$n` placeholders,
 //! `ON CONFLICT DO NOTHING`), and every bound type maps on both. Statements
-//! that must differ (the signing-key lock) are written in the backend's own
-//! module.
+//! that must differ are written per backend: the signing-key lock in the
+//! backend's own module; the refresh rotation's (PostgreSQL's
+//! data-modifying CTEs, which SQLite lacks) in `refresh_tokens.rs`, the two
+//! side by side below the shared macro, which calls them.
 //!
 //! Why macros and not generics: a generic `impl<S: SqlBackend>
 //! ConsentRepository for S` was tried with sqlx 0.9. It compiles and passes
@@ -56,8 +58,8 @@ pub use master_keys::{
 };
 pub use pending_requests::{PendingRequestRecord, PendingRequestRepository};
 pub use refresh_tokens::{
-    BuildSuccessor, ConsumedRefresh, FamilyRecord, RefreshTokenRecord, RefreshTokenRepository,
-    StoredRefreshToken, Successor,
+    BuildSuccessor, ConsumedRefresh, FamilyRecord, FamilyUser, RefreshTokenRecord,
+    RefreshTokenRepository, StoredRefreshToken, Successor,
 };
 pub use roles::{RoleHolders, RoleRepository};
 pub use sessions::{SessionRecord, SessionRepository};

@@ -39,16 +39,29 @@ pub struct Successor {
     pub access_expires_at: DateTime<Utc>,
 }
 
+/// The family's user as they stand now, read in the rotation's
+/// transaction: every refresh checks them again before anything is
+/// committed (RFC 6749 §10.4: a refresh token outlives nothing it was
+/// granted from).
+#[derive(Debug, Clone)]
+pub struct FamilyUser {
+    /// The account (disabled or not).
+    pub account: crate::domain::User,
+    /// The scope they consented to for the family's client, if any.
+    pub consent: Option<String>,
+    /// Their access rights (the rights query of `store/roles.rs`).
+    pub rights: crate::domain::UserAccessRights,
+}
+
 /// The token a rotation consumed (or the parent a grace retry re-uses),
-/// and the family's user's rights now (read in the rotation's
-/// transaction, so that the successor's grant is decided from them before
-/// anything is committed).
+/// and the family's user now, so that the successor's grant is decided
+/// from them before anything is committed.
 #[derive(Debug, Clone)]
 pub struct ConsumedRefresh {
     pub id: String,
     pub family_id: String,
     pub grant_sealed: Vec<u8>,
-    pub rights: crate::domain::UserAccessRights,
+    pub user: FamilyUser,
 }
 
 /// Builds the successor of a consumed token inside the rotation's
@@ -86,8 +99,10 @@ pub trait RefreshTokenRepository {
     /// One locked transaction: consumes the token with this digest if it is
     /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
     /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
-    /// one gets a row), then inserts the successor `build` makes and records
-    /// its access token. `None` when nothing was consumed.
+    /// one gets a row), reads the family's user as they are now, then
+    /// inserts the successor `build` makes from both and records its access
+    /// token. `None` when nothing was consumed; `build`'s error rolls
+    /// everything back.
     async fn rotate_refresh_token(
         &self,
         token_digest: &[u8],
@@ -125,6 +140,32 @@ pub trait RefreshTokenRepository {
 macro_rules! impl_refresh_token_repository {
     ($store:ty) => {
         impl $store {
+            /// The family's user now, read in `tx`: the account and their
+            /// consent for `client` (one query), then their access rights
+            /// (the rights query of `store/roles.rs`). The caller holds the
+            /// family's lock, and a family's user outlives it (`ON DELETE
+            /// CASCADE`), so the user is there.
+            pub(super) async fn family_user_in(
+                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
+                user_id: &str,
+                client_id: &str,
+            ) -> $crate::store::Result<$crate::store::FamilyUser> {
+                let row: $crate::store::rows::UserConsentRow = sqlx::query_as(
+                    "SELECT u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
+                     u.email_verified, u.disabled, u.created_at, c.scope AS consent \
+                     FROM users u LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 WHERE u.id = $1",
+                )
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok($crate::store::FamilyUser {
+                    account: row.user.try_into()?,
+                    consent: row.consent,
+                    rights: Self::rights_in(tx, user_id).await?,
+                })
+            }
+
             /// The user's access rights, read in `tx` (the rights query of
             /// `store/roles.rs`).
             async fn rights_in(
@@ -214,44 +255,6 @@ macro_rules! impl_refresh_token_repository {
                 Self::revoke_families_of_user(tx, user, client, now).await?;
                 Ok(())
             }
-
-            /// Inserts a successor and its access-token record. Callers hold
-            /// the family's row lock (taken first in their transaction, after
-            /// checking the family is alive), so a concurrent revocation waits
-            /// for this transaction and then revokes these rows too.
-            async fn insert_successor(
-                tx: &mut sqlx::Transaction<'_, <Self as $crate::store::HasDb>::Db>,
-                successor: &$crate::store::Successor,
-            ) -> $crate::store::Result<()> {
-                let token = &successor.token;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
-                )
-                .bind(&token.id)
-                .bind(&token.token_digest)
-                .bind(token.key_version as i32)
-                .bind(&token.family_id)
-                .bind(&token.parent_id)
-                .bind(token.client_id.as_str())
-                .bind(&token.grant_sealed)
-                .bind(token.created_at)
-                .bind(token.expires_at)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
-                     VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
-                )
-                .bind(&successor.jti)
-                .bind(token.client_id.as_str())
-                .bind(successor.access_expires_at)
-                .bind(&token.family_id)
-                .bind(&token.id)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
         }
 
         #[async_trait::async_trait]
@@ -316,42 +319,11 @@ macro_rules! impl_refresh_token_repository {
                 build: $crate::store::BuildSuccessor<'_>,
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
-                // Lock order, everywhere: the family row first, then its
-                // tokens (revoke_family does the same), so a rotation and a
-                // revocation of one family never deadlock. This no-op update
-                // takes the family's lock and checks it is alive.
-                let family_user: Option<(String,)> = sqlx::query_as(
-                    "UPDATE refresh_token_families SET revoked_at = revoked_at \
-                     WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
-                     AND revoked_at IS NULL AND expires_at > $3 RETURNING user_id",
-                )
-                .bind(token_digest)
-                .bind(client.as_str())
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((user_id,)) = family_user else {
+                // Each backend's own statements (below the macro).
+                let Some(consumed) = Self::consume_refresh_token(&mut tx, token_digest, client, now).await? else {
                     return Ok(None);
                 };
-                // The single statement that decides which use wins.
-                let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
-                    "UPDATE refresh_tokens SET consumed_at = $1 \
-                     WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
-                     AND revoked_at IS NULL AND expires_at > $1 \
-                     AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
-                                 AND f.revoked_at IS NULL AND f.expires_at > $1) \
-                     RETURNING id, family_id, grant_sealed",
-                )
-                .bind(now)
-                .bind(token_digest)
-                .bind(client.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((id, family_id, grant_sealed)) = consumed else {
-                    return Ok(None);
-                };
-                let rights = Self::rights_in(&mut tx, &user_id).await?;
-                let successor = build(&$crate::store::ConsumedRefresh { id, family_id, grant_sealed, rights })?;
+                let successor = build(&consumed)?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
                 Ok(Some(successor))
@@ -367,16 +339,16 @@ macro_rules! impl_refresh_token_repository {
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
                 let mut tx = self.pool.begin().await?;
                 // The family's lock first, as in every other transaction on it.
-                let family_user: Option<(String,)> = sqlx::query_as(
+                let family_user: Option<(String, String)> = sqlx::query_as(
                     "UPDATE refresh_token_families SET revoked_at = revoked_at \
                      WHERE id = (SELECT family_id FROM refresh_tokens WHERE id = $1) \
-                     AND revoked_at IS NULL AND expires_at > $2 RETURNING user_id",
+                     AND revoked_at IS NULL AND expires_at > $2 RETURNING user_id, client_id",
                 )
                 .bind(parent_id)
                 .bind(now)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some((user_id,)) = family_user else {
+                let Some((user_id, client_id)) = family_user else {
                     return Ok(None);
                 };
                 let replaced: Option<(String,)> = sqlx::query_as(
@@ -405,12 +377,12 @@ macro_rules! impl_refresh_token_repository {
                 .bind(parent_id)
                 .fetch_one(&mut *tx)
                 .await?;
-                let rights = Self::rights_in(&mut tx, &user_id).await?;
+                let user = Self::family_user_in(&mut tx, &user_id, &client_id).await?;
                 let successor = build(&$crate::store::ConsumedRefresh {
                     id: parent.0,
                     family_id: parent.1,
                     grant_sealed: parent.2,
-                    rights,
+                    user,
                 })?;
                 Self::insert_successor(&mut tx, &successor).await?;
                 tx.commit().await?;
@@ -514,3 +486,247 @@ macro_rules! impl_refresh_token_repository {
     };
 }
 pub(super) use impl_refresh_token_repository;
+
+/// PostgreSQL's first round trip of a rotation: one statement locks the
+/// family, consumes the token and reads the family's user now. Bound: `$1`
+/// now, `$2` the token's digest, `$3` the client.
+const PG_CONSUME_REFRESH_TOKEN: &str = concat!(
+    // Lock order, everywhere: the family row first, then its tokens
+    // (revoke_family and every revocation of a user's families do the
+    // same), so a rotation and a revocation of one family never deadlock;
+    // the lock also makes a revocation that commits first visible (the
+    // row is re-read once the lock is granted: revoked, it drops out) and
+    // one that starts later wait for the successor, then revoke it too.
+    // The lock of the no-op UPDATE of SQLite, without writing a row
+    // version. Also the alive check (RFC 9700 §4.14.2: a revoked family
+    // stays revoked).
+    "WITH family AS ( \
+       SELECT f.id, f.user_id FROM refresh_token_families f \
+       WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $2 AND client_id = $3) \
+         AND f.revoked_at IS NULL AND f.expires_at > $1 \
+       FOR NO KEY UPDATE \
+     ), ",
+    // The one conditional UPDATE that decides which use wins (RFC 6749
+    // §10.4, RFC 9700 §4.14.2: a refresh token is used once). Joined to
+    // the locked family, so it runs only once the lock is held; a racing
+    // rotation that consumed the token meanwhile has committed by then,
+    // and PostgreSQL re-checks `consumed_at IS NULL` on the latest row
+    // version: of concurrent callers exactly one gets a row.
+    "consumed AS ( \
+       UPDATE refresh_tokens t SET consumed_at = $1 FROM family \
+       WHERE t.family_id = family.id AND t.token_digest = $2 AND t.client_id = $3 \
+         AND t.consumed_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $1 \
+       RETURNING t.id, t.family_id, t.grant_sealed, family.user_id \
+     ) ",
+    // What the successor is decided from (RFC 6749 §10.4: a refresh token
+    // outlives nothing it was granted from): the family's user (the
+    // family's foreign key keeps them), their consent for this client, and
+    // their access rights now, the rights query's columns as arrays (one
+    // row however many roles; the aggregate makes a row even for none).
+    "SELECT c.id AS token_id, c.family_id, c.grant_sealed, \
+       u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
+       u.email_verified, u.disabled, u.created_at, k.scope AS consent, \
+       ar.scopes AS right_scopes, ar.roles AS right_roles, ar.groups AS right_groups \
+     FROM consumed c \
+     JOIN users u ON u.id = c.user_id \
+     LEFT JOIN consents k ON k.user_id = c.user_id AND k.client_id = $3 \
+     CROSS JOIN LATERAL ( \
+       SELECT array_agg(rights.scope) AS scopes, array_agg(rights.role) AS roles, \
+              array_agg(rights.grp) AS groups \
+       FROM (",
+    super::roles::user_access_rights_sql!("c.user_id"),
+    ") AS rights (scope, role, grp) \
+     ) ar"
+);
+
+/// PostgreSQL's second round trip of a rotation: the successor and the
+/// record of the access token issued with it, in one statement. (The
+/// successor cannot join the first statement: it is built in Rust from
+/// what that one returned, sealed with its new row id as associated data
+/// and its access token's claims decided from the user's rights.) Bound:
+/// the refresh token's columns `$1`–`$9`, the access token's `jti` `$10`
+/// and its record's expiry `$11`.
+const PG_INSERT_SUCCESSOR: &str = concat!(
+    // The successor, its row handed on to the access token's record.
+    "WITH successor AS ( \
+       INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, \
+                                   grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL) \
+       RETURNING id, family_id, client_id \
+     ) ",
+    // The access token tagged with the family and the refresh token that
+    // issued it, so that a reuse revokes it with the family (RFC 9700
+    // §4.14.2), and with its user (withdrawing a consent revokes it).
+    "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+     SELECT $10, NULL, s.client_id, \
+       (SELECT user_id FROM refresh_token_families WHERE id = s.family_id), \
+       $11, NULL, s.family_id, s.id \
+     FROM successor s"
+);
+
+/// The row of `PG_CONSUME_REFRESH_TOKEN`.
+#[derive(sqlx::FromRow)]
+struct PgConsumedRow {
+    token_id: String,
+    family_id: String,
+    grant_sealed: Vec<u8>,
+    #[sqlx(flatten)]
+    user: super::rows::UserConsentRow,
+    right_scopes: Option<Vec<Option<String>>>,
+    right_roles: Option<Vec<Option<String>>>,
+    right_groups: Option<Vec<Option<String>>>,
+}
+
+impl super::postgres::PgStore {
+    /// Consumes the token and reads the family's user in one round trip
+    /// (`PG_CONSUME_REFRESH_TOKEN`). `None` when nothing was consumed.
+    pub(super) async fn consume_refresh_token(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConsumedRefresh>> {
+        let row: Option<PgConsumedRow> = sqlx::query_as(PG_CONSUME_REFRESH_TOKEN)
+            .bind(now)
+            .bind(token_digest)
+            .bind(client.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let rights = super::roles::rights_from_columns(
+            row.right_scopes.unwrap_or_default(),
+            row.right_roles.unwrap_or_default(),
+            row.right_groups.unwrap_or_default(),
+        )?;
+        Ok(Some(ConsumedRefresh {
+            id: row.token_id,
+            family_id: row.family_id,
+            grant_sealed: row.grant_sealed,
+            user: FamilyUser {
+                account: row.user.user.try_into()?,
+                consent: row.user.consent,
+                rights,
+            },
+        }))
+    }
+
+    /// Inserts a successor and its access-token record in one round trip
+    /// (`PG_INSERT_SUCCESSOR`). The caller holds the family's lock (taken
+    /// by the consuming statement), so a concurrent revocation waits for
+    /// this transaction and then revokes these rows too.
+    pub(super) async fn insert_successor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        successor: &Successor,
+    ) -> Result<()> {
+        let token = &successor.token;
+        sqlx::query(PG_INSERT_SUCCESSOR)
+            .bind(&token.id)
+            .bind(&token.token_digest)
+            .bind(token.key_version as i32)
+            .bind(&token.family_id)
+            .bind(&token.parent_id)
+            .bind(token.client_id.as_str())
+            .bind(&token.grant_sealed)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .bind(&successor.jti)
+            .bind(successor.access_expires_at)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl super::sqlite::SqliteStore {
+    /// Consumes the token and reads the family's user, statement by
+    /// statement: SQLite has no data-modifying CTE, and runs in process.
+    /// `None` when nothing was consumed.
+    pub(super) async fn consume_refresh_token(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConsumedRefresh>> {
+        // Lock order, everywhere: the family row first, then its tokens
+        // (revoke_family does the same). In SQLite this no-op update takes
+        // the database's write lock at once (rotations and revocations run
+        // one at a time, and a transaction that read first could not
+        // upgrade) and checks the family is alive.
+        let family_user: Option<(String,)> = sqlx::query_as(
+            "UPDATE refresh_token_families SET revoked_at = revoked_at \
+             WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $1 AND client_id = $2) \
+             AND revoked_at IS NULL AND expires_at > $3 RETURNING user_id",
+        )
+        .bind(token_digest)
+        .bind(client.as_str())
+        .bind(now)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((user_id,)) = family_user else {
+            return Ok(None);
+        };
+        // The single statement that decides which use wins.
+        let consumed: Option<(String, String, Vec<u8>)> = sqlx::query_as(
+            "UPDATE refresh_tokens SET consumed_at = $1 \
+             WHERE token_digest = $2 AND client_id = $3 AND consumed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1 \
+             AND EXISTS (SELECT 1 FROM refresh_token_families f WHERE f.id = refresh_tokens.family_id \
+                         AND f.revoked_at IS NULL AND f.expires_at > $1) \
+             RETURNING id, family_id, grant_sealed",
+        )
+        .bind(now)
+        .bind(token_digest)
+        .bind(client.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some((id, family_id, grant_sealed)) = consumed else {
+            return Ok(None);
+        };
+        let user = Self::family_user_in(tx, &user_id, client.as_str()).await?;
+        Ok(Some(ConsumedRefresh {
+            id,
+            family_id,
+            grant_sealed,
+            user,
+        }))
+    }
+
+    /// Inserts a successor and its access-token record: the rows of
+    /// `PG_INSERT_SUCCESSOR`, a statement each. The caller holds the write
+    /// lock.
+    pub(super) async fn insert_successor(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        successor: &Successor,
+    ) -> Result<()> {
+        let token = &successor.token;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+        )
+        .bind(&token.id)
+        .bind(&token.token_digest)
+        .bind(token.key_version as i32)
+        .bind(&token.family_id)
+        .bind(&token.parent_id)
+        .bind(token.client_id.as_str())
+        .bind(&token.grant_sealed)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+             VALUES ($1, NULL, $2, (SELECT user_id FROM refresh_token_families WHERE id = $4), $3, NULL, $4, $5)",
+        )
+        .bind(&successor.jti)
+        .bind(token.client_id.as_str())
+        .bind(successor.access_expires_at)
+        .bind(&token.family_id)
+        .bind(&token.id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}

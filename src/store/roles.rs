@@ -37,21 +37,58 @@ pub trait RoleRepository {
     async fn user_access_rights(&self, user: UserId) -> Result<UserAccessRights>;
 }
 
-/// The rights query: `(scope, role, group)` rows. A role held directly
-/// has no group; a group with no role gives a row of its name alone; a
-/// role with no scope gives a row without scope.
-pub(super) const USER_ACCESS_RIGHTS: &str = "\
-SELECT rs.scope, r.name, CAST(NULL AS TEXT) FROM user_roles ur \
-  JOIN roles r ON r.id = ur.role_id \
-  LEFT JOIN role_scopes rs ON rs.role_id = r.id \
-  WHERE ur.user_id = $1 \
-UNION ALL \
-SELECT rs.scope, r.name, g.name FROM group_members gm \
-  JOIN user_groups g ON g.id = gm.group_id \
-  LEFT JOIN group_roles gr ON gr.group_id = g.id \
-  LEFT JOIN roles r ON r.id = gr.role_id \
-  LEFT JOIN role_scopes rs ON rs.role_id = r.id \
-  WHERE gm.user_id = $1";
+/// The rights query for the user `$user` (an SQL expression: a
+/// placeholder, or a column of an enclosing query): `(scope, role, group)`
+/// rows. A role held directly has no group; a group with no role gives a
+/// row of its name alone; a role with no scope gives a row without scope.
+/// A macro so that the one query can be written into a larger statement
+/// (the PostgreSQL refresh rotation, `store/refresh_tokens.rs`).
+macro_rules! user_access_rights_sql {
+    ($user:literal) => {
+        concat!(
+            "SELECT rs.scope, r.name, CAST(NULL AS TEXT) FROM user_roles ur \
+               JOIN roles r ON r.id = ur.role_id \
+               LEFT JOIN role_scopes rs ON rs.role_id = r.id \
+               WHERE ur.user_id = ",
+            $user,
+            " UNION ALL \
+             SELECT rs.scope, r.name, g.name FROM group_members gm \
+               JOIN user_groups g ON g.id = gm.group_id \
+               LEFT JOIN group_roles gr ON gr.group_id = g.id \
+               LEFT JOIN roles r ON r.id = gr.role_id \
+               LEFT JOIN role_scopes rs ON rs.role_id = r.id \
+               WHERE gm.user_id = ",
+            $user
+        )
+    };
+}
+pub(super) use user_access_rights_sql;
+
+/// The rights query of the user bound as `$1`.
+pub(super) const USER_ACCESS_RIGHTS: &str = user_access_rights_sql!("$1");
+
+/// Assembles the rights query's columns, each an array of its values
+/// (PostgreSQL's `array_agg`, in one row: the rotation's statement).
+pub(super) fn rights_from_columns(
+    scopes: Vec<Option<String>>,
+    roles: Vec<Option<String>>,
+    groups: Vec<Option<String>>,
+) -> Result<UserAccessRights> {
+    if scopes.len() != roles.len() || roles.len() != groups.len() {
+        return Err(super::rows::corrupt(
+            "access rights",
+            "",
+            "columns of different lengths",
+        ));
+    }
+    let rows = scopes
+        .into_iter()
+        .zip(roles)
+        .zip(groups)
+        .map(|((scope, role), group)| (scope, role, group))
+        .collect();
+    rights_from_rows(rows)
+}
 
 /// Assembles the rights query's rows.
 pub(super) fn rights_from_rows(

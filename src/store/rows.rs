@@ -133,7 +133,8 @@ pub(super) struct UserRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// A user and their consent for one client (`find_user_with_consent`).
+/// A user and their consent for one client (the family's user, read in a
+/// refresh rotation).
 #[derive(sqlx::FromRow)]
 pub(super) struct UserConsentRow {
     #[sqlx(flatten)]

@@ -13,13 +13,6 @@ pub trait UserRepository {
     async fn list_users(&self) -> Result<Vec<User>>;
     async fn find_user(&self, id: UserId) -> Result<Option<User>>;
     async fn find_user_by_username(&self, username: &Username) -> Result<Option<User>>;
-    /// The user and the scope they consented to for `client`, in one
-    /// round trip (every refresh checks both).
-    async fn find_user_with_consent(
-        &self,
-        id: UserId,
-        client: &crate::domain::ClientId,
-    ) -> Result<Option<(User, Option<String>)>>;
     /// Returns whether the user exists.
     /// Also ends the user's browser sessions and refresh-token families: a
     /// password reset after a compromise must lock the intruder out.
@@ -104,24 +97,6 @@ macro_rules! impl_user_repository {
                 .await?
                 .map(TryInto::try_into)
                 .transpose()
-            }
-
-            #[tracing::instrument(level = "debug", name = "store.user.find_with_consent", skip_all, fields(user_id = %id))]
-            async fn find_user_with_consent(
-                &self,
-                id: $crate::domain::UserId,
-                client: &$crate::domain::ClientId,
-            ) -> $crate::store::Result<Option<($crate::domain::User, Option<String>)>> {
-                let row: Option<$crate::store::rows::UserConsentRow> = sqlx::query_as(
-                    "SELECT u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
-                     u.email_verified, u.disabled, u.created_at, c.scope AS consent \
-                     FROM users u LEFT JOIN consents c ON c.user_id = u.id AND c.client_id = $2 WHERE u.id = $1",
-                )
-                .bind(id.to_string())
-                .bind(client.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
-                row.map(|row| Ok((row.user.try_into()?, row.consent))).transpose()
             }
 
             #[tracing::instrument(level = "debug", name = "store.user.find_by_username", skip_all)]

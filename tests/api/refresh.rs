@@ -836,6 +836,77 @@ async fn revoked_consent_ends_the_family(backend: Backend) {
     assert_access_token_revoked(&app, &server, &a0, "the family's access token").await;
 }
 
+/// The refresh checks the user itself, not only that disabling them
+/// revoked their families: a user row marked disabled by any other means
+/// (here SQL alone, families untouched) ends the family at the next
+/// refresh, and its access tokens with it.
+async fn refresh_checks_the_user_is_still_enabled(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let client = offline_client(&app, false).await;
+    let user_id = app.user("alice").await;
+    let first = offline_sign_in(&app, &client, "alice").await;
+    let a0 = field(&first, "access_token");
+    crate::helpers::execute_sql(
+        &app,
+        backend,
+        &format!("UPDATE users SET disabled = TRUE WHERE id = '{user_id}'"),
+    )
+    .await;
+    assert!(!access_token_revoked_in_store(&app, &jti(&a0)).await);
+    assert_refresh_rejected(
+        &app,
+        &client,
+        &field(&first, "refresh_token"),
+        "a disabled user's refresh token",
+    )
+    .await;
+    assert!(
+        access_token_revoked_in_store(&app, &jti(&a0)).await,
+        "the family is revoked"
+    );
+}
+
+/// A retry within the grace window is checked as a refresh is: with the
+/// consent gone meanwhile it is `invalid_grant` and the family ends (the
+/// unused successor and every access token), instead of a new pair.
+async fn retry_within_the_grace_window_rechecks_the_consent(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |c| c.refresh_reuse_grace = 2).await else {
+        return;
+    };
+    let client = offline_client(&app, false).await;
+    let user_id = app.user("alice").await;
+    let server = resource_server(&app).await;
+    let first = offline_sign_in(&app, &client, "alice").await;
+    let r0 = field(&first, "refresh_token");
+    // The response carrying r1 "is lost"; then the consent row disappears.
+    let lost = refreshed(&app, &client, &r0, "first rotation").await;
+    crate::helpers::execute_sql(
+        &app,
+        backend,
+        &format!("DELETE FROM consents WHERE user_id = '{user_id}'"),
+    )
+    .await;
+    assert_refresh_rejected(&app, &client, &r0, "a retry without consent").await;
+    for (token, case) in [
+        (field(&first, "access_token"), "the first access token"),
+        (
+            field(&lost, "access_token"),
+            "the lost response's access token",
+        ),
+    ] {
+        assert_access_token_revoked(&app, &server, &token, case).await;
+    }
+    assert_refresh_rejected(
+        &app,
+        &client,
+        &field(&lost, "refresh_token"),
+        "the unused successor",
+    )
+    .await;
+}
+
 /// `authd users consents ID --revoke CLIENT` revokes the client's families
 /// for that user at once: their access tokens stop working before any
 /// refresh is tried.
@@ -1154,6 +1225,8 @@ on_both_backends!(
     refresh_token_only_with_offline_access_for_a_client_allowed_the_grant,
     disabled_user_ends_the_family,
     revoked_consent_ends_the_family,
+    refresh_checks_the_user_is_still_enabled,
+    retry_within_the_grace_window_rechecks_the_consent,
     cli_consent_revocation_ends_the_family,
     deleted_client_can_no_longer_refresh,
     public_client_refreshes_with_its_client_id,

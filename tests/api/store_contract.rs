@@ -2536,10 +2536,11 @@ async fn concurrent_rotations_of_a_refresh_token_have_one_winner(backend: Backen
 /// A rotation and a revocation of the same family at the same time (a
 /// client refreshing while its stolen copy is detected, or while the user
 /// withdraws consent): neither may fail, and the family ends revoked with
-/// everything in it — `insert_successor` promises that "a concurrent
-/// revocation either sees these rows or makes this insert fail". The
-/// rotation's `build` (which runs between consuming the token and locking
-/// the family) is held for 300 ms so that the revocation starts inside it.
+/// everything in it — the rotation holds the family's lock from its first
+/// statement, so the revocation waits for it and then revokes the
+/// successor too. The rotation's `build` (which runs after the token is
+/// consumed, before the successor is inserted) is held for 300 ms so that
+/// the revocation starts inside it.
 async fn rotation_racing_a_family_revocation_fails_neither(backend: Backend) {
     let Some((store, db)) = open(backend).await else {
         return;
@@ -2594,6 +2595,135 @@ async fn rotation_racing_a_family_revocation_fails_neither(backend: Backend) {
     contended.close().await;
 }
 
+/// RFC 6749 §10.4: every rotation hands `build` the family's user as they
+/// are now, read in its transaction: the account, their consent for the
+/// family's client, and their rights — the same as `user_access_rights`,
+/// with roles held directly and through groups, a group without roles and
+/// a role without scopes; none at all for a user without roles. The grace
+/// path reads the same.
+async fn rotations_read_the_family_user_as_they_are_now(backend: Backend) {
+    let Some((store, _db)) = open(backend).await else {
+        return;
+    };
+    let mine = client(ClientKind::Confidential);
+    store.insert_client(&mine).await.unwrap();
+    let alice = user("alice");
+    let bob = user("bob");
+    store.insert_user(&alice).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    let (_, r0) = started_family(store.as_ref(), &mine.id, alice.id, &[0xc0; 32], "jti-0").await;
+    let seen: std::sync::Mutex<Option<store::FamilyUser>> = Default::default();
+    let rotate = |digest: [u8; 32], next: u8, jti: &'static str| {
+        let (store, mine, seen) = (store.clone(), mine.id.clone(), &seen);
+        async move {
+            let t = now();
+            let build = |c: &store::ConsumedRefresh| {
+                *seen.lock().unwrap() = Some(c.user.clone());
+                Ok(successor(c, &mine, &[next; 32], jti, t))
+            };
+            store
+                .rotate_refresh_token(&digest, &mine, t, &build)
+                .await
+                .unwrap()
+                .expect("rotated");
+            seen.lock().unwrap().take().expect("built")
+        }
+    };
+
+    // No consent, no roles yet.
+    let first = rotate(r0.token_digest.clone().try_into().unwrap(), 0xc1, "jti-1").await;
+    assert_same_user(&first.account, &alice);
+    assert_eq!(first.consent, None);
+    assert_eq!(first.rights, Default::default());
+
+    // A consent, a role held directly, a role through a group, a group
+    // without roles and a role without scopes.
+    store
+        .save_consent(
+            alice.id,
+            &mine.id,
+            "openid offline_access invoices:read",
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_api(&api(
+            "https://invoices.example",
+            &["invoices:read", "invoices:write"],
+        ))
+        .await
+        .unwrap();
+    let role = |name: &str, scope: &str| authd::domain::Role {
+        id: uuid::Uuid::new_v4(),
+        name: named(name),
+        scope: scope.parse().unwrap_or_default(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    let group = |name: &str| authd::domain::Group {
+        id: uuid::Uuid::new_v4(),
+        name: named(name),
+        roles: Default::default(),
+        members: Default::default(),
+        created_at: now(),
+        updated_at: now(),
+    };
+    let (reader, writer, bare) = (
+        role("reader", "invoices:read"),
+        role("writer", "invoices:read invoices:write"),
+        role("bare", ""),
+    );
+    let (finance, empty) = (group("finance"), group("empty"));
+    for role in [&reader, &writer, &bare] {
+        store.insert_role(role).await.unwrap();
+    }
+    for group in [&finance, &empty] {
+        store.insert_group(group).await.unwrap();
+        store.add_group_member(group.id, alice.id).await.unwrap();
+    }
+    store.add_group_role(finance.id, writer.id).await.unwrap();
+    store.grant_user_role(alice.id, reader.id).await.unwrap();
+    store.grant_user_role(alice.id, bare.id).await.unwrap();
+    let expected = store.user_access_rights(alice.id).await.unwrap();
+    assert_eq!(
+        expected.roles,
+        [named("bare"), named("reader"), named("writer")].into()
+    );
+    assert_eq!(expected.groups, [named("empty"), named("finance")].into());
+    let second = rotate([0xc1; 32], 0xc2, "jti-2").await;
+    assert_same_user(&second.account, &alice);
+    assert_eq!(
+        second.consent.as_deref(),
+        Some("openid offline_access invoices:read")
+    );
+    assert_eq!(second.rights, expected);
+
+    // The grace path reads the same for the parent it re-uses.
+    let parent = found_token(store.as_ref(), &[0xc1; 32]).await;
+    let t = now();
+    let replace = |c: &store::ConsumedRefresh| {
+        *seen.lock().unwrap() = Some(c.user.clone());
+        Ok(successor(c, &mine.id, &[0xc3; 32], "jti-2b", t))
+    };
+    store
+        .replace_unused_successor(&parent.id, t - TimeDelta::minutes(1), t, &replace)
+        .await
+        .unwrap()
+        .expect("replaced");
+    let replaced = seen.lock().unwrap().take().expect("built");
+    assert_same_user(&replaced.account, &alice);
+    assert_eq!(replaced.consent, second.consent);
+    assert_eq!(replaced.rights, expected);
+
+    // Another user's family: their own account, no consent, no rights.
+    let (_, b0) = started_family(store.as_ref(), &mine.id, bob.id, &[0xd0; 32], "jti-b0").await;
+    let bobs = rotate(b0.token_digest.clone().try_into().unwrap(), 0xd1, "jti-b1").await;
+    assert_same_user(&bobs.account, &bob);
+    assert_eq!(bobs.consent, None);
+    assert_eq!(bobs.rights, Default::default());
+}
+
 on_both_backends!(
     refresh_families_are_created_found_and_revoked,
     refresh_tokens_rotate_once_by_their_client,
@@ -2603,6 +2733,7 @@ on_both_backends!(
     revoke_access_token_records_unknown_and_marks_known,
     concurrent_rotations_of_a_refresh_token_have_one_winner,
     rotation_racing_a_family_revocation_fails_neither,
+    rotations_read_the_family_user_as_they_are_now,
 );
 
 fn api(identifier: &str, scopes: &[&str]) -> authd::domain::Api {
@@ -2828,8 +2959,8 @@ fn from_rights(
 }
 
 /// The API for clients' earlier scopes is seeded once, however many
-/// processes start; a user and their consent come in one round trip.
-async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Backend) {
+/// processes start.
+async fn legacy_api_is_seeded_once(backend: Backend) {
     let Some((store, database)) = open(backend).await else {
         return;
     };
@@ -2872,36 +3003,9 @@ async fn legacy_api_is_seeded_once_and_users_come_with_their_consent(backend: Ba
     );
     assert_eq!(apis[1].scopes, writes.scopes);
     assert!(store.seed_legacy_api(seed()).await.unwrap().is_none());
-
-    let alice = user("alice");
-    store.insert_user(&alice).await.unwrap();
-    let (found, consent) = store
-        .find_user_with_consent(alice.id, &old.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_same_user(&found, &alice);
-    assert_eq!(consent, None);
-    store
-        .save_consent(alice.id, &old.id, "openid orders:read", now())
-        .await
-        .unwrap();
-    let (_, consent) = store
-        .find_user_with_consent(alice.id, &old.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(consent.as_deref(), Some("openid orders:read"));
-    assert!(
-        store
-            .find_user_with_consent(user("nobody").id, &old.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
 }
 
 on_both_backends!(
     access_rights_come_from_roles_held_directly_or_through_groups,
-    legacy_api_is_seeded_once_and_users_come_with_their_consent,
+    legacy_api_is_seeded_once,
 );

@@ -4,9 +4,12 @@
 //! `resource` (repeatable; may narrow to resources the authorization
 //! covered, §2.2).
 //!
-//! Every refresh decides the scope again from the user's roles now (read
-//! inside the rotation): a lost role's scopes are left out, and a user left
-//! with none of the family's API scopes ends the family.
+//! Every refresh checks the family's user again, as read inside the
+//! rotation (RFC 6749 §10.4: a refresh token outlives nothing it was
+//! granted from): a disabled user or a withdrawn consent ends the family;
+//! the scope is decided again from the user's roles now: a lost role's
+//! scopes are left out, and a user left with none of the family's API
+//! scopes ends the family.
 use std::sync::Mutex;
 
 use chrono::Duration;
@@ -14,11 +17,12 @@ use chrono::Duration;
 use crate::domain::{ApiCatalogue, Client, GrantType, Scope, User, UserAccessRights};
 use crate::oauth::access::{self, AccessDecision, AccessRequest, Holder};
 use crate::oauth::refresh::{
-    NOTHING_LEFT, PERMISSIONS_GONE, RefreshGrant, RefreshTokens, Rotated, TARGET_REFUSED,
+    NO_LONGER_ALLOWED, NOTHING_LEFT, PERMISSIONS_GONE, RefreshGrant, RefreshTokens, Rotated,
+    TARGET_REFUSED,
 };
 use crate::oauth::token::TokenResponse;
 use crate::oauth::{Error, Params};
-use crate::store::Store;
+use crate::store::FamilyUser;
 use crate::tokens::TokenIssuer;
 use crate::tokens::access_token::MAX_ACCESS_TOKEN_TTL_SECONDS;
 
@@ -33,7 +37,6 @@ pub struct RefreshGrantType<'a> {
     pub tokens: &'a TokenIssuer,
     pub apis: &'a ApiCatalogue,
     pub refresh: &'a RefreshTokens,
-    pub store: &'a dyn Store,
 }
 
 impl RefreshGrantType<'_> {
@@ -47,12 +50,13 @@ impl RefreshGrantType<'_> {
         let jti = uuid::Uuid::new_v4().to_string();
         // The record outlives the token whatever its API's lifetime.
         let access_expires_at = self.tokens.now() + Duration::seconds(MAX_ACCESS_TOKEN_TTL_SECONDS);
-        let decided: Mutex<Option<(AccessDecision, UserAccessRights)>> = Mutex::new(None);
+        let decided: Mutex<Option<(AccessDecision, UserAccessRights, User)>> = Mutex::new(None);
         let target: Mutex<Option<Error>> = Mutex::new(None);
-        let check = |grant: &RefreshGrant, rights: &UserAccessRights| {
+        let check = |grant: &RefreshGrant, user: &FamilyUser| {
+            still_allowed(grant, user)?;
             within_family_scope(requested.as_ref(), grant)?;
             let decision = self
-                .decide(client, grant, requested.as_ref(), resources, rights)
+                .decide(client, grant, requested.as_ref(), resources, &user.rights)
                 .map_err(|refusal| match refusal {
                     Refusal::Target(error) => {
                         *target.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.into());
@@ -61,7 +65,8 @@ impl RefreshGrantType<'_> {
                     Refusal::PermissionsGone => PERMISSIONS_GONE,
                     Refusal::NothingLeft => NOTHING_LEFT,
                 })?;
-            *decided.lock().unwrap_or_else(|p| p.into_inner()) = Some((decision, rights.clone()));
+            *decided.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((decision, user.rights.clone(), user.account.clone()));
             Ok(())
         };
         let rotated = match self
@@ -79,8 +84,8 @@ impl RefreshGrantType<'_> {
             }
             Err(error) => return Err(error),
         };
-        let user = self.still_allowed(client, &rotated.grant).await?;
-        let Some((decision, rights)) = decided.lock().unwrap_or_else(|p| p.into_inner()).take()
+        let Some((decision, rights, user)) =
+            decided.lock().unwrap_or_else(|p| p.into_inner()).take()
         else {
             return Err(Error::internal("a rotation without its decision"));
         };
@@ -146,36 +151,6 @@ impl RefreshGrantType<'_> {
         Ok(narrowed)
     }
 
-    /// §4: a disabled user or a withdrawn consent ends the family. One
-    /// round trip for both.
-    async fn still_allowed(&self, client: &Client, grant: &RefreshGrant) -> Result<User, Error> {
-        let found = self
-            .store
-            .find_user_with_consent(grant.user_id(), &client.id)
-            .await
-            .map_err(Error::internal)?;
-        // Every family was consented to (offline access always asks, OIDC
-        // Core §11), so the consent must still be there.
-        let family: Scope = grant.scope.parse().unwrap_or_default();
-        let allowed = found.filter(|(user, consent)| {
-            !user.disabled
-                && consent
-                    .as_deref()
-                    .and_then(|s| s.parse::<Scope>().ok())
-                    .is_some_and(|consented| family.is_subset(&consented))
-        });
-        match allowed {
-            Some((user, _)) => Ok(user),
-            None => {
-                self.refresh.revoke_family(&grant.family_id).await?;
-                tracing::info!(family_id = %grant.family_id, "refresh family ended: user disabled or consent withdrawn");
-                Err(Error::InvalidGrant(
-                    "the user can no longer sign in to this client".into(),
-                ))
-            }
-        }
-    }
-
     async fn issue(
         &self,
         client: &Client,
@@ -222,5 +197,24 @@ fn within_family_scope(
     match requested {
         Some(requested) if !requested.is_subset(&family) => Err("scope"),
         _ => Ok(()),
+    }
+}
+
+/// RFC 6749 §10.4 (a refresh token outlives nothing it was granted from):
+/// the family's user is still enabled and their consent still covers the
+/// family's scope. Every family was consented to (offline access always
+/// asks, OIDC Core §11), so the consent must still be there. Otherwise the
+/// family ends.
+fn still_allowed(grant: &RefreshGrant, user: &FamilyUser) -> Result<(), &'static str> {
+    let family: Scope = grant.scope.parse().unwrap_or_default();
+    let consented = user
+        .consent
+        .as_deref()
+        .and_then(|s| s.parse::<Scope>().ok())
+        .is_some_and(|consented| family.is_subset(&consented));
+    if user.account.id == grant.user_id() && !user.account.disabled && consented {
+        Ok(())
+    } else {
+        Err(NO_LONGER_ALLOWED)
     }
 }
