@@ -68,6 +68,8 @@ impl Local {
 
 struct Shared {
     counts: SharedCounts,
+    /// (IP, client_id) pairs this replica learnt are blocked, until when.
+    blocked_seen: BlockedPairs,
     up: AtomicBool,
     failures_in_row: AtomicU32,
     /// Whether the current absence was logged: each change of state is
@@ -117,6 +119,7 @@ impl Limits {
                 Ok(counts) => {
                     limits.shared = Some(Shared {
                         counts,
+                        blocked_seen: BlockedPairs::default(),
                         up: AtomicBool::new(false),
                         failures_in_row: AtomicU32::new(0),
                         announced_down: AtomicBool::new(false),
@@ -160,18 +163,21 @@ impl Limits {
                 shared.failures_in_row.store(0, Ordering::Relaxed);
                 Some(value)
             }
-            Err(_) => {
+            Err(trouble) => {
                 let failures = shared.failures_in_row.fetch_add(1, Ordering::Relaxed) + 1;
-                if failures >= FAILURES_BEFORE_FALLBACK
-                    && shared.up.swap(false, Ordering::AcqRel)
-                    && !shared.announced_down.swap(true, Ordering::AcqRel)
-                {
-                    let share = self.local.load().share;
-                    tracing::warn!(
-                        redis = %shared.redacted_url,
-                        share,
-                        "Redis does not answer: rate limits and the login throttle fall back to this process, at 1/{share} of each limit"
-                    );
+                if failures >= FAILURES_BEFORE_FALLBACK && shared.up.swap(false, Ordering::AcqRel) {
+                    // A new connection next time: the old one may be dead
+                    // without knowing it.
+                    shared.counts.disconnect();
+                    if !shared.announced_down.swap(true, Ordering::AcqRel) {
+                        let share = self.local.load().share;
+                        tracing::warn!(
+                            redis = %shared.redacted_url,
+                            reason = ?trouble,
+                            share,
+                            "Redis does not answer: rate limits and the login throttle fall back to this process, at 1/{share} of each limit"
+                        );
+                    }
                 }
                 None
             }
@@ -223,27 +229,15 @@ impl Limits {
     }
 
     /// Refuses a client that used up its failed authentications from this
-    /// IP, before its credentials are even checked.
+    /// IP, before its credentials are even checked. With Redis this asks
+    /// no one: it knows the pairs this replica saw blocked (a round trip on
+    /// every `/token` would cost more than the rest of the limits
+    /// together); a pair blocked on another replica is refused here at its
+    /// next failure (`client_auth_failed`).
     pub async fn client_auth_blocked(&self, ip: IpKey, client_id: &str) -> Option<Decision> {
         if let Some(shared) = self.redis() {
-            let result = shared
-                .counts
-                .client_auth_blocked(&pair(ip, client_id))
-                .await;
-            if let Some(blocked) = self.outcome(shared, result) {
-                let rate = self.settings.client_auth_failures;
-                return blocked.map(|wait| {
-                    self.count_hit(
-                        "client_auth_failures",
-                        Decision {
-                            limit: rate.count.get(),
-                            remaining: 0,
-                            reset: super::buckets::ceil_secs(rate.per),
-                            retry_after: Some(wait),
-                        },
-                    )
-                });
-            }
+            let wait = shared.blocked_seen.blocked(&pair(ip, client_id))?;
+            return Some(self.count_hit("client_auth_failures", self.blocked_decision(wait)));
         }
         let decision = self
             .local
@@ -253,21 +247,39 @@ impl Limits {
         Some(self.count_hit("client_auth_failures", decision))
     }
 
+    fn blocked_decision(&self, wait: Duration) -> Decision {
+        let rate = self.settings.client_auth_failures;
+        Decision {
+            limit: rate.count.get(),
+            remaining: 0,
+            reset: super::buckets::ceil_secs(rate.per),
+            retry_after: Some(super::buckets::ceil_secs(wait).max(1)),
+        }
+    }
+
     /// Records a failed client authentication: the failure that empties
     /// the bucket blocks the pair (N failures are answered 401, the next
-    /// request 429).
-    pub async fn client_auth_failed(&self, ip: IpKey, client_id: &str) {
+    /// request 429). `Some` when the pair was blocked already (by another
+    /// replica): the caller answers 429 instead of 401.
+    pub async fn client_auth_failed(&self, ip: IpKey, client_id: &str) -> Option<Decision> {
         if let Some(shared) = self.redis() {
             let rate = self.settings.client_auth_failures;
-            let result = shared
-                .counts
-                .client_auth_failed(&pair(ip, client_id), rate)
-                .await;
-            if self.outcome(shared, result).is_some() {
-                return;
+            let pair = pair(ip, client_id);
+            let result = shared.counts.client_auth_failed(&pair, rate).await;
+            if let Some((was_blocked, blocked)) = self.outcome(shared, result) {
+                if let Some(wait) = blocked {
+                    shared.blocked_seen.remember(pair, wait);
+                }
+                return match (was_blocked, blocked) {
+                    (true, Some(wait)) => {
+                        Some(self.count_hit("client_auth_failures", self.blocked_decision(wait)))
+                    }
+                    _ => None,
+                };
             }
         }
         self.local.load().buckets.client_auth_failed(ip, client_id);
+        None
     }
 
     /// Whether the login throttle refuses this username or address now
@@ -350,6 +362,7 @@ impl Limits {
         self.local.load().buckets.forget_idle();
         if let Some(shared) = &self.shared {
             shared.counts.forget_idle();
+            shared.blocked_seen.forget_idle();
         }
     }
 
@@ -360,7 +373,7 @@ impl Limits {
         let Some(shared) = &self.shared else {
             return;
         };
-        if shared.counts.ping().await.is_ok() {
+        if shared.counts.probe().await.is_ok() {
             shared.up.store(true, Ordering::Release);
             tracing::info!(
                 redis = %shared.redacted_url,
@@ -383,6 +396,9 @@ impl Limits {
             return;
         };
         let mut last_count: Option<tokio::time::Instant> = None;
+        // Back after two good probes in a row (a second), not one: a
+        // Redis that answers one call in three does not flip the replica.
+        let mut good_probes = 0;
         let mut was_up = shared.up.load(Ordering::Relaxed);
         let mut ticker = tokio::time::interval(PROBE_INTERVAL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -395,7 +411,14 @@ impl Limits {
             was_up = up;
             if fell || last_count.is_none_or(|at| at.elapsed() >= REPLICAS_INTERVAL) {
                 last_count = Some(tokio::time::Instant::now());
-                if let Some(count) = replicas().await {
+                let count = tokio::time::timeout(Duration::from_secs(1), replicas())
+                    .await
+                    .ok()
+                    .flatten();
+                // The share changes while the in-process buckets are idle
+                // (Redis up) or just taken over; not later in an outage:
+                // new buckets would forget what the old ones counted.
+                if let Some(count) = count.filter(|_| up || fell) {
                     let share = count.max(1);
                     if share != self.local.load().share {
                         tracing::info!(
@@ -410,12 +433,14 @@ impl Limits {
             if up {
                 // Also while up: a replica without traffic notices Redis
                 // going (and says so in /metrics) as one with traffic does.
-                let result = shared.counts.ping().await;
+                let result = shared.counts.probe().await;
                 self.outcome(shared, result);
                 continue;
             }
-            match shared.counts.ping().await {
+            match shared.counts.probe().await {
+                Ok(()) if good_probes == 0 => good_probes = 1,
                 Ok(()) => {
+                    good_probes = 0;
                     shared.failures_in_row.store(0, Ordering::Relaxed);
                     shared.announced_down.store(false, Ordering::Release);
                     shared.up.store(true, Ordering::Release);
@@ -425,19 +450,64 @@ impl Limits {
                         "Redis answers: rate limits and the login throttle are shared by every replica"
                     );
                 }
-                // Away from the start (a fall from "up" was logged where
-                // it was noticed).
-                Err(_) if !shared.announced_down.swap(true, Ordering::AcqRel) => {
-                    let share = self.local.load().share;
-                    tracing::warn!(
-                        redis = %shared.redacted_url,
-                        share,
-                        "Redis does not answer: rate limits and the login throttle stay in this process, at 1/{share} of each limit, until it does"
-                    );
+                Err(trouble) => {
+                    good_probes = 0;
+                    shared.counts.disconnect();
+                    // Away from the start (a fall from "up" was logged
+                    // where it was noticed).
+                    if !shared.announced_down.swap(true, Ordering::AcqRel) {
+                        let share = self.local.load().share;
+                        tracing::warn!(
+                            redis = %shared.redacted_url,
+                            reason = ?trouble,
+                            share,
+                            "Redis does not answer: rate limits and the login throttle stay in this process, at 1/{share} of each limit, until it does"
+                        );
+                    }
                 }
-                Err(_) => {}
             }
         }
+    }
+}
+
+/// Pairs known to be blocked in Redis, kept by the replica that learnt it
+/// (bounded: a flood of failing pairs cannot grow it for good).
+#[derive(Default)]
+struct BlockedPairs(std::sync::Mutex<std::collections::HashMap<Vec<u8>, std::time::Instant>>);
+
+const MAX_BLOCKED_PAIRS: usize = 100_000;
+
+impl BlockedPairs {
+    fn blocked(&self, pair: &[u8]) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let mut pairs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let until = *pairs.get(pair)?;
+        if until <= now {
+            pairs.remove(pair);
+            return None;
+        }
+        Some(until - now)
+    }
+
+    fn remember(&self, pair: Vec<u8>, wait: Duration) {
+        let now = std::time::Instant::now();
+        let mut pairs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if pairs.len() >= MAX_BLOCKED_PAIRS {
+            pairs.retain(|_, until| *until > now);
+            if pairs.len() >= MAX_BLOCKED_PAIRS {
+                // Still refused at its next failure, through Redis.
+                return;
+            }
+        }
+        pairs.insert(pair, now + wait);
+    }
+
+    fn forget_idle(&self) {
+        let now = std::time::Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, until| *until > now);
     }
 }
 
@@ -457,10 +527,9 @@ fn shared_login_keys(
     let ip = match ip {
         Some(ip) => ip.key.to_bytes().to_vec(),
         // No believed address: every such attempt shares one record, as
-        // in process.
+        // in process. The whole username is hashed (a hash is bounded
+        // whatever was typed), exactly as audit events hash it.
         None => Vec::new(),
     };
-    shared
-        .counts
-        .login_keys(&login_throttle::throttled_username(username), &ip)
+    shared.counts.login_keys(username, &ip)
 }

@@ -101,6 +101,14 @@ impl RedisSettings {
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(("AUTHD_REDIS_URL", "names no host".into()));
         }
+        if parsed.fragment().is_some() {
+            return Err((
+                "AUTHD_REDIS_URL",
+                "a #fragment (such as #insecure) is not supported: certificates are always \
+                 verified, against the system's CAs or SSL_CERT_FILE"
+                    .into(),
+            ));
+        }
         // The crate's own reading must agree (database number, TLS flags).
         if let Err(error) = redis::Client::open(url) {
             return Err((
@@ -150,16 +158,29 @@ impl RedisSettings {
     }
 }
 
-/// Redis could not decide (unreachable, slow, an error, or a reply of the
-/// wrong shape). Carries no detail on purpose: the caller logs state
-/// changes, not each failed call.
+/// Why Redis could not decide. Carries no text from Redis or the URL (the
+/// caller logs it once per change of state, never per call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trouble;
+pub enum Trouble {
+    /// No answer within `AUTHD_REDIS_TIMEOUT_MS`.
+    Timeout,
+    /// No connection yet (the watcher makes one).
+    NotConnected,
+    /// Connecting failed (refused, TLS, authentication, unreachable).
+    Connect,
+    /// Redis answered with an error (`NOSCRIPT` is handled; `OOM`,
+    /// `READONLY`, `NOPERM` and the like end here).
+    Refused(redis::ErrorKind),
+    /// A reply that is not what the script returns.
+    Reply,
+}
 
-/// GCRA over one key, taking up to ARGV[3] requests at once (a lease).
-/// KEYS[1]: the bucket. ARGV: the interval between requests (µs), the
-/// burst, the most to take. Returns {taken, remaining, wait µs}: taken is
-/// 0 when not even one fits, and wait is then the time until one does.
+/// GCRA over one key, taking up to ARGV[3] requests at once (a lease),
+/// after handing back ARGV[4] a lapsed lease did not use. KEYS[1]: the
+/// bucket. ARGV: the interval between requests (µs), the burst, the most
+/// to take, the number handed back. Returns {taken, remaining, wait µs}:
+/// taken is 0 when not even one fits, and wait is then the time until one
+/// does.
 /// Numbers are written with `%d`: Lua's default number format would write
 /// 1.8e+15 and lose the microseconds.
 const TAKE: &str = r"
@@ -168,7 +189,8 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+local given = tonumber(ARGV[4]) or 0
+local tat = (tonumber(redis.call('GET', KEYS[1]) or 0) or 0) - given * interval
 if tat < now then tat = now end
 local free = math.floor((now + interval * burst - tat) / interval)
 if free < 1 then
@@ -183,7 +205,11 @@ return {taken, free - taken, 0}
 /// A failed client authentication. KEYS[1]: the failures bucket, KEYS[2]:
 /// the block marker. The failure that empties the bucket blocks the pair
 /// until the bucket admits one again (as `RateLimits::client_auth_failed`).
+/// Returns {1, ms} when the pair was blocked already (nothing counted),
+/// else {0, ms of the block this failure started, or 0}.
 const FAIL: &str = r"
+local blocked = redis.call('PTTL', KEYS[2])
+if blocked > 0 then return {1, blocked} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -199,16 +225,11 @@ else
   if now + interval * burst - new_tat < interval then wait = interval end
 end
 if wait > 0 then
-  redis.call('SET', KEYS[2], '1', 'PX', math.floor(wait / 1000) + 1)
+  local ms = math.floor(wait / 1000) + 1
+  redis.call('SET', KEYS[2], '1', 'PX', ms)
+  return {0, ms}
 end
-return 0
-";
-
-/// Milliseconds the block marker KEYS[1] still holds (0: none).
-const BLOCKED: &str = r"
-local ms = redis.call('PTTL', KEYS[1])
-if ms > 0 then return ms end
-return 0
+return {0, 0}
 ";
 
 /// The login throttle (as `LoginThrottle`): KEYS are the username's and the
@@ -262,10 +283,30 @@ struct Lease {
     /// What Redis said was left besides this lease.
     remaining: u32,
     until: std::time::Instant,
+    /// A request is fetching a lease for this key: others meanwhile take
+    /// one request each instead of a lease each.
+    fetching_until: Option<std::time::Instant>,
+}
+
+impl Lease {
+    fn live(&self, now: std::time::Instant) -> bool {
+        (self.left > 0 && self.until > now) || self.fetching_until.is_some_and(|t| t > now)
+    }
+}
+
+enum Spend {
+    Spent(u32),
+    Miss {
+        want: u32,
+        give_back: u32,
+        fetcher: bool,
+    },
 }
 
 /// A lease is at most 1 % of the bucket (and at most 100 requests): a
-/// bucket under 200 is taken one request at a time, exactly.
+/// bucket under 200 is taken one request at a time, exactly. What a lease
+/// did not use is handed back with the next call for its key (the next
+/// `TAKE`'s ARGV[4]), so slow traffic does not drain the bucket.
 fn lease_size(rate: Rate) -> u32 {
     (rate.count.get() / 100).clamp(1, 100)
 }
@@ -276,7 +317,9 @@ const MAX_LEASES: usize = 100_000;
 pub(crate) struct SharedCounts {
     /// Off (`AUTHD_REDIS_LEASES=off`): every request asks Redis.
     leases_on: bool,
-    leases: std::sync::Mutex<std::collections::HashMap<String, Lease>>,
+    /// Keyed by kind and identifier in clear (process memory only): a
+    /// request served from a lease computes no HMAC.
+    leases: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Lease>>,
     client: redis::Client,
     /// Made on first use and by the health probe; the manager reconnects by
     /// itself after that.
@@ -286,7 +329,6 @@ pub(crate) struct SharedCounts {
     hasher: Digester,
     take: Script,
     fail: Script,
-    blocked: Script,
     login: Script,
     succeeded: Script,
 }
@@ -311,7 +353,8 @@ impl SharedCounts {
         // provider: aws-lc-rs, authd's crypto already. An error means one
         // is installed.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = redis::Client::open(settings.url.expose_secret()).map_err(|_| Trouble)?;
+        let client =
+            redis::Client::open(settings.url.expose_secret()).map_err(|_| Trouble::Connect)?;
         Ok(Self {
             leases_on: settings.leases,
             leases: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -322,7 +365,6 @@ impl SharedCounts {
             hasher,
             take: Script::new(TAKE),
             fail: Script::new(FAIL),
-            blocked: Script::new(BLOCKED),
             login: Script::new(LOGIN),
             succeeded: Script::new(SUCCEEDED),
         })
@@ -337,18 +379,32 @@ impl SharedCounts {
         )
     }
 
-    /// Connects if there is no connection yet and asks Redis for `PING`
-    /// within the timeout (the health probe).
-    pub async fn ping(&self) -> Result<(), Trouble> {
-        let mut connection = self.connection().await?;
-        let pong: String = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("PING").query_async(&mut connection),
-        )
-        .await
-        .map_err(|_| Trouble)?
-        .map_err(|_| Trouble)?;
-        if pong == "PONG" { Ok(()) } else { Err(Trouble) }
+    /// The health probe: connects if there is no connection, then runs
+    /// the bucket script on a key of its own (a huge bucket, so it never
+    /// refuses). A plain `PING` would pass where every script fails (`OOM`
+    /// under `maxmemory`, a read-only replica, an ACL without scripting).
+    pub async fn probe(&self) -> Result<(), Trouble> {
+        self.connection().await?;
+        let mut invocation = self.take.prepare_invoke();
+        invocation
+            .key(format!("{}probe", self.prefix))
+            .arg(1)
+            .arg(1_000_000)
+            .arg(1)
+            .arg(0);
+        let (taken, _, _): (i64, i64, i64) = self.run(invocation).await?;
+        if taken == 1 {
+            Ok(())
+        } else {
+            Err(Trouble::Reply)
+        }
+    }
+
+    /// Forgets the connection, so the next probe makes a new one: a
+    /// socket whose peer vanished without a reset would otherwise time out
+    /// every call until the kernel gives up on it (many minutes).
+    pub fn disconnect(&self) {
+        self.connection.store(None);
     }
 
     async fn connection(&self) -> Result<ConnectionManager, Trouble> {
@@ -364,8 +420,8 @@ impl SharedCounts {
             ConnectionManager::new_with_config(self.client.clone(), config),
         )
         .await
-        .map_err(|_| Trouble)?
-        .map_err(|_| Trouble)?;
+        .map_err(|_| Trouble::Connect)?
+        .map_err(|_| Trouble::Connect)?;
         self.connection
             .store(Some(std::sync::Arc::new(connection.clone())));
         Ok(connection)
@@ -378,87 +434,118 @@ impl SharedCounts {
         let mut connection = match self.connection.load_full() {
             Some(connection) => (*connection).clone(),
             // Not connected yet: the probe connects; a request does not wait.
-            None => return Err(Trouble),
+            None => return Err(Trouble::NotConnected),
         };
-        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-            .await
-            .map_err(|_| Trouble)?
-            .map_err(|_| Trouble)
+        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection)).await {
+            Err(_) => Err(Trouble::Timeout),
+            Ok(Err(error)) if error.kind() == redis::ErrorKind::TypeError => Err(Trouble::Reply),
+            Ok(Err(error)) => Err(Trouble::Refused(error.kind())),
+            Ok(Ok(value)) => Ok(value),
+        }
     }
 
     /// Takes one request from the shared bucket `kind` of `identifier`:
     /// from this replica's lease when it holds one, otherwise from Redis
-    /// (leasing more of it when the bucket is large).
+    /// (leasing more of it when the bucket is large, and handing back
+    /// what a lapsed lease did not use).
     pub async fn take(
         &self,
         kind: &str,
         identifier: &[u8],
         rate: Rate,
     ) -> Result<Decision, Trouble> {
-        let key = self.key(kind, identifier);
         let size = if self.leases_on { lease_size(rate) } else { 1 };
-        if size > 1
-            && let Some(remaining) = self.spend_lease(&key)
-        {
-            return Ok(decision(rate, remaining));
-        }
+        let lease_key = [kind.as_bytes(), &[0], identifier].concat();
+        let (want, give_back, fetcher) = if size > 1 {
+            match self.spend_lease(&lease_key, size) {
+                Spend::Spent(remaining) => return Ok(decision(rate, remaining)),
+                Spend::Miss {
+                    want,
+                    give_back,
+                    fetcher,
+                } => (want, give_back, fetcher),
+            }
+        } else {
+            (1, 0, false)
+        };
         let mut invocation = self.take.prepare_invoke();
         invocation
-            .key(&key)
+            .key(self.key(kind, identifier))
             .arg(rate.interval_micros())
             .arg(rate.count.get())
-            .arg(size);
-        let (taken, remaining, wait): (i64, i64, i64) = self.run(invocation).await?;
-        let limit = rate.count.get();
-        let taken = u32::try_from(taken).map_err(|_| Trouble)?;
-        let remaining = u32::try_from(remaining).map_err(|_| Trouble)?.min(limit);
-        if taken == 0 {
-            let interval = Duration::from_micros(rate.interval_micros());
-            return Ok(Decision {
-                limit,
-                remaining: 0,
-                reset: ceil_secs(interval * limit),
-                retry_after: Some(ceil_secs(Duration::from_micros(wait.max(0) as u64)).max(1)),
-            });
+            .arg(want)
+            .arg(give_back);
+        let reply = self.run(invocation).await;
+        if fetcher {
+            self.fetched(&lease_key);
         }
-        if taken > size {
-            return Err(Trouble);
-        }
-        let left = taken - 1;
+        let (taken, remaining, wait) = reply?;
+        let (decision, left) = interpret_take(rate, want, taken, remaining, wait)?;
         if left > 0 {
-            self.keep_lease(key, left, remaining);
+            self.keep_lease(lease_key, left, decision.remaining - left);
         }
-        Ok(decision(rate, remaining + left))
+        Ok(decision)
     }
 
-    /// Spends one request of this replica's lease on `key`: what is left
-    /// in all (Redis's count at the lease plus the lease), if it held one.
-    fn spend_lease(&self, key: &str) -> Option<u32> {
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        let lease = leases.get_mut(key)?;
-        if lease.left == 0 || lease.until <= std::time::Instant::now() {
-            leases.remove(key);
-            return None;
-        }
-        lease.left -= 1;
-        Some(lease.remaining + lease.left)
-    }
-
-    fn keep_lease(&self, key: String, left: u32, remaining: u32) {
+    /// Spends one request of this replica's lease on `key`, or says what
+    /// to ask Redis for: a whole lease (`fetcher`: no other request is
+    /// fetching one for this key right now), or a single request while
+    /// another is; and what of a lapsed lease to hand back.
+    fn spend_lease(&self, key: &[u8], size: u32) -> Spend {
         let now = std::time::Instant::now();
         let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        if leases.len() >= MAX_LEASES {
-            leases.retain(|_, lease| lease.until > now && lease.left > 0);
+        if !leases.contains_key(key) && leases.len() >= MAX_LEASES {
+            leases.retain(|_, lease| lease.live(now));
             if leases.len() >= MAX_LEASES {
-                return;
+                // Full of live leases: this key goes without one.
+                return Spend::Miss {
+                    want: 1,
+                    give_back: 0,
+                    fetcher: false,
+                };
             }
         }
-        // Two requests that found no lease both leased: keep both.
-        let lease = leases.entry(key).or_insert(Lease {
+        let lease = leases.entry(key.to_owned()).or_insert(Lease {
             left: 0,
-            remaining,
+            remaining: 0,
             until: now,
+            fetching_until: None,
         });
+        if lease.left > 0 && lease.until > now {
+            lease.left -= 1;
+            return Spend::Spent(lease.remaining + lease.left);
+        }
+        let give_back = std::mem::take(&mut lease.left).min(size);
+        if lease.fetching_until.is_some_and(|until| until > now) {
+            return Spend::Miss {
+                want: 1,
+                give_back,
+                fetcher: false,
+            };
+        }
+        lease.fetching_until = Some(now + LEASE_LIFETIME);
+        Spend::Miss {
+            want: size,
+            give_back,
+            fetcher: true,
+        }
+    }
+
+    fn fetched(&self, key: &[u8]) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lease) = leases.get_mut(key) {
+            lease.fetching_until = None;
+        }
+    }
+
+    fn keep_lease(&self, key: Vec<u8>, left: u32, remaining: u32) {
+        let now = std::time::Instant::now();
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(lease) = leases.get_mut(&key) else {
+            // Evicted meanwhile (a full map): the requests are lost, as
+            // with a lapsed lease.
+            return;
+        };
         lease.left = if lease.until > now {
             lease.left + left
         } else {
@@ -474,27 +561,31 @@ impl SharedCounts {
         self.leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, lease| lease.until > now && lease.left > 0);
+            .retain(|_, lease| lease.live(now));
     }
 
-    /// Seconds a (client IP, client_id) pair stays blocked, if it is.
-    pub async fn client_auth_blocked(&self, identifier: &[u8]) -> Result<Option<u64>, Trouble> {
-        let mut invocation = self.blocked.prepare_invoke();
-        invocation.key(self.key("client_auth_blocked", identifier));
-        let ms: i64 = self.run(invocation).await?;
-        Ok((ms > 0).then(|| ceil_secs(Duration::from_millis(ms as u64)).max(1)))
-    }
-
-    /// Records a failed client authentication of the pair.
-    pub async fn client_auth_failed(&self, identifier: &[u8], rate: Rate) -> Result<(), Trouble> {
+    /// Records a failed client authentication of the pair: whether the
+    /// pair was blocked already (then nothing was counted), and for how
+    /// long it is blocked now, if it is.
+    pub async fn client_auth_failed(
+        &self,
+        identifier: &[u8],
+        rate: Rate,
+    ) -> Result<(bool, Option<Duration>), Trouble> {
         let mut invocation = self.fail.prepare_invoke();
         invocation
             .key(self.key("client_auth_failures", identifier))
             .key(self.key("client_auth_blocked", identifier))
             .arg(rate.interval_micros())
             .arg(rate.count.get());
-        let _: i64 = self.run(invocation).await?;
-        Ok(())
+        let (was_blocked, ms): (i64, i64) = self.run(invocation).await?;
+        let ms = u64::try_from(ms).map_err(|_| Trouble::Reply)?;
+        let blocked = (ms > 0).then(|| Duration::from_millis(ms));
+        match was_blocked {
+            0 => Ok((false, blocked)),
+            1 if blocked.is_some() => Ok((true, blocked)),
+            _ => Err(Trouble::Reply),
+        }
     }
 
     pub fn login_keys(&self, username: &str, ip: &[u8]) -> LoginKeys {
@@ -539,6 +630,37 @@ impl SharedCounts {
     }
 }
 
+/// What a `TAKE` reply means for a request that asked for `want`: the
+/// decision, and how many of the taken requests are left for a lease.
+/// Any reply outside what the script returns is `Trouble::Reply`.
+fn interpret_take(
+    rate: Rate,
+    want: u32,
+    taken: i64,
+    remaining: i64,
+    wait: i64,
+) -> Result<(Decision, u32), Trouble> {
+    let limit = rate.count.get();
+    let taken = u32::try_from(taken).map_err(|_| Trouble::Reply)?;
+    let remaining = u32::try_from(remaining).map_err(|_| Trouble::Reply)?;
+    let wait = u64::try_from(wait).map_err(|_| Trouble::Reply)?;
+    if taken > want || remaining > limit {
+        return Err(Trouble::Reply);
+    }
+    if taken == 0 {
+        let interval = Duration::from_micros(rate.interval_micros());
+        let decision = Decision {
+            limit,
+            remaining: 0,
+            reset: ceil_secs(interval * limit),
+            retry_after: Some(ceil_secs(Duration::from_micros(wait)).max(1)),
+        };
+        return Ok((decision, 0));
+    }
+    let left = taken - 1;
+    Ok((decision(rate, remaining + left), left))
+}
+
 /// An admitted request's numbers, `remaining` after it.
 fn decision(rate: Rate, remaining: u32) -> Decision {
     let limit = rate.count.get();
@@ -564,4 +686,68 @@ pub(crate) fn short_hash(digester: &Digester, bytes: &[u8]) -> String {
             let _ = write!(hex, "{b:02x}");
             hex
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(text: &str) -> Rate {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn take_replies_outside_the_scripts_range_are_trouble() {
+        let rate = rate("600/min");
+        // Admitted, two of three taken left for a lease.
+        let (decision, left) = interpret_take(rate, 3, 3, 100, 0).unwrap();
+        assert_eq!((decision.remaining, left), (102, 2));
+        assert!(decision.allowed());
+        // Refused: the wait is reported in whole seconds, at least 1.
+        let (decision, left) = interpret_take(rate, 1, 0, 0, 2_500_000).unwrap();
+        assert_eq!((decision.retry_after, left), (Some(3), 0));
+        let (decision, _) = interpret_take(rate, 1, 0, 0, 10).unwrap();
+        assert_eq!(decision.retry_after, Some(1));
+        for (want, taken, remaining, wait) in [
+            (1, 2, 0, 0),        // more than asked for
+            (1, -1, 0, 0),       // negative
+            (1, 1, -5, 0),       // negative
+            (1, 0, 0, -1),       // negative wait
+            (1, 1, 601, 0),      // more left than the bucket holds
+            (1, i64::MAX, 0, 0), // huge
+            (1, 1, i64::MAX, 0), // huge
+        ] {
+            assert_eq!(
+                interpret_take(rate, want, taken, remaining, wait).map(|_| ()),
+                Err(Trouble::Reply),
+                "{taken} {remaining} {wait}"
+            );
+        }
+    }
+
+    #[test]
+    fn leases_are_one_percent_and_exact_below_two_hundred() {
+        assert_eq!(lease_size(rate("60/min")), 1);
+        assert_eq!(lease_size(rate("199/min")), 1);
+        assert_eq!(lease_size(rate("600/min")), 6);
+        assert_eq!(lease_size(rate("1000000/sec")), 100);
+    }
+
+    #[test]
+    fn settings_never_show_the_password() {
+        let settings =
+            RedisSettings::parse("rediss://user:hunter2@cache:6380/1", None, None).unwrap();
+        assert_eq!(settings.redacted(), "rediss://cache:6380/1");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        for bad in [
+            "http://cache",
+            "redis://",
+            "rediss://cache#insecure",
+            "not a url",
+        ] {
+            let (variable, problem) = RedisSettings::parse(bad, None, None).unwrap_err();
+            assert_eq!(variable, "AUTHD_REDIS_URL");
+            assert!(!problem.contains("hunter2"));
+        }
+    }
 }

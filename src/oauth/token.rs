@@ -188,8 +188,17 @@ impl TokenEndpoint {
             client_auth::authenticate(&self.clients, &self.client_secrets, &credentials).await;
         if let Err(Error::InvalidClient(_)) = &result {
             self.metrics.client_auth_failures.inc();
-            if let Some(ip) = ip {
-                self.limits.client_auth_failed(ip.key, &id).await;
+            // A pair another replica blocked meanwhile is told so (429),
+            // as it would have been before its credentials were checked.
+            if let Some(ip) = ip
+                && let Some(decision) = self.limits.client_auth_failed(ip.key, &id).await
+            {
+                crate::audit::record(crate::audit::Event::RateLimited {
+                    limit: "client_auth_failures",
+                    ip: Some(ip.addr),
+                    client_id: Some(&id),
+                });
+                return Err(Error::RateLimited(decision));
             }
         }
         result
