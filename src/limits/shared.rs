@@ -225,7 +225,7 @@ else
   if now + interval * burst - new_tat < interval then wait = interval end
 end
 if wait > 0 then
-  local ms = math.floor(wait / 1000) + 1
+  local ms = math.max(1, math.ceil(wait / 1000))
   redis.call('SET', KEYS[2], '1', 'PX', ms)
   return {0, ms}
 end
