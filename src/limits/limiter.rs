@@ -169,18 +169,24 @@ impl Limits {
                     // A new connection next time: the old one may be dead
                     // without knowing it.
                     shared.counts.disconnect();
-                    if !shared.announced_down.swap(true, Ordering::AcqRel) {
-                        let share = self.local.load().share;
-                        tracing::warn!(
-                            redis = %shared.redacted_url,
-                            reason = ?trouble,
-                            share,
-                            "Redis does not answer: rate limits and the login throttle fall back to this process, at 1/{share} of each limit"
-                        );
-                    }
+                    self.announce_down(shared, trouble);
                 }
                 None
             }
+        }
+    }
+
+    /// The one warning of an absence of Redis, logged once until Redis
+    /// answers again (by whichever path notices first).
+    fn announce_down(&self, shared: &Shared, trouble: super::shared::Trouble) {
+        if !shared.announced_down.swap(true, Ordering::AcqRel) {
+            let share = self.local.load().share;
+            tracing::warn!(
+                redis = %shared.redacted_url,
+                reason = ?trouble,
+                share,
+                "Redis does not answer: rate limits and the login throttle are counted in this process, at 1/{share} of each limit, until it does"
+            );
         }
     }
 
@@ -455,15 +461,7 @@ impl Limits {
                     shared.counts.disconnect();
                     // Away from the start (a fall from "up" was logged
                     // where it was noticed).
-                    if !shared.announced_down.swap(true, Ordering::AcqRel) {
-                        let share = self.local.load().share;
-                        tracing::warn!(
-                            redis = %shared.redacted_url,
-                            reason = ?trouble,
-                            share,
-                            "Redis does not answer: rate limits and the login throttle stay in this process, at 1/{share} of each limit, until it does"
-                        );
-                    }
+                    self.announce_down(shared, trouble);
                 }
             }
         }
