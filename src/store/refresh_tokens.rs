@@ -318,15 +318,8 @@ macro_rules! impl_refresh_token_repository {
                 now: chrono::DateTime<chrono::Utc>,
                 build: $crate::store::BuildSuccessor<'_>,
             ) -> $crate::store::Result<Option<$crate::store::Successor>> {
-                let mut tx = self.pool.begin().await?;
                 // Each backend's own statements (below the macro).
-                let Some(consumed) = Self::consume_refresh_token(&mut tx, token_digest, client, now).await? else {
-                    return Ok(None);
-                };
-                let successor = build(&consumed)?;
-                Self::insert_successor(&mut tx, &successor).await?;
-                tx.commit().await?;
-                Ok(Some(successor))
+                self.rotate(token_digest, client, now, build).await
             }
 
             #[tracing::instrument(level = "debug", name = "store.refresh.replace_successor", skip_all)]
@@ -487,23 +480,59 @@ macro_rules! impl_refresh_token_repository {
 }
 pub(super) use impl_refresh_token_repository;
 
-/// PostgreSQL's first round trip of a rotation: one statement locks the
-/// family, consumes the token and reads the family's user now. Bound: `$1`
-/// now, `$2` the token's digest, `$3` the client.
-const PG_CONSUME_REFRESH_TOKEN: &str = concat!(
+/// PostgreSQL's first round trip of a rotation: the token, if it can be
+/// rotated now, and what its successor is decided from, read without a
+/// lock (the second round trip decides). Bound: `$1` now, `$2` the
+/// token's digest, `$3` the client.
+const PG_READ_REFRESH_TOKEN: &str = concat!(
+    // The token, unconsumed, unrevoked, unexpired, of this client, in a
+    // family alive (RFC 9700 §4.14.2: a revoked family stays revoked).
+    // What the successor is decided from (RFC 6749 §10.4: a refresh token
+    // outlives nothing it was granted from): the family's user (the
+    // family's foreign key keeps them), their consent for this client, and
+    // their access rights now, the rights query's columns as arrays (one
+    // row however many roles; the aggregate makes a row even for none).
+    "SELECT t.id AS token_id, t.family_id, t.grant_sealed, \
+       u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
+       u.email_verified, u.disabled, u.created_at, k.scope AS consent, \
+       ar.scopes AS right_scopes, ar.roles AS right_roles, ar.groups AS right_groups \
+     FROM refresh_tokens t \
+     JOIN refresh_token_families f ON f.id = t.family_id \
+     JOIN users u ON u.id = f.user_id \
+     LEFT JOIN consents k ON k.user_id = f.user_id AND k.client_id = $3 \
+     CROSS JOIN LATERAL ( \
+       SELECT array_agg(rights.scope) AS scopes, array_agg(rights.role) AS roles, \
+              array_agg(rights.grp) AS groups \
+       FROM (",
+    super::roles::user_access_rights_sql!("f.user_id"),
+    ") AS rights (scope, role, grp) \
+     ) ar \
+     WHERE t.token_digest = $2 AND t.client_id = $3 \
+       AND t.consumed_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $1 \
+       AND f.revoked_at IS NULL AND f.expires_at > $1"
+);
+
+/// PostgreSQL's second and last round trip of a rotation, one
+/// autocommitted statement: locks the family, consumes the token read by
+/// the first, inserts the successor built from it and records the access
+/// token issued with it; every part after the lock runs only if the one
+/// before it did. Returns how many tokens were consumed (0 or 1). Bound:
+/// `$1` now, `$2` the token read; the successor's columns `$3`–`$11`, the
+/// access token's `jti` `$12` and its record's expiry `$13`.
+const PG_ROTATE_REFRESH_TOKEN: &str = concat!(
     // Lock order, everywhere: the family row first, then its tokens
     // (revoke_family and every revocation of a user's families do the
-    // same), so a rotation and a revocation of one family never deadlock;
-    // the lock also makes a revocation that commits first visible (the
-    // row is re-read once the lock is granted: revoked, it drops out) and
-    // one that starts later wait for the successor, then revoke it too.
-    // The lock of the no-op UPDATE of SQLite, without writing a row
-    // version. Also the alive check (RFC 9700 §4.14.2: a revoked family
-    // stays revoked).
+    // same), so a rotation and a revocation of one family never deadlock.
+    // The lock makes a revocation that committed since the read visible
+    // (the row is re-read once the lock is granted: revoked, it drops
+    // out and nothing below happens) and one that starts later wait for
+    // the successor, then revoke it too. Disabling the user, withdrawing
+    // the consent and deleting the user all revoke (or delete) the family
+    // under this lock, so a successor is never made for a user who lost
+    // the grant before it committed. Also the alive check again.
     "WITH family AS ( \
        SELECT f.id, f.user_id FROM refresh_token_families f \
-       WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE token_digest = $2 AND client_id = $3) \
-         AND f.revoked_at IS NULL AND f.expires_at > $1 \
+       WHERE f.id = $6 AND f.revoked_at IS NULL AND f.expires_at > $1 \
        FOR NO KEY UPDATE \
      ), ",
     // The one conditional UPDATE that decides which use wins (RFC 6749
@@ -514,36 +543,32 @@ const PG_CONSUME_REFRESH_TOKEN: &str = concat!(
     // version: of concurrent callers exactly one gets a row.
     "consumed AS ( \
        UPDATE refresh_tokens t SET consumed_at = $1 FROM family \
-       WHERE t.family_id = family.id AND t.token_digest = $2 AND t.client_id = $3 \
+       WHERE t.id = $2 AND t.family_id = family.id \
          AND t.consumed_at IS NULL AND t.revoked_at IS NULL AND t.expires_at > $1 \
-       RETURNING t.id, t.family_id, t.grant_sealed, family.user_id \
-     ) ",
-    // What the successor is decided from (RFC 6749 §10.4: a refresh token
-    // outlives nothing it was granted from): the family's user (the
-    // family's foreign key keeps them), their consent for this client, and
-    // their access rights now, the rights query's columns as arrays (one
-    // row however many roles; the aggregate makes a row even for none).
-    "SELECT c.id AS token_id, c.family_id, c.grant_sealed, \
-       u.id, u.username, u.password_hash, u.password_key_version, u.name, u.email, \
-       u.email_verified, u.disabled, u.created_at, k.scope AS consent, \
-       ar.scopes AS right_scopes, ar.roles AS right_roles, ar.groups AS right_groups \
-     FROM consumed c \
-     JOIN users u ON u.id = c.user_id \
-     LEFT JOIN consents k ON k.user_id = c.user_id AND k.client_id = $3 \
-     CROSS JOIN LATERAL ( \
-       SELECT array_agg(rights.scope) AS scopes, array_agg(rights.role) AS roles, \
-              array_agg(rights.grp) AS groups \
-       FROM (",
-    super::roles::user_access_rights_sql!("c.user_id"),
-    ") AS rights (scope, role, grp) \
-     ) ar"
+       RETURNING t.id, t.family_id, t.client_id, family.user_id \
+     ), ",
+    // The successor, only for a token consumed here.
+    "successor AS ( \
+       INSERT INTO refresh_tokens (id, token_digest, key_version, family_id, parent_id, client_id, \
+                                   grant_sealed, created_at, expires_at, consumed_at, revoked_at) \
+       SELECT $3, $4, $5, c.family_id, $7, c.client_id, $9, $10, $11, NULL, NULL \
+       FROM consumed c WHERE c.id = $7 AND c.family_id = $6 AND c.client_id = $8 \
+       RETURNING id, family_id, client_id \
+     ), ",
+    // The access token tagged with the family and the refresh token that
+    // issued it, so that a reuse revokes it with the family (RFC 9700
+    // §4.14.2), and with its user (withdrawing a consent revokes it).
+    "issued AS ( \
+       INSERT INTO access_tokens (jti, code_id, client_id, user_id, expires_at, revoked_at, family_id, refresh_token_id) \
+       SELECT $12, NULL, s.client_id, c.user_id, $13, NULL, s.family_id, s.id \
+       FROM successor s JOIN consumed c ON c.family_id = s.family_id \
+       RETURNING jti \
+     ) \
+     SELECT COUNT(*) FROM issued"
 );
 
-/// PostgreSQL's second round trip of a rotation: the successor and the
-/// record of the access token issued with it, in one statement. (The
-/// successor cannot join the first statement: it is built in Rust from
-/// what that one returned, sealed with its new row id as associated data
-/// and its access token's claims decided from the user's rights.) Bound:
+/// The grace path's successor and the record of the access token issued
+/// with it, in one statement, in the caller's transaction. Bound:
 /// the refresh token's columns `$1`–`$9`, the access token's `jti` `$10`
 /// and its record's expiry `$11`.
 const PG_INSERT_SUCCESSOR: &str = concat!(
@@ -564,9 +589,9 @@ const PG_INSERT_SUCCESSOR: &str = concat!(
      FROM successor s"
 );
 
-/// The row of `PG_CONSUME_REFRESH_TOKEN`.
+/// The row of `PG_READ_REFRESH_TOKEN`.
 #[derive(sqlx::FromRow)]
-struct PgConsumedRow {
+struct PgRefreshRow {
     token_id: String,
     family_id: String,
     grant_sealed: Vec<u8>,
@@ -578,19 +603,24 @@ struct PgConsumedRow {
 }
 
 impl super::postgres::PgStore {
-    /// Consumes the token and reads the family's user in one round trip
-    /// (`PG_CONSUME_REFRESH_TOKEN`). `None` when nothing was consumed.
-    pub(super) async fn consume_refresh_token(
-        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    /// A rotation in two round trips and no transaction held open across
+    /// them: the token and its user read (`PG_READ_REFRESH_TOKEN`), the
+    /// successor built from them, then one statement that locks, consumes,
+    /// inserts and records (`PG_ROTATE_REFRESH_TOKEN`). `None` when
+    /// nothing was consumed (an unknown or spent token, or a race lost to
+    /// another use or a revocation); `build`'s refusal consumes nothing.
+    pub(super) async fn rotate(
+        &self,
         token_digest: &[u8],
         client: &ClientId,
         now: DateTime<Utc>,
-    ) -> Result<Option<ConsumedRefresh>> {
-        let row: Option<PgConsumedRow> = sqlx::query_as(PG_CONSUME_REFRESH_TOKEN)
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>> {
+        let row: Option<PgRefreshRow> = sqlx::query_as(PG_READ_REFRESH_TOKEN)
             .bind(now)
             .bind(token_digest)
             .bind(client.as_str())
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -600,7 +630,7 @@ impl super::postgres::PgStore {
             row.right_roles.unwrap_or_default(),
             row.right_groups.unwrap_or_default(),
         )?;
-        Ok(Some(ConsumedRefresh {
+        let read = ConsumedRefresh {
             id: row.token_id,
             family_id: row.family_id,
             grant_sealed: row.grant_sealed,
@@ -609,13 +639,42 @@ impl super::postgres::PgStore {
                 consent: row.user.consent,
                 rights,
             },
-        }))
+        };
+        let successor = build(&read)?;
+        let token = &successor.token;
+        // The successor must continue the token read (the statement checks
+        // it again: a mismatch inserts nothing).
+        if token.parent_id.as_deref() != Some(read.id.as_str()) || token.family_id != read.family_id
+        {
+            return Err(super::Error::Corrupt {
+                entity: "refresh token",
+                id: read.id,
+                problem: "its grant names another family".into(),
+            });
+        }
+        let (rotated,): (i64,) = sqlx::query_as(PG_ROTATE_REFRESH_TOKEN)
+            .bind(now)
+            .bind(&read.id)
+            .bind(&token.id)
+            .bind(&token.token_digest)
+            .bind(token.key_version as i32)
+            .bind(&token.family_id)
+            .bind(&token.parent_id)
+            .bind(token.client_id.as_str())
+            .bind(&token.grant_sealed)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .bind(&successor.jti)
+            .bind(successor.access_expires_at)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((rotated == 1).then_some(successor))
     }
 
     /// Inserts a successor and its access-token record in one round trip
-    /// (`PG_INSERT_SUCCESSOR`). The caller holds the family's lock (taken
-    /// by the consuming statement), so a concurrent revocation waits for
-    /// this transaction and then revokes these rows too.
+    /// (the grace path's: `replace_unused_successor`). The caller holds
+    /// the family's lock, so a concurrent revocation waits for this
+    /// transaction and then revokes these rows too.
     pub(super) async fn insert_successor(
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         successor: &Successor,
@@ -640,6 +699,28 @@ impl super::postgres::PgStore {
 }
 
 impl super::sqlite::SqliteStore {
+    /// A rotation in one transaction, statement by statement: consume,
+    /// build, insert (SQLite has no data-modifying CTE, and runs in
+    /// process, so round trips cost little).
+    pub(super) async fn rotate(
+        &self,
+        token_digest: &[u8],
+        client: &ClientId,
+        now: DateTime<Utc>,
+        build: BuildSuccessor<'_>,
+    ) -> Result<Option<Successor>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(consumed) =
+            Self::consume_refresh_token(&mut tx, token_digest, client, now).await?
+        else {
+            return Ok(None);
+        };
+        let successor = build(&consumed)?;
+        Self::insert_successor(&mut tx, &successor).await?;
+        tx.commit().await?;
+        Ok(Some(successor))
+    }
+
     /// Consumes the token and reads the family's user, statement by
     /// statement: SQLite has no data-modifying CTE, and runs in process.
     /// `None` when nothing was consumed.
