@@ -53,6 +53,7 @@ async fn main() {
         store.as_ref(),
         &runtime.client_secret_digester(),
         &SystemClock,
+        &authd::limits::buckets::RateLimitSettings::default(),
         NewClient {
             name: "refresh bench".into(),
             redirect_uris: vec!["https://bench.example/cb".into()],

@@ -346,6 +346,7 @@ async fn run(backend: &str, batch: u32, online: bool, settings: &Settings) -> Ou
         store.as_ref(),
         &runtime.client_secret_digester(),
         &SystemClock,
+        &authd::limits::buckets::RateLimitSettings::default(),
         NewClient {
             name: "reseal bench".into(),
             redirect_uris: vec!["https://bench.example/cb".into()],

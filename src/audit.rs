@@ -39,6 +39,9 @@ pub enum Event<'a> {
     ClientDeleted {
         client_id: &'a str,
     },
+    ClientUpdated {
+        client_id: &'a str,
+    },
     ClientSecretRotated {
         client_id: &'a str,
     },
@@ -105,34 +108,53 @@ pub enum Event<'a> {
     },
 }
 
+tokio::task_local! {
+    /// Who is making the change the events of this task record.
+    static ACTOR: String;
+}
+
+/// Runs `work` with its audit events naming `actor`: `cli` for the
+/// command line, `client:ID` for the admin API's caller. Events recorded
+/// outside any such scope (the server's own work, people signing in) name
+/// `-`.
+pub async fn acting_as<F: std::future::Future>(actor: String, work: F) -> F::Output {
+    ACTOR.scope(actor, work).await
+}
+
 /// Writes `event` as one `audit` log event.
 pub fn record(event: Event<'_>) {
+    let actor = ACTOR
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "-".to_owned());
     let ip = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
     match event {
         Event::ClientCreated { client_id } => {
-            tracing::info!(target: "audit", event = "client_created", client_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_created", client_id)
         }
         Event::ClientDeleted { client_id } => {
-            tracing::info!(target: "audit", event = "client_deleted", client_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_deleted", client_id)
+        }
+        Event::ClientUpdated { client_id } => {
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_updated", client_id)
         }
         Event::ClientSecretRotated { client_id } => {
-            tracing::info!(target: "audit", event = "client_secret_rotated", client_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_secret_rotated", client_id)
         }
         Event::UserCreated { user_id } => {
-            tracing::info!(target: "audit", event = "user_created", user_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_created", user_id)
         }
         Event::UserDisabled { user_id } => {
-            tracing::info!(target: "audit", event = "user_disabled", user_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_disabled", user_id)
         }
         Event::PasswordChanged { user_id } => {
-            tracing::info!(target: "audit", event = "password_changed", user_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "password_changed", user_id)
         }
         Event::LoginSucceeded {
             user_id,
             client_id,
             ip: address,
         } => tracing::info!(
-            target: "audit",
+            target: "audit", actor = actor.as_str(),
             event = "login_succeeded",
             user_id,
             client_id,
@@ -143,7 +165,7 @@ pub fn record(event: Event<'_>) {
             client_id,
             ip: address,
         } => tracing::info!(
-            target: "audit",
+            target: "audit", actor = actor.as_str(),
             event = "login_failed",
             username_hash = %username_hash(username),
             client_id,
@@ -153,35 +175,41 @@ pub fn record(event: Event<'_>) {
             user_id,
             client_id,
             scope,
-        } => tracing::info!(target: "audit", event = "consent_granted", user_id, client_id, scope),
+        } => {
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_granted", user_id, client_id, scope)
+        }
         Event::ConsentDenied { user_id, client_id } => {
-            tracing::info!(target: "audit", event = "consent_denied", user_id, client_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_denied", user_id, client_id)
         }
         Event::ConsentRevoked { user_id, client_id } => {
-            tracing::info!(target: "audit", event = "consent_revoked", user_id, client_id)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_revoked", user_id, client_id)
         }
         Event::TokenIssued {
             client_id,
             grant,
             sub,
             jti,
-        } => tracing::info!(target: "audit", event = "token_issued", client_id, grant, sub, jti),
+        } => {
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "token_issued", client_id, grant, sub, jti)
+        }
         Event::RefreshTokenReuse {
             client_id,
             family_id,
-        } => tracing::warn!(target: "audit", event = "refresh_token_reuse", client_id, family_id),
+        } => {
+            tracing::warn!(target: "audit", actor = actor.as_str(), event = "refresh_token_reuse", client_id, family_id)
+        }
         Event::KeyRotated { activated } => {
-            tracing::info!(target: "audit", event = "key_rotated", kid = activated)
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "key_rotated", kid = activated)
         }
         Event::KeyRevoked { kid } => {
-            tracing::warn!(target: "audit", event = "key_revoked", kid)
+            tracing::warn!(target: "audit", actor = actor.as_str(), event = "key_revoked", kid)
         }
         Event::AccessChanged {
             change,
             target,
             user_id,
         } => tracing::info!(
-            target: "audit",
+            target: "audit", actor = actor.as_str(),
             event = change,
             target_name = target,
             user_id = user_id.unwrap_or("-")
@@ -191,7 +219,7 @@ pub fn record(event: Event<'_>) {
             ip: address,
             client_id,
         } => tracing::warn!(
-            target: "audit",
+            target: "audit", actor = actor.as_str(),
             event = "rate_limited",
             limit,
             ip = %ip(address),

@@ -98,6 +98,9 @@ pub struct Config {
     pub key_check_interval: Duration,
     /// `AUTHD_METRICS_BIND`: where `/metrics` is served; `None`: not served.
     pub metrics_bind: Option<SocketAddr>,
+    /// `AUTHD_ADMIN_BIND`: where the admin API (`/admin/v1`) is served;
+    /// `None`: not served.
+    pub admin_bind: Option<SocketAddr>,
     /// `AUTHD_SHUTDOWN_DRAIN`: after SIGTERM, how long `/readyz` says 503
     /// while authd still serves, so load balancers stop sending first.
     pub shutdown_drain: Duration,
@@ -273,6 +276,16 @@ impl Config {
                         ConfigError::new(
                             "AUTHD_METRICS_BIND",
                             format!("expected IP:PORT such as 127.0.0.1:9464, got {text:?}"),
+                        )
+                    })
+                })
+                .transpose()?,
+            admin_bind: get("AUTHD_ADMIN_BIND")
+                .map(|text| {
+                    text.trim().parse().map_err(|_| {
+                        ConfigError::new(
+                            "AUTHD_ADMIN_BIND",
+                            format!("expected IP:PORT such as 127.0.0.1:9470, got {text:?}"),
                         )
                     })
                 })

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub mod housekeeping;
 pub mod http;
+pub mod idempotency;
 pub mod limits;
 pub mod listener;
 pub mod metrics;

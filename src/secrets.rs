@@ -387,6 +387,7 @@ fn purpose_of(column: SealedColumn) -> Purpose {
         SealedColumn::SigningKeys => Purpose::SigningKeySealing,
         SealedColumn::AuthorizationCodes => Purpose::GrantSealing,
         SealedColumn::RefreshTokens => Purpose::RefreshTokenSealing,
+        SealedColumn::IdempotentResponses => Purpose::IdempotentResponseSealing,
     }
 }
 

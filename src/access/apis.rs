@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::AccessError;
 use crate::clock::Clock;
 use crate::domain::api::{
-    DEFAULT_ACCESS_TOKEN_TTL, MAX_ACCESS_TOKEN_TTL, MIN_ACCESS_TOKEN_TTL,
-    default_scope_description, scope_description,
+    ADMIN_API, ADMIN_API_NAME, ADMIN_SCOPES, DEFAULT_ACCESS_TOKEN_TTL, MAX_ACCESS_TOKEN_TTL,
+    MIN_ACCESS_TOKEN_TTL, default_scope_description, scope_description,
 };
 use crate::domain::scope::IDENTITY_SCOPES;
 use crate::domain::{Api, ApiIdentifier, ApiName, ApiScope, Scope, TokenClaim, UserAccess};
@@ -296,6 +296,60 @@ pub async fn create(
     Ok(ApiView::of(&api, None))
 }
 
+/// Creates the built-in admin API (`domain::api::ADMIN_API`) if it is
+/// missing: at every start and before `admin bootstrap`. Users never get
+/// its scopes (the admin API refuses users' tokens whatever they hold), so
+/// its user access is `roles` and no role should name them. `Taken` when
+/// another API already defines one of its scopes.
+pub async fn ensure_admin_api(store: &dyn Store, clock: &dyn Clock) -> Result<bool, AccessError> {
+    let apis = store.list_apis().await?;
+    if apis.iter().any(|a| a.identifier.as_str() == ADMIN_API) {
+        return Ok(false);
+    }
+    let now = super::now(clock);
+    let api = Api {
+        id: uuid::Uuid::new_v4(),
+        identifier: ApiIdentifier::parse(ADMIN_API).expect("a valid identifier"),
+        name: ApiName::parse(ADMIN_API_NAME).expect("a valid name"),
+        scopes: ADMIN_SCOPES
+            .iter()
+            .map(|(name, description)| ApiScope {
+                name: (*name).to_owned(),
+                description: (*description).to_owned(),
+            })
+            .collect(),
+        user_access: UserAccess::Roles,
+        token_claims: BTreeSet::new(),
+        access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+        created_at: now,
+        updated_at: now,
+    };
+    ensure_scopes_free(&apis, &api)?;
+    match store.insert_api(&api).await {
+        Ok(()) => {}
+        // Another replica created it at the same moment.
+        Err(crate::store::Error::Conflict(_)) => return Ok(false),
+        Err(error) => return Err(map_conflict(error, &api)),
+    }
+    crate::audit::record(crate::audit::Event::AccessChanged {
+        change: "api_created",
+        target: api.identifier.as_str(),
+        user_id: None,
+    });
+    Ok(true)
+}
+
+/// The built-in admin API is authd's: refused to `apis update` and
+/// `apis delete`.
+fn ensure_not_built_in(identifier: &str) -> Result<(), AccessError> {
+    if identifier == ADMIN_API {
+        return Err(AccessError::BuiltIn(format!(
+            "{ADMIN_API} is built in: authd keeps its scopes as they are"
+        )));
+    }
+    Ok(())
+}
+
 /// Every API, by identifier.
 pub async fn list(store: &dyn Store) -> Result<Vec<ApiView>, AccessError> {
     Ok(store
@@ -365,6 +419,7 @@ pub async fn update(
             "nothing to change: give --name, --scope, --user-access, --token-claims or --access-token-ttl",
         ));
     }
+    ensure_not_built_in(identifier)?;
     let mut api = find(store, identifier).await?;
     if let Some(name) = &changes.name {
         api.name = parse_name(name)?;
@@ -422,6 +477,7 @@ pub async fn delete(
     identifier: &str,
     force: bool,
 ) -> Result<ApiView, AccessError> {
+    ensure_not_built_in(identifier)?;
     let api = find(store, identifier).await?;
     let scopes = api.scopes.iter().map(|s| s.name.as_str()).collect();
     let used_by = usage(store, &scopes).await?;

@@ -25,6 +25,9 @@ pub enum AccessError {
     NoSuchUser(String),
     #[error("{0}")]
     Taken(String),
+    /// authd's own (the admin API): not for the operator to change.
+    #[error("{0}")]
+    BuiltIn(String),
     /// Deleting (or narrowing) would take something in use; `--force` does it anyway.
     #[error("{0}; pass --force to do it anyway")]
     InUse(String),

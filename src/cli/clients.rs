@@ -79,14 +79,6 @@ pub(super) async fn clients(
             rate_tier,
             allowed_origins,
         } => {
-            if let Some(tier) = &rate_tier
-                && !config.rate_limits.has_tier(tier)
-            {
-                return Err(CliError::Invalid(format!(
-                    "--rate-tier {tier}: not a configured tier (AUTHD_RATE_TIERS: {})",
-                    config.rate_limits.tier_names().join(", ")
-                )));
-            }
             let new = NewClient {
                 name,
                 public,
@@ -100,9 +92,14 @@ pub(super) async fn clients(
                 rate_tier,
                 allowed_origins,
             };
-            let credentials =
-                registration::register(store, &runtime.client_secret_digester(), clock, new)
-                    .await?;
+            let credentials = registration::register(
+                store,
+                &runtime.client_secret_digester(),
+                clock,
+                &config.rate_limits,
+                new,
+            )
+            .await?;
             print_json(&credentials);
             if credentials.client_secret.is_some() {
                 eprintln!(

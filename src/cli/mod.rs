@@ -5,12 +5,14 @@
 //! calls the service functions (clients::registration, users, access,
 //! tokens::keyring, secrets); uses startup, config, crypto, domain, clock.
 mod access;
+mod admin;
 mod clients;
 mod keys;
 mod master_key;
 mod users;
 
 pub use access::{ApisCommand, GroupsCommand, RolesCommand};
+pub use admin::AdminCommand;
 pub use clients::ClientsCommand;
 pub use keys::KeysCommand;
 pub use master_key::MasterKeyCommand;
@@ -69,6 +71,9 @@ pub enum Command {
     /// Create, inspect and rotate the master key (docs/operations.md).
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCommand),
+    /// The admin HTTP API: its first client (docs/admin-api.md).
+    #[command(subcommand)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, Default, Args)]
@@ -94,6 +99,7 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Invalid(String),
+
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -106,25 +112,36 @@ pub(super) fn print_json(value: &impl Serialize) {
 }
 
 pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
-    let clock = SystemClock;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => {
             let drain = config.shutdown_drain;
             let app = Application::build(config, !args.no_migrate).await?;
             app.run_until_signalled(drain).await?;
+            Ok(())
         }
+        // What an operator changes from the command line, the audit log
+        // says the CLI did.
+        command => crate::audit::acting_as("cli".into(), operate(command, &config)).await,
+    }
+}
+
+async fn operate(command: Command, config: &Config) -> Result<(), CliError> {
+    let clock = SystemClock;
+    match command {
+        Command::Serve(_) => unreachable!("served by run"),
         Command::Migrate => {
-            let runtime = Runtime::open(&config, true, &clock).await?;
+            let runtime = Runtime::open(config, true, &clock).await?;
             runtime.store.close().await;
             print_json(&json!({ "migrated": true }));
         }
-        Command::Clients(command) => clients::clients(command, &config, &clock).await?,
-        Command::Users(command) => users::users(command, &config, &clock).await?,
-        Command::Apis(command) => access::apis(command, &config, &clock).await?,
-        Command::Roles(command) => access::roles(command, &config, &clock).await?,
-        Command::Groups(command) => access::groups(command, &config, &clock).await?,
-        Command::Keys(command) => keys::keys(command, &config, &clock).await?,
-        Command::MasterKey(command) => master_key::master_key(command, &config, &clock).await?,
+        Command::Clients(command) => clients::clients(command, config, &clock).await?,
+        Command::Users(command) => users::users(command, config, &clock).await?,
+        Command::Apis(command) => access::apis(command, config, &clock).await?,
+        Command::Roles(command) => access::roles(command, config, &clock).await?,
+        Command::Groups(command) => access::groups(command, config, &clock).await?,
+        Command::Keys(command) => keys::keys(command, config, &clock).await?,
+        Command::MasterKey(command) => master_key::master_key(command, config, &clock).await?,
+        Command::Admin(command) => admin::admin(command, config, &clock).await?,
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Client registration and administration, as the CLI (and the tests, through
 //! the same functions) perform it.
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
@@ -10,6 +10,7 @@ use crate::domain::redirect_uri::InvalidRedirectUri;
 use crate::domain::{
     Client, ClientId, ClientKind, ClientName, GrantType, RedirectUri, Scope, SecretDigest,
 };
+use crate::limits::buckets::RateLimitSettings;
 use crate::store::{self, Store};
 
 /// A registration request, as given on the command line.
@@ -68,6 +69,14 @@ pub enum RegistrationError {
     ScopeWithoutApi(String),
     #[error("--rate-tier {0}: tier names are letters, digits and '-'")]
     InvalidRateTier(String),
+    #[error("--rate-tier {tier}: not a configured tier (AUTHD_RATE_TIERS: {known})")]
+    UnknownRateTier { tier: String, known: String },
+    #[error("not a position in the list of clients")]
+    BadPosition,
+    #[error("nothing to change: give at least one value")]
+    NothingToChange,
+    #[error("client {0} changed meanwhile")]
+    Changed(String),
     #[error(
         "--allowed-origin {0}: expected an origin such as https://app.example or https://app.example:8443 \
          (no path; http only on localhost)"
@@ -107,6 +116,9 @@ pub struct Credentials {
     pub client_id: String,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "expose")]
     pub client_secret: Option<SecretString>,
+    /// The client as registered (the admin API answers with it).
+    #[serde(skip)]
+    pub client: Option<ClientView>,
 }
 
 fn expose<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -116,11 +128,13 @@ fn expose<S: serde::Serializer>(secret: &Option<SecretString>, s: S) -> Result<S
     }
 }
 
-/// A client as the CLI shows it: everything but the secret digest.
-#[derive(Serialize)]
+/// A client as the CLI and the admin API show it: everything but the
+/// secret digest.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub name: String,
+    /// `confidential` or `public`.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub redirect_uris: Vec<String>,
@@ -248,7 +262,11 @@ struct Validated {
     allowed_origins: Vec<String>,
 }
 
-fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, RegistrationError> {
+fn validate(
+    new: &NewClient,
+    grants: &[GrantType],
+    tiers: &RateLimitSettings,
+) -> Result<Validated, RegistrationError> {
     let name = ClientName::parse(&new.name).ok_or(RegistrationError::InvalidName)?;
     let signs_users_in = grants.contains(&GrantType::AuthorizationCode);
     if new.skip_consent && (new.public || !signs_users_in) {
@@ -310,6 +328,12 @@ fn validate(new: &NewClient, grants: &[GrantType]) -> Result<Validated, Registra
         }
         Some(tier) => return Err(RegistrationError::InvalidRateTier(tier.clone())),
     };
+    if !tiers.has_tier(&rate_tier) {
+        return Err(RegistrationError::UnknownRateTier {
+            tier: rate_tier,
+            known: tiers.tier_names().join(", "),
+        });
+    }
     let mut allowed_origins = Vec::new();
     for origin in &new.allowed_origins {
         let parsed =
@@ -354,6 +378,7 @@ pub async fn register(
     store: &dyn Store,
     digester: &Digester,
     clock: &dyn Clock,
+    tiers: &RateLimitSettings,
     new: NewClient,
 ) -> Result<Credentials, RegistrationError> {
     let grant_types = grant_types(&new)?;
@@ -365,7 +390,7 @@ pub async fn register(
         audiences,
         rate_tier,
         allowed_origins,
-    } = validate(&new, &grant_types)?;
+    } = validate(&new, &grant_types, tiers)?;
     ensure_scopes_have_apis(store, &scope).await?;
     let (secret, digest) = if new.public {
         (None, None)
@@ -373,7 +398,9 @@ pub async fn register(
         let (secret, digest) = new_secret(digester);
         (Some(secret), Some(digest))
     };
-    let now = clock.now();
+    // Microseconds, as both databases keep them: the client answered is
+    // the client stored (its ETag too).
+    let now = clock.now().trunc_subsecs(6);
     let client = Client {
         id: ClientId::generate(),
         name,
@@ -402,6 +429,7 @@ pub async fn register(
     Ok(Credentials {
         client_id: client.id.to_string(),
         client_secret: secret,
+        client: Some(ClientView::from(&client)),
     })
 }
 
@@ -424,6 +452,149 @@ pub async fn list(store: &dyn Store) -> Result<Vec<ClientView>, RegistrationErro
         .iter()
         .map(ClientView::from)
         .collect())
+}
+
+/// Where a page of clients ends: what the list is ordered by.
+pub type ClientPosition = (DateTime<Utc>, String);
+
+/// At most `limit` clients after `after`, oldest first, and the position
+/// of the last when more follow.
+pub async fn list_page(
+    store: &dyn Store,
+    after: Option<ClientPosition>,
+    limit: u32,
+) -> Result<(Vec<ClientView>, Option<ClientPosition>), RegistrationError> {
+    let after_id = match &after {
+        Some((_, id)) => Some(ClientId::parse(id).ok_or(RegistrationError::BadPosition)?),
+        None => None,
+    };
+    let position = after
+        .as_ref()
+        .zip(after_id.as_ref())
+        .map(|((at, _), id)| (*at, id));
+    let mut clients = store.list_clients_page(position, limit + 1).await?;
+    let more = clients.len() > limit as usize;
+    clients.truncate(limit as usize);
+    let next = match clients.last() {
+        Some(last) if more => Some((last.created_at, last.id.to_string())),
+        _ => None,
+    };
+    Ok((clients.iter().map(ClientView::from).collect(), next))
+}
+
+/// Changes to a client's registration; what is `None` stays as it is. A
+/// client's type (public or confidential) cannot change: register another.
+#[derive(Debug, Default, Clone)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub skip_consent: Option<bool>,
+    pub can_introspect: Option<bool>,
+    pub rate_tier: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// Changes a client, validated as a registration is. With `expected`, only
+/// while its `updated_at` is that (`Changed` otherwise): the admin API's
+/// `If-Match`. Running replicas see the change within their cache refresh
+/// interval.
+pub async fn update(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tiers: &RateLimitSettings,
+    id: &str,
+    changes: ClientChanges,
+    expected: Option<DateTime<Utc>>,
+) -> Result<ClientView, RegistrationError> {
+    let ClientChanges {
+        name,
+        redirect_uris,
+        grant_types: grants,
+        scopes,
+        audiences,
+        post_logout_redirect_uris,
+        skip_consent,
+        can_introspect,
+        rate_tier,
+        allowed_origins,
+    } = changes;
+    let nothing = name.is_none()
+        && redirect_uris.is_none()
+        && grants.is_none()
+        && scopes.is_none()
+        && audiences.is_none()
+        && post_logout_redirect_uris.is_none()
+        && skip_consent.is_none()
+        && can_introspect.is_none()
+        && rate_tier.is_none()
+        && allowed_origins.is_none();
+    if nothing {
+        return Err(RegistrationError::NothingToChange);
+    }
+    let client_id = parse_id(id)?;
+    let current = store
+        .find_client(&client_id)
+        .await?
+        .ok_or_else(|| RegistrationError::NotFound(id.to_owned()))?;
+    if expected.is_some_and(|expected| expected != current.updated_at) {
+        return Err(RegistrationError::Changed(id.to_owned()));
+    }
+    let view = ClientView::from(&current);
+    // The registration it would be, checked by the rules a new one meets.
+    let new = NewClient {
+        name: name.unwrap_or(view.name),
+        public: current.kind == ClientKind::Public,
+        redirect_uris: redirect_uris.unwrap_or(view.redirect_uris),
+        grant_types: grants
+            .unwrap_or_else(|| view.grant_types.iter().map(|g| (*g).to_owned()).collect()),
+        scopes: scopes.unwrap_or_else(|| current.scope.iter().map(str::to_owned).collect()),
+        audiences: audiences.unwrap_or(view.audiences),
+        post_logout_redirect_uris: post_logout_redirect_uris
+            .unwrap_or(view.post_logout_redirect_uris),
+        skip_consent: skip_consent.unwrap_or(view.skip_consent),
+        can_introspect: can_introspect.unwrap_or(view.can_introspect),
+        rate_tier: Some(rate_tier.unwrap_or(view.rate_tier)),
+        allowed_origins: allowed_origins.unwrap_or(view.allowed_origins),
+    };
+    let grant_types = grant_types(&new)?;
+    let valid = validate(&new, &grant_types, tiers)?;
+    ensure_scopes_have_apis(store, &valid.scope).await?;
+    // Strictly later than the version replaced, so that every change has
+    // its own `updated_at`.
+    let now = clock
+        .now()
+        .trunc_subsecs(6)
+        .max(current.updated_at + chrono::Duration::microseconds(1));
+    let client = Client {
+        name: valid.name,
+        redirect_uris: valid.redirect_uris,
+        grant_types,
+        scope: valid.scope,
+        audiences: valid.audiences,
+        post_logout_redirect_uris: valid.post_logout_redirect_uris,
+        skip_consent: new.skip_consent,
+        can_introspect: new.can_introspect,
+        rate_tier: valid.rate_tier,
+        allowed_origins: valid.allowed_origins,
+        updated_at: now,
+        ..current.clone()
+    };
+    if !store.update_client(&client, current.updated_at).await? {
+        return Err(RegistrationError::Changed(id.to_owned()));
+    }
+    crate::audit::record(crate::audit::Event::ClientUpdated {
+        client_id: client.id.as_str(),
+    });
+    // As stored (PostgreSQL keeps microseconds).
+    store
+        .find_client(&client_id)
+        .await?
+        .map(|c| ClientView::from(&c))
+        .ok_or_else(|| RegistrationError::NotFound(id.to_owned()))
 }
 
 /// Deletes a client and ends everything it holds (`Store::delete_client`);
@@ -469,6 +640,7 @@ pub async fn rotate_secret(
     Ok(Credentials {
         client_id: client_id.to_string(),
         client_secret: Some(secret),
+        client: None,
     })
 }
 
@@ -523,6 +695,7 @@ mod tests {
         let credentials = Credentials {
             client_id: "id".into(),
             client_secret: Some(SecretString::from("s3cret")),
+            client: None,
         };
         assert_eq!(
             serde_json::to_string(&credentials).unwrap(),

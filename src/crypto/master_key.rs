@@ -39,6 +39,9 @@ pub enum Purpose {
     /// Sealing the authorization request an anonymous browser carries to
     /// the login page instead of the database storing it.
     PendingRequestSealing,
+    /// Sealing the admin API's answers kept for `Idempotency-Key` retries
+    /// (they may hold a client secret).
+    IdempotentResponseSealing,
 }
 
 /// The purposes whose keys make keyed digests or MACs. A digest cannot be
@@ -71,6 +74,7 @@ impl Purpose {
             Purpose::AuditUsername => b"authd/v1/digest/audit-username",
             Purpose::PasswordPepper => b"authd/v1/pepper/password",
             Purpose::PendingRequestSealing => b"authd/v1/seal/pending-request",
+            Purpose::IdempotentResponseSealing => b"authd/v1/seal/idempotent-response",
         }
     }
 

@@ -180,6 +180,47 @@ pub const DEFAULT_ACCESS_TOKEN_TTL: u32 = 900;
 pub const MAX_ACCESS_TOKEN_TTL: u32 = 3_600;
 pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
 
+/// The built-in API that guards authd's own admin API (`/admin/v1`): its
+/// identifier is the `aud` of the tokens that call it, and a machine client
+/// holds some of its scopes to be allowed anything there. authd creates it
+/// at start and nobody may change or delete it.
+pub const ADMIN_API: &str = "urn:authd:admin";
+pub const ADMIN_API_NAME: &str = "authd admin API";
+
+/// The admin API's scopes, exactly these, each with what it allows.
+pub const ADMIN_SCOPES: [(&str, &str); 9] = [
+    ("admin:clients:read", "Read OAuth clients"),
+    (
+        "admin:clients:write",
+        "Create, change and delete OAuth clients",
+    ),
+    (
+        "admin:users:read",
+        "Read users, their sessions and consents",
+    ),
+    (
+        "admin:users:write",
+        "Create and change users, end their sessions, withdraw consents",
+    ),
+    (
+        "admin:apis:read",
+        "Read APIs, roles, groups and memberships",
+    ),
+    (
+        "admin:apis:write",
+        "Change APIs, roles, groups and memberships",
+    ),
+    (
+        "admin:keys:read",
+        "Read signing keys and the master-key status",
+    ),
+    ("admin:keys:write", "Rotate and revoke signing keys"),
+    (
+        "admin:registration:write",
+        "Create and revoke registration tokens",
+    ),
+];
+
 /// A resource server.
 #[derive(Debug, Clone)]
 pub struct Api {

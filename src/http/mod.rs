@@ -1,6 +1,7 @@
 //! HTTP: one module per endpoint or page. Handlers extract, call one
 //! function of `oauth` or `signin` and render. Only this module, `startup`
 //! and `telemetry` know actix. Uses every module below it.
+pub mod admin;
 pub mod assets;
 pub mod authorize;
 pub mod consent;
@@ -50,6 +51,10 @@ pub struct AppState {
     /// `AUTHD_TRUSTED_PROXIES`, `AUTHD_CLIENT_IP_HEADER`, `AUTHD_IPV6_PREFIX`
     pub client_ip: crate::limits::client_ip::ClientIpSettings,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The admin API's kept answers for `Idempotency-Key` retries.
+    pub idempotency: Arc<crate::idempotency::Idempotency>,
+    /// The one clock (tests move it).
+    pub clock: Arc<dyn crate::clock::Clock>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,
 }

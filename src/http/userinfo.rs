@@ -80,7 +80,7 @@ fn query_has_token(request: &HttpRequest) -> bool {
 /// The token of `Authorization: Bearer …` (scheme case-insensitive), if
 /// any. Another scheme is no bearer token: RFC 6750 §3.1 answers it with a
 /// bare challenge, without an error code.
-fn bearer_from_header(request: &HttpRequest) -> Result<Option<String>, Error> {
+pub(crate) fn bearer_from_header(request: &HttpRequest) -> Result<Option<String>, Error> {
     let mut values = request.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Ok(None);

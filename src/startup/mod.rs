@@ -48,6 +48,8 @@ pub enum StartupError {
     Pages(#[from] crate::http::pages::PagesError),
     #[error("sign-in could not be prepared: {0}")]
     SignIn(crate::oauth::Error),
+    #[error("AUTHD_ADMIN_BIND: the admin API needs the built-in API urn:authd:admin: {0}")]
+    AdminApi(String),
     #[error("AUTHD_BIND: cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -182,6 +184,8 @@ pub struct Application {
     limits_watch: tokio::task::JoinHandle<()>,
     /// The `/metrics` server and its port, when `AUTHD_METRICS_BIND` is set.
     metrics_server: Option<(Server, u16)>,
+    /// The admin API's server and its port, when `AUTHD_ADMIN_BIND` is set.
+    admin_server: Option<(Server, u16)>,
 }
 
 impl Application {
@@ -324,6 +328,12 @@ impl Application {
             client_ip: config.client_ip(),
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
+            idempotency: Arc::new(crate::idempotency::Idempotency::new(
+                store.clone(),
+                runtime.sealer(Purpose::IdempotentResponseSealing),
+                clock.clone(),
+            )),
+            clock: clock.clone(),
         });
         let housekeeping = tokio::spawn(crate::housekeeping::run(store.clone(), clock.clone()));
         let key_schedule = tokio::spawn(tasks::run_key_schedule(
@@ -413,6 +423,35 @@ impl Application {
                 Some((server, port))
             }
         };
+        // The built-in API that admin tokens are issued for.
+        match crate::access::apis::ensure_admin_api(store.as_ref(), clock.as_ref()).await {
+            Ok(_) => {}
+            Err(error) if config.admin_bind.is_some() => {
+                return Err(StartupError::AdminApi(error.to_string()));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot create the built-in API urn:authd:admin");
+            }
+        }
+        let admin_server = match config.admin_bind {
+            None => None,
+            Some(bind) => {
+                let listener = TcpListener::bind(bind).map_err(|source| StartupError::Bind {
+                    address: bind.to_string(),
+                    source,
+                })?;
+                let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                let server =
+                    server::serve_admin(listener, state.clone(), https).map_err(|source| {
+                        StartupError::Bind {
+                            address: bind.to_string(),
+                            source,
+                        }
+                    })?;
+                tracing::info!(address = %bind, "admin API on /admin/v1");
+                Some((server, port))
+            }
+        };
         tracing::info!(%address, %issuer, backend = ?store.backend(), "authd is listening");
         Ok(Self {
             port: address.port(),
@@ -428,7 +467,13 @@ impl Application {
             limits_gc,
             limits_watch,
             metrics_server,
+            admin_server,
         })
+    }
+
+    /// The port the admin API listens on, when it is served.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_server.as_ref().map(|(_, port)| *port)
     }
 
     /// The port `/metrics` listens on, when it is served.
@@ -453,9 +498,17 @@ impl Application {
             tokio::spawn(server);
             handle
         });
+        let admin = self.admin_server.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let result = self.server.await;
         if let Some(metrics) = metrics {
             metrics.stop(false).await;
+        }
+        if let Some(admin) = admin {
+            admin.stop(true).await;
         }
         self.refresher.abort();
         self.housekeeping.abort();

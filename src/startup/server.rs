@@ -69,6 +69,62 @@ async fn cors(
     Ok(response.map_into_left_body())
 }
 
+/// Names the request id in `X-Request-Id` on every response and, while
+/// draining for shutdown, retires keep-alive connections after their
+/// current response, so no client writes a next request on a connection
+/// the server is closing.
+async fn request_id(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = request.extensions().get::<RequestId>().copied();
+    let draining = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::SeqCst));
+    let mut response = next.call(request).await?;
+    if draining {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    if let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok()) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}
+
+/// The admin API's server (`AUTHD_ADMIN_BIND`): its own listener and one
+/// worker; the same request ids, logs and security headers as the public
+/// one; no CORS (browsers have no business here) and no per-IP buckets
+/// (every request carries a token or is refused before any work).
+pub(super) fn serve_admin(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    https: bool,
+) -> std::io::Result<Server> {
+    let server = HttpServer::new(move || {
+        let (app, document) = http::admin::openapi::mount(App::new().app_data(state.clone()));
+        let methods = http::admin::Methods::of(&document);
+        let json = serde_json::to_vec(&document).expect("the document serialises");
+        app.app_data(web::Data::new(http::admin::openapi::Document(json.into())))
+            .app_data(web::Data::new(methods))
+            .default_service(web::to(http::admin::unrouted))
+            .wrap(security_headers(https))
+            .wrap(middleware::from_fn(request_id))
+            .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
+    })
+    .workers(1)
+    .client_request_timeout(std::time::Duration::from_secs(5))
+    .keep_alive(std::time::Duration::from_secs(15))
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 pub(super) fn serve(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -125,33 +181,7 @@ pub(super) fn serve(
             })
             // Every response names its request id (X-Request-Id); error
             // bodies carry it too.
-            .wrap_fn(|request, service| {
-                let request_id = request.extensions().get::<RequestId>().copied();
-                // While draining for shutdown, keep-alive connections are
-                // retired after their current response, so no client writes
-                // a next request on a connection the server is closing.
-                let draining = request
-                    .app_data::<web::Data<AppState>>()
-                    .is_some_and(|s| s.draining.load(std::sync::atomic::Ordering::SeqCst));
-                let response = service.call(request);
-                async move {
-                    let mut response = response.await?;
-                    if draining {
-                        response
-                            .response_mut()
-                            .head_mut()
-                            .set_connection_type(actix_web::http::ConnectionType::Close);
-                    }
-                    if let Some(value) =
-                        request_id.and_then(|id| HeaderValue::from_str(&id.to_string()).ok())
-                    {
-                        response
-                            .headers_mut()
-                            .insert(header::HeaderName::from_static("x-request-id"), value);
-                    }
-                    Ok(response)
-                }
-            })
+            .wrap(middleware::from_fn(request_id))
             .wrap(TracingLogger::<crate::telemetry::RequestLog>::new())
             .configure(http::routes)
     })

@@ -11,6 +11,17 @@ pub trait ClientRepository {
     async fn insert_client(&self, client: &Client) -> Result<()>;
     async fn find_client(&self, id: &ClientId) -> Result<Option<Client>>;
     async fn list_clients(&self) -> Result<Vec<Client>>;
+    /// At most `limit` clients after `after` (`created_at`, id) in that
+    /// order: a page of a list that new clients only extend.
+    async fn list_clients_page(
+        &self,
+        after: Option<(DateTime<Utc>, &ClientId)>,
+        limit: u32,
+    ) -> Result<Vec<Client>>;
+    /// Replaces the client's registered values (not its id, kind, secret
+    /// or creation time) if its `updated_at` is still `expected`: `false`
+    /// when it changed meanwhile or is gone.
+    async fn update_client(&self, client: &Client, expected: DateTime<Utc>) -> Result<bool>;
     /// Deletes the client and, in the same transaction, everything it
     /// holds: codes, refresh-token families, consents, pending requests;
     /// its recorded access tokens are revoked. Returns whether a client
@@ -91,6 +102,75 @@ macro_rules! impl_client_repository {
                     .into_iter()
                     .map(TryInto::try_into)
                     .collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.list_page", skip_all)]
+            async fn list_clients_page(
+                &self,
+                after: Option<(chrono::DateTime<chrono::Utc>, &$crate::domain::ClientId)>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::domain::Client>> {
+                let rows = match after {
+                    None => {
+                        sqlx::query_as::<_, $crate::store::rows::ClientRow>(
+                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients \
+                             ORDER BY created_at, id LIMIT $1",
+                        )
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    Some((created_at, id)) => {
+                        sqlx::query_as::<_, $crate::store::rows::ClientRow>(
+                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients \
+                             WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3",
+                        )
+                        .bind(created_at)
+                        .bind(id.as_str())
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.update", skip_all, fields(client_id = %client.id))]
+            async fn update_client(
+                &self,
+                client: &$crate::domain::Client,
+                expected: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let row = $crate::store::rows::ClientRow::from_client(client);
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE clients SET name = $1, redirect_uris = $2, grant_types = $3, scope = $4, \
+                     audiences = $5, post_logout_redirect_uris = $6, skip_consent = $7, can_introspect = $8, \
+                     rate_tier = $9, allowed_origins = $10, updated_at = $11 \
+                     WHERE id = $12 AND updated_at = $13",
+                )
+                .bind(&row.name)
+                .bind(&row.redirect_uris)
+                .bind(&row.grant_types)
+                .bind(&row.scope)
+                .bind(&row.audiences)
+                .bind(&row.post_logout_redirect_uris)
+                .bind(row.skip_consent)
+                .bind(row.can_introspect)
+                .bind(&row.rate_tier)
+                .bind(&row.allowed_origins)
+                .bind(row.updated_at)
+                .bind(&row.id)
+                .bind(expected)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query($crate::store::BUMP_EPOCH)
+                    .bind("clients")
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(updated == 1)
             }
 
             #[tracing::instrument(level = "debug", name = "store.client.delete", skip_all, fields(client_id = %id))]

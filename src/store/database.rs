@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ApiRepository, ClientRepository, CodeRepository, ConsentRepository, GroupRepository,
-    MasterKeyRepository, PendingRequestRepository, RefreshTokenRepository, Result, RoleRepository,
-    SessionRepository, SigningKeyRepository, UserRepository,
+    IdempotencyRepository, MasterKeyRepository, PendingRequestRepository, RefreshTokenRepository,
+    Result, RoleRepository, SessionRepository, SigningKeyRepository, UserRepository,
 };
 
 /// Which database a store talks to (for logs and `/readyz` only).
@@ -46,6 +46,7 @@ pub trait Store:
     + ApiRepository
     + RoleRepository
     + GroupRepository
+    + IdempotencyRepository
     + Send
     + Sync
 {
@@ -81,9 +82,10 @@ pub enum Prunable {
     AccessTokens,
     RefreshTokens,
     RefreshTokenFamilies,
+    IdempotencyKeys,
 }
 
-pub const PRUNABLE: [Prunable; 7] = [
+pub const PRUNABLE: [Prunable; 8] = [
     Prunable::AuthorizationRequests,
     Prunable::SealedRequests,
     Prunable::BrowserSessions,
@@ -91,6 +93,7 @@ pub const PRUNABLE: [Prunable; 7] = [
     Prunable::AccessTokens,
     Prunable::RefreshTokens,
     Prunable::RefreshTokenFamilies,
+    Prunable::IdempotencyKeys,
 ];
 
 impl Prunable {
@@ -103,6 +106,7 @@ impl Prunable {
             Prunable::AccessTokens => "access_tokens",
             Prunable::RefreshTokens => "refresh_tokens",
             Prunable::RefreshTokenFamilies => "refresh_token_families",
+            Prunable::IdempotencyKeys => "admin_idempotency",
         }
     }
 
@@ -129,6 +133,9 @@ impl Prunable {
             }
             Prunable::RefreshTokenFamilies => {
                 "DELETE FROM refresh_token_families WHERE id IN (SELECT id FROM refresh_token_families WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::IdempotencyKeys => {
+                "DELETE FROM admin_idempotency WHERE id IN (SELECT id FROM admin_idempotency WHERE expires_at < $1 LIMIT $2)"
             }
         }
     }

@@ -24,13 +24,15 @@ pub enum SealedColumn {
     SigningKeys,
     AuthorizationCodes,
     RefreshTokens,
+    IdempotentResponses,
 }
 
-pub const SEALED_COLUMNS: [SealedColumn; 4] = [
+pub const SEALED_COLUMNS: [SealedColumn; 5] = [
     SealedColumn::DigestKeys,
     SealedColumn::SigningKeys,
     SealedColumn::AuthorizationCodes,
     SealedColumn::RefreshTokens,
+    SealedColumn::IdempotentResponses,
 ];
 
 impl SealedColumn {
@@ -40,6 +42,7 @@ impl SealedColumn {
             SealedColumn::SigningKeys => "signing_keys",
             SealedColumn::AuthorizationCodes => "authorization_codes",
             SealedColumn::RefreshTokens => "refresh_tokens",
+            SealedColumn::IdempotentResponses => "admin_idempotency",
         }
     }
 
@@ -57,6 +60,9 @@ impl SealedColumn {
             }
             SealedColumn::RefreshTokens => {
                 "SELECT id, grant_sealed FROM refresh_tokens WHERE id > $1 ORDER BY id LIMIT $2"
+            }
+            SealedColumn::IdempotentResponses => {
+                "SELECT id, response_sealed FROM admin_idempotency WHERE id > $1 AND response_sealed IS NOT NULL ORDER BY id LIMIT $2"
             }
         }
     }
@@ -76,6 +82,9 @@ impl SealedColumn {
             }
             SealedColumn::RefreshTokens => {
                 "UPDATE refresh_tokens SET grant_sealed = $1 WHERE id = $2 AND grant_sealed = $3"
+            }
+            SealedColumn::IdempotentResponses => {
+                "UPDATE admin_idempotency SET response_sealed = $1 WHERE id = $2 AND response_sealed = $3"
             }
         }
     }

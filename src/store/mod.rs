@@ -36,6 +36,7 @@ mod codes;
 mod consents;
 mod database;
 mod groups;
+mod idempotency;
 mod master_keys;
 mod pending_requests;
 mod postgres;
@@ -53,6 +54,7 @@ pub use codes::{AccessTokenRecord, CodeRecord, CodeRepository, RedeemedCode};
 pub use consents::{ConsentRecord, ConsentRepository};
 pub use database::{Backend, CacheEpochs, PRUNABLE, PoolStats, Prunable, Store};
 pub use groups::GroupRepository;
+pub use idempotency::{IdempotencyClaim, IdempotencyRecord, IdempotencyRepository};
 pub use master_keys::{
     MasterKeyRepository, MasterKeyVersion, Resealed, SEALED_COLUMNS, SealedColumn,
 };

@@ -54,4 +54,5 @@ super::master_keys::impl_master_key_repository!(PgStore);
 super::apis::impl_api_repository!(PgStore);
 super::roles::impl_role_repository!(PgStore);
 super::groups::impl_group_repository!(PgStore);
+super::idempotency::impl_idempotency_repository!(PgStore);
 super::database::impl_store!(PgStore);

@@ -125,4 +125,5 @@ super::master_keys::impl_master_key_repository!(SqliteStore);
 super::apis::impl_api_repository!(SqliteStore);
 super::roles::impl_role_repository!(SqliteStore);
 super::groups::impl_group_repository!(SqliteStore);
+super::idempotency::impl_idempotency_repository!(SqliteStore);
 super::database::impl_store!(SqliteStore);

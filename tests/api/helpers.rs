@@ -161,6 +161,8 @@ pub struct TestApp {
     pub config: Config,
     /// The `/metrics` port when `config.metrics_bind` was set.
     pub metrics_port: Option<u16>,
+    /// The admin API's port when `config.admin_bind` was set.
+    pub admin_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
     // Last: the database outlives the server that uses it.
     pub database: Arc<TestDatabase>,
@@ -263,6 +265,7 @@ impl TestApp {
             runtime.store.as_ref(),
             &runtime.client_secret_digester(),
             &SystemClock,
+            &self.config.rate_limits,
             new,
         )
         .await
@@ -330,6 +333,7 @@ pub async fn spawn_app_on(
     let app = Application::build(config.clone(), true).await?;
     let port = app.port();
     let metrics_port = app.metrics_port();
+    let admin_port = app.admin_port();
     let issuer = app.issuer().to_owned();
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
@@ -337,6 +341,7 @@ pub async fn spawn_app_on(
         issuer,
         port,
         metrics_port,
+        admin_port,
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -113,6 +113,7 @@ impl MockApp {
             self.runtime.store.as_ref(),
             &self.runtime.client_secret_digester(),
             &SystemClock,
+            &authd::limits::buckets::RateLimitSettings::default(),
             NewClient {
                 name: "Test machine".into(),
                 scopes: vec!["orders:read".into()],

@@ -2,6 +2,7 @@
 //! HTTP, on SQLite and on PostgreSQL (the same body runs on both).
 mod access;
 mod access_cli;
+mod admin;
 mod authorization_code;
 mod authorize;
 mod browser;

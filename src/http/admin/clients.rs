@@ -1,0 +1,531 @@
+//! `/admin/v1/clients`: what `authd clients …` does, over HTTP, through
+//! the same functions (`clients::registration`).
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::ProblemBody;
+use super::{
+    Caller, ClientsRead, ClientsWrite, Page, PageQuery, Problem, check_if_match, cursor_of,
+    etag_of, with_etag,
+};
+use crate::clients::registration::{self, ClientChanges, ClientView, NewClient, RegistrationError};
+use crate::http::AppState;
+
+/// What a new client is registered with (the flags of `authd clients
+/// create`, as fields). Without `grant_types`, a confidential client with
+/// no redirect URI is a machine client (client_credentials); anything else
+/// signs users in (authorization_code).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientInput {
+    /// 1 to 100 characters, shown on the consent page.
+    pub name: String,
+    /// A public client has no secret (browser and native apps).
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// `authorization_code`, `client_credentials`, `refresh_token`.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request; each belongs to an API (or is an
+    /// OpenID Connect scope).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// A first-party confidential client: users are not asked for consent.
+    #[serde(default)]
+    pub skip_consent: bool,
+    /// A resource server that may introspect any token.
+    #[serde(default)]
+    pub can_introspect: bool,
+    /// Its `/token` rate tier (`AUTHD_RATE_TIERS`; default `standard`).
+    pub rate_tier: Option<String>,
+    /// Browser origins allowed to call the token endpoints (CORS).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+/// Changes to a client: what is absent stays as it is. Lists replace the
+/// registered list. The type (public or confidential) cannot change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub skip_consent: Option<bool>,
+    pub can_introspect: Option<bool>,
+    pub rate_tier: Option<String>,
+    pub allowed_origins: Option<Vec<String>>,
+}
+
+/// A client just registered: the client, and its secret, shown this once
+/// (confidential clients only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    pub client: ClientView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// A new secret, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// A page of clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientPage {
+    pub items: Vec<ClientView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of clients ends, inside the opaque cursor.
+#[derive(Serialize, Deserialize)]
+struct Position(DateTime<Utc>, String);
+
+/// A registration error as the admin API answers it: the CLI's message,
+/// its flags named as this API's fields.
+pub(super) fn problem(error: RegistrationError) -> Problem {
+    const FIELDS: [(&str, &str); 11] = [
+        ("--name", "name"),
+        ("--redirect-uri", "redirect_uris"),
+        ("--grant-type", "grant_types"),
+        ("--scope", "scopes"),
+        ("--rate-tier", "rate_tier"),
+        ("--allowed-origin", "allowed_origins"),
+        ("--audience", "audiences"),
+        ("--post-logout-redirect-uri", "post_logout_redirect_uris"),
+        ("--skip-consent", "skip_consent"),
+        ("--introspect", "can_introspect"),
+        ("add --grant-type", "add to grant_types"),
+    ];
+    match error {
+        RegistrationError::NotFound(id) => Problem::not_found(format!("no client with id {id}")),
+        RegistrationError::Changed(_) => Problem::precondition_failed(),
+        RegistrationError::BadPosition => {
+            Problem::invalid("cursor is not one this API gave: pass next_cursor as it came")
+        }
+        RegistrationError::NotConfidential(id) => {
+            Problem::conflict(format!("client {id} is public and has no secret"))
+        }
+        RegistrationError::Store(crate::store::Error::Conflict(what)) => {
+            Problem::conflict(format!("{what} already exists"))
+        }
+        RegistrationError::Store(error) => Problem::internal(error),
+        other => {
+            // Longest flags first, so `--redirect-uri` is not cut by a
+            // shorter one it starts with.
+            let mut detail = other.to_string();
+            for (flag, field) in FIELDS.iter().rev() {
+                detail = detail.replace(flag, field);
+            }
+            Problem::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_client_metadata",
+                detail,
+            )
+        }
+    }
+}
+
+fn state(request: &HttpRequest) -> &web::Data<AppState> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .expect("the admin API's state")
+}
+
+/// Lists clients, oldest first.
+#[utoipa::path(
+    tag = "clients",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of clients", body = ClientPage),
+        (status = 400, description = "A bad limit or cursor", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:read", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:read"]))
+)]
+#[get("/clients")]
+pub async fn list_clients(
+    request: HttpRequest,
+    caller: Caller<ClientsRead>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let _ = caller;
+    let run = async {
+        let limit = query.limit()?;
+        let after = query.after::<Position>()?.map(|p| (p.0, p.1));
+        let (items, next) = registration::list_page(state(&request).store.as_ref(), after, limit)
+            .await
+            .map_err(problem)?;
+        Ok::<_, Problem>(HttpResponse::Ok().json(Page {
+            items,
+            next_cursor: next.map(|(at, id)| cursor_of(&Position(at, id))),
+        }))
+    };
+    run.await.map_err(|p| p.in_request(&request))
+}
+
+/// Registers a client, validated as `authd clients create` validates. With
+/// `Idempotency-Key`, a retried request answers what the first did.
+#[utoipa::path(
+    tag = "clients",
+    params(("Idempotency-Key" = Option<String>, Header,
+             description = "1 to 255 visible ASCII characters: a retry with the same key and body answers what the first request did, for 24 hours")),
+    request_body = ClientInput,
+    responses(
+        (status = 201, description = "Registered; the secret is shown this once", body = CreatedClient,
+         headers(("Location" = String, description = "The client's URL"), ("ETag" = String))),
+        (status = 409, description = "The first request with this Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Metadata the rules refuse, or an Idempotency-Key used for another request", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:write"]))
+)]
+#[post("/clients")]
+pub async fn create_client(
+    request: HttpRequest,
+    caller: Caller<ClientsWrite>,
+    input: web::Json<ClientInput>,
+) -> Result<HttpResponse, Problem> {
+    let state = state(&request);
+    let input = input.into_inner();
+    // A retried create answers what the first did (`Idempotency-Key`).
+    let identity = serde_json::to_vec(&input).map_err(Problem::internal)?;
+    let claim = match idempotent(&request, state, &caller.client_id, &identity).await {
+        Ok(Idempotent::Run(claim)) => claim,
+        Ok(Idempotent::Replay(response)) => return Ok(response),
+        Err(problem) => return Err(problem.in_request(&request)),
+    };
+    let new = NewClient {
+        name: input.name,
+        public: input.public,
+        redirect_uris: input.redirect_uris,
+        grant_types: input.grant_types,
+        scopes: input.scopes,
+        audiences: input.audiences,
+        post_logout_redirect_uris: input.post_logout_redirect_uris,
+        skip_consent: input.skip_consent,
+        can_introspect: input.can_introspect,
+        rate_tier: input.rate_tier,
+        allowed_origins: input.allowed_origins,
+    };
+    let registered = caller
+        .acting(registration::register(
+            state.store.as_ref(),
+            &state.token_endpoint.client_secrets,
+            state.clock.as_ref(),
+            state.rate_limits.settings(),
+            new,
+        ))
+        .await;
+    let credentials = match registered {
+        Ok(credentials) => credentials,
+        Err(error) => {
+            if let Some(claim) = claim {
+                // A refused create makes nothing: a retry runs again.
+                let _ = state.idempotency.release(claim).await;
+            }
+            return Err(problem(error).in_request(&request));
+        }
+    };
+    let client = credentials
+        .client
+        .ok_or_else(|| Problem::internal("registration returned no client").in_request(&request))?;
+    let kept = Kept {
+        location: format!("/admin/v1/clients/{}", client.client_id),
+        etag: etag_of(&client),
+        body: serde_json::to_value(CreatedClient {
+            client,
+            client_secret: credentials
+                .client_secret
+                .map(|s| s.expose_secret().to_owned()),
+        })
+        .map_err(Problem::internal)?,
+    };
+    if let Some(claim) = claim {
+        let bytes = serde_json::to_vec(&kept).map_err(Problem::internal)?;
+        if let Err(error) = state.idempotency.finish(claim, 201, &bytes).await {
+            // The client exists; only a retry's replay is lost (it would
+            // run again after the claim is taken for abandoned).
+            tracing::warn!(%error, "cannot keep the answer for Idempotency-Key retries");
+        }
+    }
+    Ok(kept.respond(false))
+}
+
+/// A create's answer as kept for retries: its headers and body.
+#[derive(Serialize, Deserialize)]
+struct Kept {
+    location: String,
+    etag: String,
+    body: serde_json::Value,
+}
+
+impl Kept {
+    fn respond(self, replayed: bool) -> HttpResponse {
+        let mut response = HttpResponse::Created();
+        response
+            .insert_header((header::LOCATION, self.location))
+            .insert_header((header::ETAG, self.etag));
+        if replayed {
+            response.insert_header(("idempotent-replayed", "true"));
+        }
+        response.json(self.body)
+    }
+}
+
+enum Idempotent {
+    Run(Option<crate::idempotency::Claim>),
+    Replay(HttpResponse),
+}
+
+/// The `Idempotency-Key` of a create, if any: claimed for this request,
+/// or the first request's answer.
+async fn idempotent(
+    request: &HttpRequest,
+    state: &AppState,
+    caller: &str,
+    identity: &[u8],
+) -> Result<Idempotent, Problem> {
+    use crate::idempotency::{Begin, IdempotencyError};
+    let mut values = request.headers().get_all("idempotency-key");
+    let Some(value) = values.next() else {
+        return Ok(Idempotent::Run(None));
+    };
+    let invalid = || {
+        Problem::invalid("Idempotency-Key must be one header of 1 to 255 visible ASCII characters")
+    };
+    if values.next().is_some() {
+        return Err(invalid());
+    }
+    let key = value.to_str().map_err(|_| invalid())?;
+    let target = format!("{} {}", request.method(), request.path());
+    match state
+        .idempotency
+        .begin(caller, key, &[target.as_bytes(), identity])
+        .await
+    {
+        Ok(Begin::Run(claim)) => Ok(Idempotent::Run(Some(claim))),
+        Ok(Begin::Replay { body, .. }) => {
+            let kept: Kept = serde_json::from_slice(&body).map_err(Problem::internal)?;
+            Ok(Idempotent::Replay(kept.respond(true)))
+        }
+        Ok(Begin::Mismatch) => Err(Problem::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for another request: use a new key for a new request",
+        )),
+        Ok(Begin::InProgress) => Err(Problem::conflict(
+            "the first request with this Idempotency-Key is still running: retry in a moment",
+        )),
+        Err(IdempotencyError::InvalidKey) => Err(invalid()),
+        Err(error) => Err(Problem::internal(error)),
+    }
+}
+
+/// One client.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView, headers(("ETag" = String))),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:read", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:read"]))
+)]
+#[get("/clients/{id}")]
+pub async fn get_client(
+    request: HttpRequest,
+    caller: Caller<ClientsRead>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let _ = caller;
+    let client = registration::show(state(&request).store.as_ref(), &id)
+        .await
+        .map_err(|e| problem(e).in_request(&request))?;
+    Ok(with_etag(&client))
+}
+
+/// Changes a client, validated as a registration is. `If-Match` with the
+/// client's `ETag` makes the change only if nobody changed it since.
+#[utoipa::path(
+    tag = "clients",
+    params(
+        ("id" = String, Path, description = "The client_id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the change is based on"),
+    ),
+    request_body = ClientPatch,
+    responses(
+        (status = 200, description = "The changed client", body = ClientView, headers(("ETag" = String))),
+        (status = 400, description = "Malformed JSON or nothing to change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Metadata the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:write"]))
+)]
+#[patch("/clients/{id}")]
+pub async fn update_client(
+    request: HttpRequest,
+    caller: Caller<ClientsWrite>,
+    id: web::Path<String>,
+    patch: web::Json<ClientPatch>,
+) -> Result<HttpResponse, Problem> {
+    let state = state(&request);
+    let run = async {
+        let current = registration::show(state.store.as_ref(), &id)
+            .await
+            .map_err(problem)?;
+        check_if_match(&request, &etag_of(&current))?;
+        let patch = patch.into_inner();
+        let changes = ClientChanges {
+            name: patch.name,
+            redirect_uris: patch.redirect_uris,
+            grant_types: patch.grant_types,
+            scopes: patch.scopes,
+            audiences: patch.audiences,
+            post_logout_redirect_uris: patch.post_logout_redirect_uris,
+            skip_consent: patch.skip_consent,
+            can_introspect: patch.can_introspect,
+            rate_tier: patch.rate_tier,
+            allowed_origins: patch.allowed_origins,
+        };
+        let updated = caller
+            .acting(registration::update(
+                state.store.as_ref(),
+                state.clock.as_ref(),
+                state.rate_limits.settings(),
+                &id,
+                changes,
+                Some(current.updated_at),
+            ))
+            .await
+            .map_err(|error| match error {
+                RegistrationError::NothingToChange => {
+                    Problem::invalid("nothing to change: give at least one field")
+                }
+                other => problem(other),
+            })?;
+        Ok::<_, Problem>(with_etag(&updated))
+    };
+    run.await.map_err(|p| p.in_request(&request))
+}
+
+/// Deletes a client and ends everything it holds (codes, refresh tokens,
+/// consents; its access tokens stop being active).
+#[utoipa::path(
+    tag = "clients",
+    params(
+        ("id" = String, Path, description = "The client_id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:write"]))
+)]
+#[delete("/clients/{id}")]
+pub async fn delete_client(
+    request: HttpRequest,
+    caller: Caller<ClientsWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = state(&request);
+    let run = async {
+        if request.headers().contains_key(header::IF_MATCH) {
+            let current = registration::show(state.store.as_ref(), &id)
+                .await
+                .map_err(problem)?;
+            check_if_match(&request, &etag_of(&current))?;
+        }
+        caller
+            .acting(registration::delete(
+                state.store.as_ref(),
+                state.clock.as_ref(),
+                &id,
+            ))
+            .await
+            .map_err(problem)?;
+        Ok::<_, Problem>(HttpResponse::NoContent().finish())
+    };
+    run.await.map_err(|p| p.in_request(&request))
+}
+
+/// Replaces a confidential client's secret; the old one stops working
+/// within the cache refresh interval on every replica.
+#[utoipa::path(
+    tag = "clients",
+    params(("id" = String, Path, description = "The client_id")),
+    responses(
+        (status = 200, description = "The new secret, shown this once", body = NewSecret),
+        (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A public client has no secret", body = ProblemBody, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = ["admin:clients:write"]))
+)]
+#[post("/clients/{id}/secret")]
+pub async fn rotate_client_secret(
+    request: HttpRequest,
+    caller: Caller<ClientsWrite>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let state = state(&request);
+    let credentials = caller
+        .acting(registration::rotate_secret(
+            state.store.as_ref(),
+            &state.token_endpoint.client_secrets,
+            state.clock.as_ref(),
+            &id,
+        ))
+        .await
+        .map_err(|e| problem(e).in_request(&request))?;
+    let secret = credentials
+        .client_secret
+        .map(|s| s.expose_secret().to_owned())
+        .ok_or_else(|| Problem::internal("rotation returned no secret").in_request(&request))?;
+    Ok(HttpResponse::Ok().json(NewSecret {
+        client_id: credentials.client_id,
+        client_secret: secret,
+    }))
+}
+
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(list_clients)
+        .service(create_client)
+        .service(get_client)
+        .service(update_client)
+        .service(delete_client)
+        .service(rotate_client_secret);
+}

@@ -1,0 +1,347 @@
+//! The admin API: `/admin/v1/…` on its own listener (`AUTHD_ADMIN_BIND`,
+//! off by default). JSON in and out, errors as RFC 9457 problem details
+//! (`problem.rs`). Callers are machine clients holding access tokens authd
+//! issued for the built-in API `urn:authd:admin` (client credentials); each
+//! handler names the one scope it needs in its signature (`Caller<S>`), and
+//! the OpenAPI document (`openapi.rs`) is generated from the same handlers.
+//! Handlers call the service functions the CLI calls (`clients::registration`,
+//! `users`, `access`, `tokens::keyring`, `secrets`) and nothing else, inside
+//! `audit::acting_as` so that every change names the calling client.
+pub mod clients;
+pub mod openapi;
+pub mod problem;
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use crate::domain::api::ADMIN_API;
+pub use problem::Problem;
+
+/// The most items a page holds, and how many when `limit` is not given.
+pub const MAX_PAGE: u32 = 200;
+pub const DEFAULT_PAGE: u32 = 50;
+
+/// A scope of the admin API, as a type: `Caller<ClientsWrite>` is a
+/// caller whose token holds `admin:clients:write`.
+pub trait AdminScope {
+    const SCOPE: &'static str;
+}
+
+macro_rules! admin_scopes {
+    ($($name:ident => $scope:literal),* $(,)?) => {
+        $(
+            #[doc = concat!("`", $scope, "`")]
+            pub struct $name;
+            impl AdminScope for $name {
+                const SCOPE: &'static str = $scope;
+            }
+        )*
+    };
+}
+
+admin_scopes! {
+    ClientsRead => "admin:clients:read",
+    ClientsWrite => "admin:clients:write",
+    UsersRead => "admin:users:read",
+    UsersWrite => "admin:users:write",
+    ApisRead => "admin:apis:read",
+    ApisWrite => "admin:apis:write",
+    KeysRead => "admin:keys:read",
+    KeysWrite => "admin:keys:write",
+    RegistrationWrite => "admin:registration:write",
+}
+
+/// The client calling, authenticated by its access token and holding the
+/// scope `S`: RFC 6750 §3.1 answers otherwise (401 `invalid_token` for no
+/// token, one authd did not issue or no longer honours, a user's token, or
+/// one for another API; 403 `insufficient_scope` without `S`).
+pub struct Caller<S> {
+    pub client_id: String,
+    scope: PhantomData<S>,
+}
+
+impl<S> Caller<S> {
+    /// What audit events of this request name as the actor.
+    pub fn actor(&self) -> String {
+        format!("client:{}", self.client_id)
+    }
+
+    /// Runs `work` with its audit events naming this caller.
+    pub async fn acting<F: Future>(&self, work: F) -> F::Output {
+        crate::audit::acting_as(self.actor(), work).await
+    }
+}
+
+impl<S: AdminScope + 'static> FromRequest for Caller<S> {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Problem>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            authenticate::<S>(&request)
+                .await
+                .map_err(|problem| problem.in_request(&request))
+        })
+    }
+}
+
+async fn authenticate<S: AdminScope>(request: &HttpRequest) -> Result<Caller<S>, Problem> {
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| Problem::internal("the admin API has no state"))?;
+    let token = match super::userinfo::bearer_from_header(request) {
+        Ok(Some(token)) => token,
+        Ok(None) => {
+            return Err(Problem::unauthorized(
+                None,
+                "send an access token for urn:authd:admin: Authorization: Bearer TOKEN",
+            ));
+        }
+        Err(error) => {
+            return Err(Problem::unauthorized(
+                Some("invalid_request"),
+                error.description(),
+            ));
+        }
+    };
+    let invalid = |detail: &str| Problem::unauthorized(Some("invalid_token"), detail);
+    let active = match state.token_endpoint.bearer.check(&token).await {
+        Ok(Ok(active)) => active,
+        Ok(Err(_)) => {
+            return Err(invalid(
+                "the access token is expired, revoked or not one authd issued",
+            ));
+        }
+        Err(error) => return Err(Problem::internal(error.description())),
+    };
+    // Only machine clients administer: a person's token never does, whatever
+    // it holds (their consent to an app is not an operator's mandate).
+    if active.user.is_some() || active.claims.sub != active.claims.client_id {
+        return Err(invalid(
+            "a user's access token cannot call the admin API: use a client's (client credentials)",
+        ));
+    }
+    let audiences = match &active.claims.aud {
+        serde_json::Value::String(one) => vec![one.as_str()],
+        serde_json::Value::Array(many) => many.iter().filter_map(|a| a.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&ADMIN_API) {
+        return Err(invalid(
+            "the access token is not for urn:authd:admin: request it with the admin:* scopes you need",
+        ));
+    }
+    let holds = active
+        .claims
+        .scope
+        .as_deref()
+        .unwrap_or_default()
+        .split(' ')
+        .any(|s| s == S::SCOPE);
+    if !holds {
+        return Err(Problem::insufficient_scope(S::SCOPE));
+    }
+    Ok(Caller {
+        client_id: active.claims.client_id,
+        scope: PhantomData,
+    })
+}
+
+/// `?limit=&cursor=`: a page of a list, in a stable order.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most this many items (1 to 200; default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page; absent for the first.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<u32, Problem> {
+        match self.limit {
+            None => Ok(DEFAULT_PAGE),
+            Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+            Some(_) => Err(Problem::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        }
+    }
+
+    /// The position the cursor names (what the list is ordered by), if
+    /// any. Cursors are opaque to callers: base64url of this position.
+    pub fn after<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, Problem> {
+        let Some(cursor) = &self.cursor else {
+            return Ok(None);
+        };
+        URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                Problem::invalid("cursor is not one this API gave: pass next_cursor as it came")
+            })
+    }
+}
+
+/// The cursor that continues after `position`.
+pub fn cursor_of(position: &impl Serialize) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("a position serialises"))
+}
+
+/// A page of items and the cursor of the next (`null` on the last).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A strong ETag of a resource's representation (RFC 9110 §8.8.3).
+pub fn etag_of(resource: &impl Serialize) -> String {
+    let json = serde_json::to_vec(resource).expect("a resource serialises");
+    let digest = Sha256::digest(&json);
+    format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..18]))
+}
+
+/// RFC 9110 §13.1.1: `If-Match` holds when absent, `*`, or naming the
+/// current ETag (strong comparison: a weak tag never matches).
+pub fn check_if_match(request: &HttpRequest, current: &str) -> Result<(), Problem> {
+    let mut values = request.headers().get_all(header::IF_MATCH).peekable();
+    if values.peek().is_none() {
+        return Ok(());
+    }
+    for value in values {
+        let Ok(text) = value.to_str() else {
+            return Err(Problem::invalid("If-Match is not a list of ETags"));
+        };
+        for tag in text.split(',').map(str::trim) {
+            if tag == "*" || tag == current {
+                return Ok(());
+            }
+        }
+    }
+    Err(Problem::precondition_failed())
+}
+
+/// `200` with the resource and its `ETag`.
+pub fn with_etag(resource: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::ETAG, etag_of(resource)))
+        .json(resource)
+}
+
+/// The operations of `/admin/v1`, each registered with its OpenAPI
+/// description (`openapi::mount`).
+pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|error, request| {
+                    let problem = match error {
+                        actix_web::error::JsonPayloadError::ContentType => Problem::new(
+                            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported_media_type",
+                            "send the body as application/json",
+                        ),
+                        error => {
+                            Problem::invalid(format!("the JSON body is not acceptable: {error}"))
+                        }
+                    };
+                    problem.in_request(request).into()
+                }),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|error, request| {
+            Problem::invalid(format!("the query is not acceptable: {error}"))
+                .in_request(request)
+                .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|error, request| {
+            Problem::not_found(format!("no such resource: {error}"))
+                .in_request(request)
+                .into()
+        }))
+        .service(openapi::openapi_json);
+    clients::routes(config);
+}
+
+/// Every other request: `405` with `Allow` for a path the document lists
+/// with other methods, `404` otherwise.
+pub async fn unrouted(
+    request: HttpRequest,
+    methods: web::Data<Methods>,
+) -> Result<HttpResponse, Problem> {
+    Err(unrouted_problem(&request, &methods))
+}
+
+fn unrouted_problem(request: &HttpRequest, methods: &Methods) -> Problem {
+    let allowed = methods.allowed(request.path());
+    if allowed.is_empty() {
+        return Problem::not_found(format!(
+            "no admin API operation at {}: the operations are listed at /admin/v1/openapi.json",
+            request.path()
+        ))
+        .in_request(request);
+    }
+    Problem::method_not_allowed(request.method().as_str(), &allowed).in_request(request)
+}
+
+/// The documented paths and their methods: what `unrouted` answers `405`
+/// from.
+pub struct Methods(Vec<(Vec<String>, Vec<String>)>);
+
+impl Methods {
+    pub fn of(document: &utoipa::openapi::OpenApi) -> Self {
+        let value = serde_json::to_value(document).unwrap_or_default();
+        let mut paths = Vec::new();
+        if let Some(map) = value.get("paths").and_then(|p| p.as_object()) {
+            for (path, item) in map {
+                let methods: Vec<String> = item
+                    .as_object()
+                    .map(|ops| {
+                        ops.keys()
+                            .filter(|k| {
+                                ["get", "post", "put", "patch", "delete", "head", "options"]
+                                    .contains(&k.as_str())
+                            })
+                            .map(|k| k.to_uppercase())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let segments = path.split('/').map(str::to_owned).collect();
+                paths.push((segments, methods));
+            }
+        }
+        Self(paths)
+    }
+
+    /// The methods the document lists for `path` (its `{…}` segments
+    /// match any one segment).
+    fn allowed(&self, path: &str) -> Vec<String> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let mut allowed: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(pattern, _)| {
+                pattern.len() == segments.len()
+                    && pattern.iter().zip(&segments).all(|(p, s)| {
+                        (p.starts_with('{') && p.ends_with('}') && !s.is_empty()) || p == s
+                    })
+            })
+            .flat_map(|(_, methods)| methods.iter().cloned())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        allowed
+    }
+}

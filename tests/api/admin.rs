@@ -1,0 +1,641 @@
+//! The admin API (issue 18): `/admin/v1` on its own listener, called with
+//! authd's own client-credentials tokens for `urn:authd:admin`, over real
+//! HTTP on both databases.
+use std::sync::Arc;
+
+use authd::crypto::MasterKey;
+use authd::domain::api::ADMIN_SCOPES;
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    Backend, TestApp, cc_token, on_both_backends, spawn_app_on, test_database, within_5_seconds,
+};
+
+/// An app serving the admin API.
+async fn admin_app(backend: Backend) -> Option<TestApp> {
+    let database = Arc::new(test_database(backend).await?);
+    Some(
+        spawn_app_on(database, MasterKey::generate(), |config| {
+            config.admin_bind = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .await
+        .expect("app starts"),
+    )
+}
+
+fn admin_url(app: &TestApp, path: &str) -> String {
+    format!(
+        "http://127.0.0.1:{}/admin/v1{path}",
+        app.admin_port.expect("the admin API is served")
+    )
+}
+
+/// A token of a machine client holding `scopes` (admin ones or others).
+async fn token_with(app: &TestApp, scopes: &[&str]) -> String {
+    let (id, secret) = app.machine_client(scopes).await;
+    cc_token(app, &id, &secret).await
+}
+
+async fn all_admin_scopes(app: &TestApp) -> String {
+    let scopes: Vec<&str> = ADMIN_SCOPES.iter().map(|(s, _)| *s).collect();
+    token_with(app, &scopes).await
+}
+
+/// A problem-details response: its status, `type` and body; checks the
+/// media type and that the body names the request id the header carries.
+async fn problem(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "status {status}"
+    );
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    assert_eq!(body["request_id"], request_id.as_str());
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    let kind = body["type"].as_str().unwrap().to_owned();
+    (status, kind, body)
+}
+
+async fn admin_clients_lifecycle(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    app.define_scopes(&["orders:read".into(), "orders:write".into()])
+        .await;
+    let token = all_admin_scopes(&app).await;
+    let http = &app.http;
+
+    // Create: 201, Location, ETag, the secret once; the client works.
+    let created = http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Billing job", "scopes": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("x-request-id"));
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = created.json().await.unwrap();
+    let id = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(body["type"], "confidential");
+    assert_eq!(body["grant_types"], json!(["client_credentials"]));
+    assert_eq!(body["scope"], "orders:read");
+    within_5_seconds("the new client gets tokens", || async {
+        app.client_credentials(&id, &secret).await.status() == 200
+    })
+    .await;
+
+    // Read: the same ETag, never the secret.
+    let read = http
+        .get(admin_url(&app, &format!("/clients/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["etag"].to_str().unwrap(), etag);
+    let read: Value = read.json().await.unwrap();
+    assert!(read.get("client_secret").is_none());
+    assert_eq!(read["name"], "Billing job");
+
+    // Update with If-Match: the change, a new ETag; the old one now loses.
+    let patch = |if_match: &str, body: Value| {
+        http.patch(admin_url(&app, &format!("/clients/{id}")))
+            .bearer_auth(&token)
+            .header("if-match", if_match)
+            .json(&body)
+            .send()
+    };
+    let updated = patch(
+        &etag,
+        json!({"name": "Billing", "scopes": ["orders:read", "orders:write"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated.status(), 200);
+    let new_etag = updated.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_etag, etag);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!(updated["name"], "Billing");
+    assert_eq!(updated["scope"], "orders:read orders:write");
+    let (status, kind, _) = problem(patch(&etag, json!({"name": "Lost"})).await.unwrap()).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (412, "urn:authd:problem:precondition_failed")
+    );
+    // `*` matches whatever version is current.
+    assert_eq!(
+        patch("*", json!({"name": "Billing"}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Bad changes: nothing to change (400); metadata the rules refuse
+    // (422, in this API's field names); a field the API does not know (400).
+    let (status, _, _) = problem(patch("*", json!({})).await.unwrap()).await;
+    assert_eq!(status, 400);
+    let (status, kind, body) = problem(
+        patch("*", json!({"grant_types": ["authorization_code"]}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (422, "urn:authd:problem:invalid_client_metadata")
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("redirect_uris"),
+        "{body}"
+    );
+    let (status, _, body) = problem(patch("*", json!({"public": true})).await.unwrap()).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = problem(
+        patch("*", json!({"scopes": ["nobody:defines"]}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body["detail"].as_str().unwrap().contains("nobody:defines"));
+
+    // Rotate the secret: the new one works, the old one stops.
+    let rotated = http
+        .post(admin_url(&app, &format!("/clients/{id}/secret")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    within_5_seconds("the old secret stops working", || async {
+        app.client_credentials(&id, &secret).await.status() == 401
+    })
+    .await;
+    assert_eq!(app.client_credentials(&id, &new_secret).await.status(), 200);
+
+    // Delete: a stale If-Match loses; then 204; then 404 everywhere.
+    let stale = http
+        .delete(admin_url(&app, &format!("/clients/{id}")))
+        .bearer_auth(&token)
+        .header("if-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(stale).await.0, 412);
+    let deleted = http
+        .delete(admin_url(&app, &format!("/clients/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    for response in [
+        http.get(admin_url(&app, &format!("/clients/{id}"))),
+        http.delete(admin_url(&app, &format!("/clients/{id}"))),
+        http.post(admin_url(&app, &format!("/clients/{id}/secret"))),
+    ] {
+        let (status, kind, _) = problem(response.bearer_auth(&token).send().await.unwrap()).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (404, "urn:authd:problem:not_found")
+        );
+    }
+    within_5_seconds("the deleted client gets no tokens", || async {
+        app.client_credentials(&id, &new_secret).await.status() == 401
+    })
+    .await;
+}
+
+async fn admin_creates_validate_as_the_cli_does(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let create = |body: Value| {
+        app.http
+            .post(admin_url(&app, "/clients"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    for (body, needle) in [
+        (json!({"name": ""}), "name"),
+        (
+            json!({"name": "x", "public": true, "grant_types": ["client_credentials"]}),
+            "public client",
+        ),
+        (
+            json!({"name": "x", "redirect_uris": ["http://evil.example/cb"]}),
+            "redirect_uris",
+        ),
+        (
+            json!({"name": "x", "grant_types": ["password"]}),
+            "grant_types",
+        ),
+        (json!({"name": "x", "rate_tier": "platinum"}), "rate_tier"),
+        (
+            json!({"name": "x", "allowed_origins": ["https://a.example/path"]}),
+            "allowed_origins",
+        ),
+    ] {
+        let (status, kind, problem_body) = problem(create(body.clone()).await.unwrap()).await;
+        assert_eq!(status, 422, "{body}: {problem_body}");
+        assert_eq!(kind, "urn:authd:problem:invalid_client_metadata");
+        assert!(
+            problem_body["detail"].as_str().unwrap().contains(needle),
+            "{body}: {problem_body}"
+        );
+    }
+    // Not JSON, the wrong media type, an unknown field: 400 (415 for the type).
+    let not_json = app
+        .http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(not_json).await.0, 400);
+    let (status, _, _) =
+        problem(create(json!({"name": "x", "colour": "red"})).await.unwrap()).await;
+    assert_eq!(status, 400);
+    // A public client that signs users in: no secret in the answer.
+    let public = create(json!({
+        "name": "SPA", "public": true, "redirect_uris": ["https://spa.example/cb"]
+    }))
+    .await
+    .unwrap();
+    assert_eq!(public.status(), 201);
+    let public: Value = public.json().await.unwrap();
+    assert!(public.get("client_secret").is_none());
+    assert_eq!(public["type"], "public");
+}
+
+async fn admin_scopes_are_enforced(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    app.define_scopes(&["orders:read".into()]).await;
+    let reader = token_with(&app, &["admin:clients:read"]).await;
+    let other_api = token_with(&app, &["orders:read"]).await;
+    let http = &app.http;
+
+    // Reading is allowed; writing needs admin:clients:write (403, RFC 6750 §3.1).
+    let list = http
+        .get(admin_url(&app, "/clients"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+    let refused = http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&reader)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Bearer realm="authd-admin", error="insufficient_scope", scope="admin:clients:write""#
+    );
+    let (status, kind, _) = problem(refused).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (403, "urn:authd:problem:insufficient_scope")
+    );
+
+    // No token, a token for another API, garbage: 401 with a challenge.
+    for (token, error) in [
+        (None, None),
+        (Some(other_api.as_str()), Some("invalid_token")),
+        (Some("not.a.jwt"), Some("invalid_token")),
+    ] {
+        let request = http.get(admin_url(&app, "/clients"));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.unwrap();
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="authd-admin""#),
+            "{challenge}"
+        );
+        match error {
+            Some(error) => assert!(
+                challenge.contains(&format!(r#"error="{error}""#)),
+                "{challenge}"
+            ),
+            None => assert!(!challenge.contains("error="), "{challenge}"),
+        }
+        assert_eq!(problem(response).await.0, 401);
+    }
+
+    // The public listener does not serve the admin API.
+    let public = http
+        .get(app.url("/admin/v1/clients"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+}
+
+async fn admin_lists_page_by_page(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let create = |name: String| {
+        let http = app.http.clone();
+        let url = admin_url(&app, "/clients");
+        let token = token.clone();
+        async move {
+            let response = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "name": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            let body: Value = response.json().await.unwrap();
+            body["client_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut expected = Vec::new();
+    for n in 0..7 {
+        expected.push(create(format!("client {n}")).await);
+    }
+    let page = |cursor: Option<String>, limit: u32| {
+        let mut url = format!("{}?limit={limit}", admin_url(&app, "/clients"));
+        if let Some(cursor) = cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        app.http.get(url).bearer_auth(&token).send()
+    };
+    // Walk the pages, creating a client between two of them: it comes at
+    // the end, and nothing is seen twice or missed.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let response = page(cursor.clone(), 3).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let items = body["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(
+            items
+                .iter()
+                .map(|c| c["client_id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        if pages == 1 {
+            expected.push(create("late".into()).await);
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    // The admin client itself was registered first.
+    assert_eq!(seen.len(), expected.len() + 1, "{seen:?}");
+    assert_eq!(&seen[1..], &expected[..]);
+    assert_eq!(pages, 3);
+
+    for (query, what) in [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "query"),
+        ("cursor=bm90IGEgY3Vyc29y", "cursor"),
+        ("cursor=%%%", "cursor"),
+    ] {
+        let response = app
+            .http
+            .get(format!("{}?{query}", admin_url(&app, "/clients")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, body) = problem(response).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(what),
+            "{query}: {body}"
+        );
+    }
+}
+
+async fn openapi_document_describes_every_route(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let document: Value = app
+        .http
+        .get(admin_url(&app, "/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(
+        document,
+        serde_json::to_value(authd::http::admin::openapi::document()).unwrap()
+    );
+    // Every documented operation is served: without a token it is refused
+    // (401), never unknown (404) or of another method (405).
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 4, "{paths:?}");
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            let url = admin_url(
+                &app,
+                &path.replace("/admin/v1", "").replace("{id}", "some-id"),
+            );
+            let response = app
+                .http
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if path.ends_with("/openapi.json") {
+                assert_eq!(status, 200);
+                continue;
+            }
+            assert_eq!(status, 401, "{method} {path}");
+            // Every protected operation documents its scope and the 401.
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {path}"
+            );
+            assert!(
+                operation["security"][0]["bearer"][0]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("admin:")
+            );
+        }
+    }
+    // A documented path with another method: 405 with Allow.
+    let response = app
+        .http
+        .put(admin_url(&app, "/clients"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    assert_eq!(problem(response).await.0, 405);
+    let response = app
+        .http
+        .get(admin_url(&app, "/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response).await.0, 404);
+}
+
+async fn admin_creates_are_idempotent(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let create = |key: &str, body: Value| {
+        app.http
+            .post(admin_url(&app, "/clients"))
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let count = || async {
+        let page: Value = app
+            .http
+            .get(format!("{}?limit=200", admin_url(&app, "/clients")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().len()
+    };
+    let before = count().await;
+    let first = create("job-42", json!({"name": "Nightly export"}))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let first: Value = first.json().await.unwrap();
+    // The retry: the same answer, secret included, and no second client.
+    let again = create("job-42", json!({"name": "Nightly export"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), first_etag);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert!(first["client_secret"].as_str().is_some());
+    assert_eq!(count().await, before + 1);
+    // The secret is stored sealed: the database holds no copy of it.
+    let secret = first["client_secret"].as_str().unwrap();
+    let rows = crate::helpers::query_i64(
+        &app,
+        backend,
+        "SELECT COUNT(*) FROM admin_idempotency WHERE response_sealed IS NOT NULL",
+    )
+    .await;
+    assert_eq!(rows, 1);
+    assert!(
+        secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
+    let in_clear = match backend {
+        Backend::Sqlite => format!(
+            "SELECT COUNT(*) FROM admin_idempotency WHERE instr(response_sealed, CAST('{secret}' AS BLOB)) > 0"
+        ),
+        Backend::Postgres => format!(
+            "SELECT COUNT(*) FROM admin_idempotency WHERE position(convert_to('{secret}', 'UTF8') in response_sealed) > 0"
+        ),
+    };
+    assert_eq!(crate::helpers::query_i64(&app, backend, &in_clear).await, 0);
+    // The same key for another body: 422; a new key: a new client.
+    let (status, kind, _) =
+        problem(create("job-42", json!({"name": "Other"})).await.unwrap()).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (422, "urn:authd:problem:idempotency_key_reused")
+    );
+    assert_eq!(
+        create("job-43", json!({"name": "Nightly export"}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(count().await, before + 2);
+    // A refused create keeps nothing: fixed, the same key then works.
+    let (status, _, _) = problem(create("job-44", json!({"name": ""})).await.unwrap()).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        create("job-44", json!({"name": "Fixed"}))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    // Another caller's same key is another request.
+    let other = token_with(&app, &["admin:clients:write"]).await;
+    let theirs = app
+        .http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&other)
+        .header("idempotency-key", "job-42")
+        .json(&json!({"name": "Nightly export"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), 201);
+    assert!(theirs.headers().get("idempotent-replayed").is_none());
+    // Keys out of bounds: 400.
+    for key in ["", &"k".repeat(256)] {
+        let (status, _, _) = problem(create(key, json!({"name": "x"})).await.unwrap()).await;
+        assert_eq!(status, 400, "{key:?}");
+    }
+}
+
+on_both_backends!(
+    admin_clients_lifecycle,
+    admin_creates_validate_as_the_cli_does,
+    admin_scopes_are_enforced,
+    admin_lists_page_by_page,
+    admin_creates_are_idempotent,
+    openapi_document_describes_every_route,
+);
