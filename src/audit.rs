@@ -51,6 +51,15 @@ pub enum Event<'a> {
     UserDisabled {
         user_id: &'a str,
     },
+    UserEnabled {
+        user_id: &'a str,
+    },
+    UserUpdated {
+        user_id: &'a str,
+    },
+    UserSessionsEnded {
+        user_id: &'a str,
+    },
     PasswordChanged {
         user_id: &'a str,
     },
@@ -142,6 +151,15 @@ pub fn record(event: Event<'_>) {
         }
         Event::UserCreated { user_id } => {
             tracing::info!(target: "audit", actor = actor.as_str(), event = "user_created", user_id)
+        }
+        Event::UserEnabled { user_id } => {
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_enabled", user_id)
+        }
+        Event::UserUpdated { user_id } => {
+            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_updated", user_id)
+        }
+        Event::UserSessionsEnded { user_id } => {
+            tracing::warn!(target: "audit", actor = actor.as_str(), event = "user_sessions_ended", user_id)
         }
         Event::UserDisabled { user_id } => {
             tracing::info!(target: "audit", actor = actor.as_str(), event = "user_disabled", user_id)

@@ -80,7 +80,7 @@ pub(super) async fn users(
         } => {
             let new = NewUser::parse(&username, name, email, email_verified).map_err(invalid)?;
             let password = read_password_from_stdin()?;
-            let id = accounts::create(store, peppers, clock, new, password)
+            let id = accounts::create(store, peppers, clock, new, Some(password))
                 .await
                 .map_err(invalid)?;
             print_json(&json!({ "id": id.to_string() }));

@@ -177,9 +177,12 @@ impl Authenticator {
         password: SecretString,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Checked, LoginFailure> {
+        // A user without a password is checked against the decoy, as an
+        // unknown username is (same time), and never matches.
+        let has_password = user.is_some_and(crate::users::accounts::has_password);
         let (hash, version) = match user {
-            Some(user) => (user.password_hash.clone(), user.password_key_version),
-            None => (self.decoy.phc.clone(), self.decoy.key_version),
+            Some(user) if has_password => (user.password_hash.clone(), user.password_key_version),
+            _ => (self.decoy.phc.clone(), self.decoy.key_version),
         };
         let pepper = self.peppers.get(version);
         let current = self.peppers.current().ok();
@@ -199,7 +202,7 @@ impl Authenticator {
                     rekeyed: None,
                 };
             };
-            let verified = password::verify(&password, &hash, &pepper);
+            let verified = password::verify(&password, &hash, &pepper) && has_password;
             let rekeyed = match current {
                 Some(current)
                     if verified

@@ -69,7 +69,7 @@ pub use signing_keys::{
     KeySchedule, RevokeOutcome, RotateOutcome, ScheduleOutcome, SigningKeyRecord,
     SigningKeyRepository,
 };
-pub use users::UserRepository;
+pub use users::{Profile, UserRepository};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -41,6 +41,30 @@ pub trait UserRepository {
     /// Disables the user, ends their browser sessions and revokes their
     /// refresh-token families. Returns whether a user was found.
     async fn disable_user(&self, id: UserId, now: DateTime<Utc>) -> Result<bool>;
+    /// At most `limit` users after `after` (`created_at`, id) in that
+    /// order, whose username or email contains `search` (any case).
+    async fn list_users_page(
+        &self,
+        search: Option<&str>,
+        after: Option<(DateTime<Utc>, UserId)>,
+        limit: u32,
+    ) -> Result<Vec<User>>;
+    /// Replaces the profile (name, email, email_verified) if it is still
+    /// `old`: `false` when it changed meanwhile or the user is gone.
+    async fn update_user_profile(&self, id: UserId, old: &Profile, new: &Profile) -> Result<bool>;
+    /// Enables a disabled user; whether the user exists.
+    async fn enable_user(&self, id: UserId) -> Result<bool>;
+    /// Ends the user's browser sessions and revokes their refresh-token
+    /// families and access tokens; whether the user exists.
+    async fn end_user_sessions(&self, id: UserId, now: DateTime<Utc>) -> Result<bool>;
+}
+
+/// A user's profile values, as the admin API changes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
 }
 
 /// Users, and ending everything a user signed in to.
@@ -71,6 +95,99 @@ macro_rules! impl_user_repository {
                     }
                     other => other.map(|_| ()).map_err(Into::into),
                 }
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.list_page", skip_all)]
+            async fn list_users_page(
+                &self,
+                search: Option<&str>,
+                after: Option<(chrono::DateTime<chrono::Utc>, $crate::domain::UserId)>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::domain::User>> {
+                // A substring of the username or the email, any case; `%`,
+                // `_` and `\` in it are literal.
+                let pattern = search.map(|s| {
+                    let escaped = s
+                        .to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_");
+                    format!("%{escaped}%")
+                });
+                let (after_at, after_id) = match after {
+                    Some((at, id)) => (Some(at), Some(id.to_string())),
+                    None => (None, None),
+                };
+                sqlx::query_as::<_, $crate::store::rows::UserRow>(
+                    "SELECT id, username, password_hash, password_key_version, name, email, email_verified, disabled, created_at \
+                     FROM users \
+                     WHERE ($1 IS NULL OR LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\') \
+                       AND ($2 IS NULL OR created_at > $2 OR (created_at = $2 AND id > $3)) \
+                     ORDER BY created_at, id LIMIT $4",
+                )
+                .bind(pattern)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.update_profile", skip_all, fields(user_id = %id))]
+            async fn update_user_profile(
+                &self,
+                id: $crate::domain::UserId,
+                old: &$crate::store::Profile,
+                new: &$crate::store::Profile,
+            ) -> $crate::store::Result<bool> {
+                let updated = sqlx::query(
+                    "UPDATE users SET name = $2, email = $3, email_verified = $4 \
+                     WHERE id = $1 AND name IS NOT DISTINCT FROM $5 AND email IS NOT DISTINCT FROM $6 \
+                       AND email_verified = $7",
+                )
+                .bind(id.to_string())
+                .bind(&new.name)
+                .bind(&new.email)
+                .bind(new.email_verified)
+                .bind(&old.name)
+                .bind(&old.email)
+                .bind(old.email_verified)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.enable", skip_all, fields(user_id = %id))]
+            async fn enable_user(&self, id: $crate::domain::UserId) -> $crate::store::Result<bool> {
+                let updated = sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.user.end_sessions", skip_all, fields(user_id = %id))]
+            async fn end_user_sessions(
+                &self,
+                id: $crate::domain::UserId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM users WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Ok(false);
+                }
+                Self::sign_out_everywhere(&mut tx, id, now).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             #[tracing::instrument(level = "debug", name = "store.user.list", skip_all)]

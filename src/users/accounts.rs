@@ -23,6 +23,14 @@ pub enum AccountError {
     NoSuchUser(String),
     #[error("no consent for client {0}")]
     NoConsent(String),
+    #[error("not a position in the list of users")]
+    BadPosition,
+    #[error("nothing to change: give at least one value")]
+    NothingToChange,
+    #[error("the user changed meanwhile")]
+    Changed,
+    #[error("email_verified needs an email")]
+    VerifiedWithoutEmail,
     /// The password could not be hashed (no current pepper, a task failed).
     #[error("{0}")]
     Password(String),
@@ -69,7 +77,7 @@ impl NewUser {
 }
 
 /// A user as an operator sees it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -80,7 +88,34 @@ pub struct UserView {
     /// The master-key version whose pepper keyed the password hash (0: a
     /// hash from before peppers; re-keyed at the next sign-in).
     pub password_key_version: u32,
+    /// Whether the user has a password (a user created without one cannot
+    /// sign in with a password until one is set).
+    pub has_password: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            has_password: has_password(&u),
+            username: u.username.as_str().to_owned(),
+            name: u.name,
+            email: u.email,
+            email_verified: u.email_verified,
+            disabled: u.disabled,
+            password_key_version: u.password_key_version,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// What a user without a password has in place of a hash: no password
+/// matches it (the sign-in check compares against the decoy instead).
+pub const NO_PASSWORD: &str = "";
+
+pub fn has_password(user: &User) -> bool {
+    user.password_hash != NO_PASSWORD
 }
 
 /// The id as users are named outside: a UUID; anything else names nobody.
@@ -115,15 +150,25 @@ async fn hash_password(
         .map_err(|e| AccountError::Password(e.to_string()))
 }
 
-/// Creates the user with this password; its id.
+/// Creates the user with this password (or none: they cannot sign in
+/// with a password until one is set); its id.
 pub async fn create(
     store: &dyn Store,
     peppers: &Peppers,
     clock: &dyn Clock,
     new: NewUser,
-    password: SecretString,
+    password: Option<SecretString>,
 ) -> Result<UserId, AccountError> {
-    let hashed = hash_password(peppers, password).await?;
+    let hashed = match password {
+        Some(password) => hash_password(peppers, password).await?,
+        None => HashedPassword {
+            phc: NO_PASSWORD.to_owned(),
+            key_version: peppers
+                .current()
+                .map_err(|e| AccountError::Password(e.to_string()))?
+                .version,
+        },
+    };
     let user = User {
         id: UserId(uuid::Uuid::new_v4()),
         username: new.username,
@@ -187,15 +232,140 @@ pub async fn list(store: &dyn Store) -> Result<Vec<UserView>, AccountError> {
         .list_users()
         .await?
         .into_iter()
-        .map(|u| UserView {
-            id: u.id.to_string(),
-            username: u.username.as_str().to_owned(),
-            name: u.name,
-            email: u.email,
-            email_verified: u.email_verified,
-            disabled: u.disabled,
-            password_key_version: u.password_key_version,
-            created_at: u.created_at,
-        })
+        .map(UserView::from)
         .collect())
+}
+
+/// The user with this id.
+pub async fn show(store: &dyn Store, id: &str) -> Result<UserView, AccountError> {
+    let user = store
+        .find_user(parse_user_id(id)?)
+        .await?
+        .ok_or_else(|| AccountError::NoSuchUser(id.to_owned()))?;
+    Ok(UserView::from(user))
+}
+
+/// Where a page of users ends: what the list is ordered by.
+pub type UserPosition = (chrono::DateTime<chrono::Utc>, String);
+
+/// At most `limit` users after `after`, oldest first, whose username or
+/// email contains `search` (any case), and the position of the last when
+/// more follow.
+pub async fn list_page(
+    store: &dyn Store,
+    search: Option<&str>,
+    after: Option<UserPosition>,
+    limit: u32,
+) -> Result<(Vec<UserView>, Option<UserPosition>), AccountError> {
+    let after = match after {
+        Some((at, id)) => Some((
+            at,
+            id.parse()
+                .map(UserId)
+                .map_err(|_| AccountError::BadPosition)?,
+        )),
+        None => None,
+    };
+    let search = search.map(str::trim).filter(|s| !s.is_empty());
+    let mut users = store.list_users_page(search, after, limit + 1).await?;
+    let more = users.len() > limit as usize;
+    users.truncate(limit as usize);
+    let next = match users.last() {
+        Some(last) if more => Some((last.created_at, last.id.to_string())),
+        _ => None,
+    };
+    Ok((users.into_iter().map(UserView::from).collect(), next))
+}
+
+/// Changes to a profile: `None` leaves a value as it is; `Some(None)`
+/// clears `name` or `email`.
+#[derive(Debug, Default, Clone)]
+pub struct ProfileChanges {
+    pub name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+}
+
+/// Changes the user's profile, checked as a new user's is; only while it
+/// is still `expected` (the admin API's `If-Match`): `Changed` otherwise.
+/// A changed email is unverified unless `email_verified` says otherwise.
+pub async fn update_profile(
+    store: &dyn Store,
+    id: &str,
+    changes: ProfileChanges,
+    expected: Option<&UserView>,
+) -> Result<UserView, AccountError> {
+    if changes.name.is_none() && changes.email.is_none() && changes.email_verified.is_none() {
+        return Err(AccountError::NothingToChange);
+    }
+    let user_id = parse_user_id(id)?;
+    let current = store
+        .find_user(user_id)
+        .await?
+        .ok_or_else(|| AccountError::NoSuchUser(id.to_owned()))?;
+    if let Some(expected) = expected
+        && (expected.name != current.name
+            || expected.email != current.email
+            || expected.email_verified != current.email_verified)
+    {
+        return Err(AccountError::Changed);
+    }
+    let old = store::Profile {
+        name: current.name.clone(),
+        email: current.email.clone(),
+        email_verified: current.email_verified,
+    };
+    let name = changes.name.unwrap_or_else(|| current.name.clone());
+    let email_changed = changes
+        .email
+        .as_ref()
+        .is_some_and(|email| *email != current.email);
+    let email = changes.email.unwrap_or_else(|| current.email.clone());
+    let email_verified = changes
+        .email_verified
+        .unwrap_or(current.email_verified && !email_changed);
+    // The rules of a new user's values.
+    let checked = NewUser::parse(current.username.as_str(), name, email, email_verified)?;
+    if checked.email.is_none() && checked.email_verified {
+        return Err(AccountError::VerifiedWithoutEmail);
+    }
+    let new = store::Profile {
+        name: checked.name,
+        email: checked.email,
+        email_verified: checked.email_verified,
+    };
+    if !store.update_user_profile(user_id, &old, &new).await? {
+        return Err(AccountError::Changed);
+    }
+    crate::audit::record(crate::audit::Event::UserUpdated {
+        user_id: &user_id.to_string(),
+    });
+    show(store, id).await
+}
+
+/// Enables a disabled user.
+pub async fn enable(store: &dyn Store, user: UserId) -> Result<(), AccountError> {
+    if !store.enable_user(user).await? {
+        return Err(AccountError::NoSuchUser(user.to_string()));
+    }
+    crate::audit::record(crate::audit::Event::UserEnabled {
+        user_id: &user.to_string(),
+    });
+    Ok(())
+}
+
+/// Signs the user out everywhere: their browser sessions end, and the
+/// refresh and access tokens they granted stop working.
+pub async fn end_sessions(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: UserId,
+) -> Result<(), AccountError> {
+    if !store.end_user_sessions(user, clock.now()).await? {
+        return Err(AccountError::NoSuchUser(user.to_string()));
+    }
+    crate::audit::record(crate::audit::Event::UserSessionsEnded {
+        user_id: &user.to_string(),
+    });
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crate::domain::{ClientId, UserId};
 use crate::store::Store;
 
 /// One consent as an operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConsentView {
     pub client_id: String,
     pub granted_at: chrono::DateTime<chrono::Utc>,

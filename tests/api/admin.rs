@@ -631,11 +631,282 @@ async fn admin_creates_are_idempotent(backend: Backend) {
     }
 }
 
+/// Whether `username` can sign in with `password` at the login page.
+async fn signs_in(
+    app: &TestApp,
+    client: &crate::helpers::WebClient,
+    username: &str,
+    password: &str,
+) -> bool {
+    let browser = app.browser();
+    let pkce = crate::helpers::pkce();
+    let query = crate::helpers::authorize_query(client, &pkce, &[]);
+    let response = browser.authorize(&query).await;
+    let login = crate::helpers::location(&response);
+    let response = browser.log_in(&login, username, password).await;
+    response.status() == 303 && !crate::helpers::location(&response).starts_with("/login")
+}
+
+async fn admin_users_lifecycle(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let client = app.web_client(false, &["openid"]).await;
+    let http = &app.http;
+    let users = admin_url(&app, "/users");
+
+    // Create with a password: the person signs in with it.
+    let created = http
+        .post(&users)
+        .bearer_auth(&token)
+        .json(&json!({
+            "username": "dana", "password": crate::helpers::PASSWORD,
+            "name": "Dana Scully", "email": "dana@example.com", "email_verified": true
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let etag = created.headers()["etag"].to_str().unwrap().to_owned();
+    let dana: Value = created.json().await.unwrap();
+    assert_eq!(dana["has_password"], true);
+    assert!(dana.get("password").is_none() && dana.get("password_hash").is_none());
+    let id = dana["id"].as_str().unwrap().to_owned();
+    assert!(signs_in(&app, &client, "dana", crate::helpers::PASSWORD).await);
+
+    // Without a password: no password signs in, not even an empty one.
+    let created = http
+        .post(&users)
+        .bearer_auth(&token)
+        .json(&json!({"username": "fox"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let fox: Value = created.json().await.unwrap();
+    assert_eq!(fox["has_password"], false);
+    let fox_id = fox["id"].as_str().unwrap().to_owned();
+    assert!(!signs_in(&app, &client, "fox", "a long enough secret").await);
+
+    // Bad input: taken username 409; short password, bad email 422.
+    for (body, status) in [
+        (json!({"username": "dana"}), 409),
+        (json!({"username": "x", "password": "short"}), 422),
+        (json!({"username": "y", "email": "not-an-email"}), 422),
+        (json!({"username": "has space"}), 422),
+    ] {
+        let response = http
+            .post(&users)
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (got, _, problem_body) = problem(response).await;
+        assert_eq!(got, status, "{body}: {problem_body}");
+        assert!(
+            !problem_body.to_string().contains("short\""),
+            "the password is never echoed"
+        );
+    }
+
+    // Search by username or email, any case.
+    let found: Value = http
+        .get(format!("{users}?search=EXAMPLE.com"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["dana"]);
+    let none: Value = http
+        .get(format!("{users}?search=%25"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["items"], json!([]), "% is literal");
+
+    // Profile: If-Match, 412 on a stale ETag, null clears, a changed
+    // email is unverified.
+    let patch = |if_match: &str, body: Value| {
+        http.patch(admin_url(&app, &format!("/users/{id}")))
+            .bearer_auth(&token)
+            .header("if-match", if_match)
+            .json(&body)
+            .send()
+    };
+    let updated = patch(&etag, json!({"name": null, "email": "dana@fbi.example"}))
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    let updated: Value = updated.json().await.unwrap();
+    assert_eq!(updated["name"], Value::Null);
+    assert_eq!(updated["email"], "dana@fbi.example");
+    assert_eq!(updated["email_verified"], false);
+    assert_eq!(
+        problem(patch(&etag, json!({"name": "Lost"})).await.unwrap())
+            .await
+            .0,
+        412
+    );
+    assert_eq!(problem(patch("*", json!({})).await.unwrap()).await.0, 400);
+    assert_eq!(
+        problem(patch("*", json!({"email": "nope"})).await.unwrap())
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        problem(patch("*", json!({"username": "other"})).await.unwrap())
+            .await
+            .0,
+        400
+    );
+
+    // Disable: no sign-in; enable: sign-in again.
+    let action = |method: reqwest::Method, path: String| {
+        http.request(method, admin_url(&app, &path))
+            .bearer_auth(&token)
+            .send()
+    };
+    assert_eq!(
+        action(reqwest::Method::POST, format!("/users/{id}/disable"))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let read: Value = http
+        .get(admin_url(&app, &format!("/users/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["disabled"], true);
+    assert!(!signs_in(&app, &client, "dana", crate::helpers::PASSWORD).await);
+    assert_eq!(
+        action(reqwest::Method::POST, format!("/users/{id}/enable"))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(signs_in(&app, &client, "dana", crate::helpers::PASSWORD).await);
+
+    // A password for the user who had none: they sign in with it.
+    let set = |user: &str, password: &str| {
+        http.put(admin_url(&app, &format!("/users/{user}/password")))
+            .bearer_auth(&token)
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    assert_eq!(problem(set(&fox_id, "short").await.unwrap()).await.0, 422);
+    assert_eq!(
+        set(&fox_id, "the truth is out there")
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert!(signs_in(&app, &client, "fox", "the truth is out there").await);
+
+    // A full sign-in records the consent; sessions end; consents list and
+    // withdraw.
+    let browser = app.browser();
+    let pkce = crate::helpers::pkce();
+    let done = browser
+        .sign_in(
+            &crate::helpers::authorize_query(&client, &pkce, &[]),
+            "dana",
+        )
+        .await;
+    assert!(done.contains("code="), "{done}");
+    assert_eq!(
+        action(reqwest::Method::DELETE, format!("/users/{id}/sessions"))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let consents: Value = http
+        .get(admin_url(&app, &format!("/users/{id}/consents")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = consents.as_array().unwrap();
+    assert!(
+        listed.iter().any(|c| c["client_id"] == client.id.as_str()),
+        "{consents}"
+    );
+    let withdraw = action(
+        reqwest::Method::DELETE,
+        format!("/users/{id}/consents/{}", client.id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(withdraw.status(), 204);
+    let again = action(
+        reqwest::Method::DELETE,
+        format!("/users/{id}/consents/{}", client.id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(problem(again).await.0, 404);
+
+    // Unknown users: 404 on every operation.
+    let nobody = "00000000-0000-4000-8000-000000000000";
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/users/{nobody}")),
+        (reqwest::Method::POST, format!("/users/{nobody}/disable")),
+        (reqwest::Method::POST, format!("/users/{nobody}/enable")),
+        (reqwest::Method::DELETE, format!("/users/{nobody}/sessions")),
+        (reqwest::Method::GET, format!("/users/{nobody}/consents")),
+        (reqwest::Method::GET, "/users/not-a-uuid".to_owned()),
+    ] {
+        let response = action(method.clone(), path.clone()).await.unwrap();
+        assert_eq!(problem(response).await.0, 404, "{method} {path}");
+    }
+
+    // Users' scopes: a token without admin:users:write cannot change them.
+    let reader = token_with(&app, &["admin:users:read"]).await;
+    let refused = http
+        .post(format!(
+            "{}/disable",
+            admin_url(&app, &format!("/users/{id}"))
+        ))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 403);
+}
+
 on_both_backends!(
     admin_clients_lifecycle,
     admin_creates_validate_as_the_cli_does,
     admin_scopes_are_enforced,
     admin_lists_page_by_page,
     admin_creates_are_idempotent,
+    admin_users_lifecycle,
     openapi_document_describes_every_route,
 );

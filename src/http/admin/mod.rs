@@ -10,6 +10,7 @@
 pub mod clients;
 pub mod openapi;
 pub mod problem;
+pub mod users;
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -273,6 +274,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         }))
         .service(openapi::openapi_json);
     clients::routes(config);
+    users::routes(config);
 }
 
 /// Every other request: `405` with `Allow` for a path the document lists

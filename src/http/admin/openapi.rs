@@ -22,6 +22,7 @@ use super::problem::ProblemBody;
     modifiers(&BearerAuth),
     tags(
         (name = "clients", description = "OAuth clients"),
+        (name = "users", description = "Users, their sessions and consents"),
         (name = "meta", description = "This document"),
     )
 )]
