@@ -606,8 +606,9 @@ async fn replace_with_retries(
     }
 }
 
-/// One line of `authd master-key status`.
-#[derive(Debug, Serialize)]
+/// One line of `authd master-key status` (and the admin API's): facts
+/// about each version, never key material.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionStatus {
     pub version: u32,
     pub key_id: String,

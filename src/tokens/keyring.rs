@@ -244,6 +244,47 @@ impl Keys {
         Ok(keys)
     }
 
+    /// Every key with its schedule (`list`, with this ring's schedule).
+    pub async fn views(&self) -> Result<Vec<KeyView>, KeyError> {
+        list(self.store.as_ref(), &self.schedule).await
+    }
+
+    /// [`rotate_now`] with this ring's settings; this replica's ring
+    /// follows at once (others within their cache refresh interval).
+    pub async fn rotate(&self, clock: &dyn Clock, force: bool) -> Result<RotateOutcome, KeyError> {
+        let outcome = rotate_now(
+            self.store.as_ref(),
+            self.sealer.clone(),
+            clock,
+            self.bits,
+            &self.schedule,
+            force,
+        )
+        .await?;
+        self.reload().await?;
+        Ok(outcome)
+    }
+
+    /// [`revoke`] with this ring's settings; this replica's ring follows
+    /// at once.
+    pub async fn revoke_key(
+        &self,
+        clock: &dyn Clock,
+        kid: &Kid,
+    ) -> Result<RevokeOutcome, KeyError> {
+        let outcome = revoke(
+            self.store.as_ref(),
+            self.sealer.clone(),
+            clock,
+            self.bits,
+            &self.schedule,
+            kid,
+        )
+        .await?;
+        self.reload().await?;
+        Ok(outcome)
+    }
+
     pub fn current(&self) -> arc_swap::Guard<Arc<KeyRing>> {
         self.ring.load()
     }
@@ -391,7 +432,7 @@ pub async fn revoke(
 }
 
 /// A signing key as `keys list` shows it: its state and its schedule.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub kid: String,
     pub state: &'static str,

@@ -901,6 +901,115 @@ async fn admin_users_lifecycle(backend: Backend) {
     assert_eq!(problem(refused).await.0, 403);
 }
 
+async fn admin_keys_rotate_and_revoke(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let http = &app.http;
+    let keys: Value = http
+        .get(admin_url(&app, "/keys"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let state_of = |keys: &Value, state: &str| -> String {
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["state"] == state)
+            .unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let active = state_of(&keys, "active");
+    let next = state_of(&keys, "next");
+    assert_eq!(crate::helpers::kid_of(&token), active);
+    // No key material, only public facts.
+    assert!(!keys.to_string().contains("private"), "{keys}");
+
+    // Rotate: the pre-published key signs at once on this replica.
+    let rotated = http
+        .post(admin_url(&app, "/keys/rotate"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    assert_eq!(rotated["activated"], next.as_str());
+    let new_next = rotated["next"].as_str().unwrap().to_owned();
+    assert_eq!(state_of(&rotated["keys"], "active"), next);
+    let (id, secret) = app.machine_client(&["admin:keys:read"]).await;
+    assert_eq!(
+        crate::helpers::kid_of(&cc_token(&app, &id, &secret).await),
+        next
+    );
+    // A malformed body is refused, not taken for "no force".
+    let bad = http
+        .post(admin_url(&app, "/keys/rotate"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"force": "yes"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(bad).await.0, 400);
+
+    // Revoke the signing key: the next one signs; again: 409; unknown: 404.
+    let revoke = |kid: &str| {
+        http.post(admin_url(&app, &format!("/keys/{kid}/revoke")))
+            .bearer_auth(&token)
+            .send()
+    };
+    let revoked = revoke(&next).await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    let revoked: Value = revoked.json().await.unwrap();
+    assert_eq!(revoked["activated"], new_next.as_str());
+    let jwks = app.get_json("/.well-known/jwks.json").await;
+    assert!(
+        !jwks.to_string().contains(&next),
+        "a revoked key leaves the JWKS"
+    );
+    assert_eq!(problem(revoke(&next).await.unwrap()).await.0, 409);
+    assert_eq!(problem(revoke("no-such-kid").await.unwrap()).await.0, 404);
+
+    // The master key: one version, current, held; read-only.
+    let status: Value = http
+        .get(admin_url(&app, "/master-key"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status.as_array().unwrap().len(), 1, "{status}");
+    assert_eq!(status[0]["current"], true);
+    assert_eq!(status[0]["configured"], true);
+    let write = http
+        .post(admin_url(&app, "/master-key"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(write).await.0, 405);
+
+    // Reading keys does not allow rotating them.
+    let reader = token_with(&app, &["admin:keys:read"]).await;
+    let refused = http
+        .post(admin_url(&app, "/keys/rotate"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 403);
+}
+
 on_both_backends!(
     admin_clients_lifecycle,
     admin_creates_validate_as_the_cli_does,
@@ -908,5 +1017,6 @@ on_both_backends!(
     admin_lists_page_by_page,
     admin_creates_are_idempotent,
     admin_users_lifecycle,
+    admin_keys_rotate_and_revoke,
     openapi_document_describes_every_route,
 );

@@ -8,6 +8,7 @@
 //! `users`, `access`, `tokens::keyring`, `secrets`) and nothing else, inside
 //! `audit::acting_as` so that every change names the calling client.
 pub mod clients;
+pub mod keys;
 pub mod openapi;
 pub mod problem;
 pub mod users;
@@ -275,6 +276,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(openapi::openapi_json);
     clients::routes(config);
     users::routes(config);
+    keys::routes(config);
 }
 
 /// Every other request: `405` with `Allow` for a path the document lists
