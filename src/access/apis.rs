@@ -39,16 +39,19 @@ pub struct ApiChanges {
     pub access_token_ttl: Option<u32>,
     /// Remove scopes that clients or roles hold.
     pub force: bool,
+    /// Change only the version last modified then (the admin API's
+    /// `If-Match`): `Changed` otherwise.
+    pub expected: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScopeView {
     pub scope: String,
     pub description: String,
 }
 
 /// An API as the operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiView {
     pub id: String,
     pub identifier: String,
@@ -65,7 +68,7 @@ pub struct ApiView {
 }
 
 /// What holds an API's scopes: clients registered for them and roles.
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ApiUsage {
     pub clients: Vec<String>,
     pub roles: Vec<String>,
@@ -370,6 +373,18 @@ pub async fn find(store: &dyn Store, identifier: &str) -> Result<Api, AccessErro
         .ok_or_else(|| AccessError::NoSuchApi(identifier.to_owned()))
 }
 
+/// The identifier of the API with this id (the admin API names APIs by
+/// id: an identifier is a URI, awkward in a path).
+pub async fn identifier_of(store: &dyn Store, id: &str) -> Result<String, AccessError> {
+    store
+        .list_apis()
+        .await?
+        .into_iter()
+        .find(|api| api.id.to_string() == id)
+        .map(|api| api.identifier.as_str().to_owned())
+        .ok_or_else(|| AccessError::NoSuchApi(id.to_owned()))
+}
+
 /// The clients and roles holding any of `scopes`.
 async fn usage(store: &dyn Store, scopes: &BTreeSet<&str>) -> Result<ApiUsage, AccessError> {
     let held = |scope: &Scope| scope.iter().any(|s| scopes.contains(s));
@@ -421,6 +436,10 @@ pub async fn update(
     }
     ensure_not_built_in(identifier)?;
     let mut api = find(store, identifier).await?;
+    let version = api.updated_at;
+    if changes.expected.is_some_and(|expected| expected != version) {
+        return Err(AccessError::Changed);
+    }
     if let Some(name) = &changes.name {
         api.name = parse_name(name)?;
     }
@@ -454,13 +473,13 @@ pub async fn update(
         api.scopes = scopes;
         ensure_scopes_free(&store.list_apis().await?, &api)?;
     }
-    api.updated_at = super::now(clock);
+    api.updated_at = super::now(clock).max(version + chrono::Duration::microseconds(1));
     if !store
-        .update_api(&api)
+        .update_api(&api, version)
         .await
         .map_err(|e| map_conflict(e, &api))?
     {
-        return Err(AccessError::NoSuchApi(identifier.to_owned()));
+        return Err(AccessError::Changed);
     }
     crate::audit::record(crate::audit::Event::AccessChanged {
         change: "api_updated",

@@ -8,7 +8,7 @@ use crate::domain::Group;
 use crate::store::Store;
 
 /// A group as the operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub id: String,
     pub name: String,
@@ -107,7 +107,7 @@ pub async fn delete(store: &dyn Store, name: &str, force: bool) -> Result<GroupV
 }
 
 /// What a membership or role change did, for the operator.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupChange {
     pub group: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -25,6 +25,9 @@ pub enum AccessError {
     NoSuchUser(String),
     #[error("{0}")]
     Taken(String),
+    /// It changed since the version the change was based on.
+    #[error("it changed meanwhile: read it again, then retry")]
+    Changed,
     /// authd's own (the admin API): not for the operator to change.
     #[error("{0}")]
     BuiltIn(String),

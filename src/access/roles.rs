@@ -9,7 +9,7 @@ use crate::domain::{Role, Scope, UserAccessRights};
 use crate::store::Store;
 
 /// A role as the operator sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
     pub id: String,
     pub name: String,
@@ -21,7 +21,7 @@ pub struct RoleView {
     pub held_by: Option<RoleHoldersView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoleHoldersView {
     pub groups: Vec<String>,
     pub users: Vec<String>,
@@ -139,12 +139,21 @@ pub async fn update(
     clock: &dyn Clock,
     name: &str,
     scopes: &[String],
+    expected: Option<DateTime<Utc>>,
 ) -> Result<RoleView, AccessError> {
     let mut role = find_role(store, name).await?;
+    let version = role.updated_at;
+    if expected.is_some_and(|expected| expected != version) {
+        return Err(AccessError::Changed);
+    }
     role.scope = api_scopes(store, scopes).await?;
-    role.updated_at = super::now(clock);
-    if !store.update_role(&role).await.map_err(refused_scope)? {
-        return Err(AccessError::NoSuchRole(name.to_owned()));
+    role.updated_at = super::now(clock).max(version + chrono::Duration::microseconds(1));
+    if !store
+        .update_role(&role, version)
+        .await
+        .map_err(refused_scope)?
+    {
+        return Err(AccessError::Changed);
     }
     crate::audit::record(crate::audit::Event::AccessChanged {
         change: "role_updated",
@@ -185,7 +194,7 @@ pub async fn delete(store: &dyn Store, name: &str, force: bool) -> Result<RoleVi
 }
 
 /// Whether a user's role changed, for the operator.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserRoleChange {
     pub user_id: String,
     pub role: String,
@@ -227,7 +236,7 @@ pub async fn set_user_role(
 }
 
 /// A user's effective permissions and where each comes from.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PermissionsView {
     pub user_id: String,
     pub username: String,
@@ -236,7 +245,7 @@ pub struct PermissionsView {
     pub groups: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PermissionView {
     pub scope: String,
     /// The API defining it (none if it was deleted with `--force`).
@@ -246,7 +255,7 @@ pub struct PermissionView {
     pub granted_by: Vec<GrantorView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantorView {
     pub role: String,
     pub group: Option<String>,

@@ -176,6 +176,7 @@ pub(super) async fn apis(
                 token_claims,
                 access_token_ttl,
                 force,
+                expected: None,
             };
             print_json(
                 &apis::update(store, clock, &identifier, changes)
@@ -212,7 +213,7 @@ pub(super) async fn roles(
             print_json(&roles::show(store, &name).await.map_err(cli_error)?)
         }
         RolesCommand::Update { name, scopes } => print_json(
-            &roles::update(store, clock, &name, &scopes)
+            &roles::update(store, clock, &name, &scopes, None)
                 .await
                 .map_err(cli_error)?,
         ),

@@ -29,7 +29,9 @@ pub trait ApiRepository {
     /// Replaces the API's settings and scopes (a scope it no longer defines
     /// leaves every role that held it). Returns whether the API exists;
     /// `Error::Conflict("scope")` as for insert.
-    async fn update_api(&self, api: &Api) -> Result<bool>;
+    /// Replaces the API if its `updated_at` is still `expected`; `false`
+    /// when it changed meanwhile or is gone.
+    async fn update_api(&self, api: &Api, expected: DateTime<Utc>) -> Result<bool>;
     /// Deletes the API, its scopes, and those scopes from every role.
     /// Returns whether an API was deleted.
     async fn delete_api(&self, id: uuid::Uuid) -> Result<bool>;
@@ -151,12 +153,16 @@ macro_rules! impl_api_repository {
             }
 
             #[tracing::instrument(level = "debug", name = "store.api.update", skip_all, fields(api = %api.identifier))]
-            async fn update_api(&self, api: &$crate::domain::Api) -> $crate::store::Result<bool> {
+            async fn update_api(
+                &self,
+                api: &$crate::domain::Api,
+                expected: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
                 let row = $crate::store::rows::ApiRow::from_api(api);
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query(
                     "UPDATE apis SET name = $1, user_access = $2, token_claims = $3, access_token_ttl = $4, updated_at = $5 \
-                     WHERE id = $6",
+                     WHERE id = $6 AND updated_at = $7",
                 )
                 .bind(&row.name)
                 .bind(&row.user_access)
@@ -164,6 +170,7 @@ macro_rules! impl_api_repository {
                 .bind(row.access_token_ttl)
                 .bind(row.updated_at)
                 .bind(&row.id)
+                .bind(expected)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -21,7 +21,13 @@ pub trait RoleRepository {
     /// Every role with its scopes, by name.
     async fn list_roles(&self) -> Result<Vec<Role>>;
     /// Replaces the role's scopes. Returns whether the role exists.
-    async fn update_role(&self, role: &Role) -> Result<bool>;
+    /// Replaces the role's scopes if its `updated_at` is still `expected`;
+    /// `false` when it changed meanwhile or is gone.
+    async fn update_role(
+        &self,
+        role: &Role,
+        expected: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool>;
     /// Deletes the role; users and groups holding it lose it. Returns
     /// whether a role was deleted.
     async fn delete_role(&self, id: uuid::Uuid) -> Result<bool>;
@@ -200,11 +206,16 @@ macro_rules! impl_role_repository {
             }
 
             #[tracing::instrument(level = "debug", name = "store.role.update", skip_all)]
-            async fn update_role(&self, role: &$crate::domain::Role) -> $crate::store::Result<bool> {
+            async fn update_role(
+                &self,
+                role: &$crate::domain::Role,
+                expected: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
-                let updated = sqlx::query("UPDATE roles SET updated_at = $1 WHERE id = $2")
+                let updated = sqlx::query("UPDATE roles SET updated_at = $1 WHERE id = $2 AND updated_at = $3")
                     .bind(role.updated_at)
                     .bind(role.id.to_string())
+                    .bind(expected)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -1010,6 +1010,220 @@ async fn admin_keys_rotate_and_revoke(backend: Backend) {
     assert_eq!(problem(refused).await.0, 403);
 }
 
+async fn admin_manages_apis_roles_and_groups(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    let token = all_admin_scopes(&app).await;
+    let http = &app.http;
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let request = http
+            .request(method, admin_url(&app, path))
+            .bearer_auth(&token);
+        match body {
+            Some(body) => request.json(&body).send(),
+            None => request.send(),
+        }
+    };
+    use reqwest::Method;
+
+    // An API with two scopes.
+    let created = send(Method::POST, "/apis", Some(json!({
+        "identifier": "https://invoices.example", "name": "Invoices",
+        "scopes": [{"scope": "invoices:read", "description": "Read invoices"}, {"scope": "invoices:write"}],
+        "token_claims": ["permissions"]
+    }))).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let api: Value = created.json().await.unwrap();
+    let api_id = api["id"].as_str().unwrap().to_owned();
+    assert_eq!(api["scopes"][0]["description"], "Read invoices");
+    // Taken identifier 409; a bad identifier 422 naming the field.
+    let again = send(Method::POST, "/apis", Some(json!({"identifier": "https://invoices.example", "name": "x", "scopes": [{"scope": "x:y"}]}))).await.unwrap();
+    assert_eq!(problem(again).await.0, 409);
+    let bad = send(
+        Method::POST,
+        "/apis",
+        Some(json!({"identifier": "not a uri", "name": "x", "scopes": [{"scope": "x:y"}]})),
+    )
+    .await
+    .unwrap();
+    let (status, _, body) = problem(bad).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["detail"].as_str().unwrap().starts_with("identifier"),
+        "{body}"
+    );
+
+    // A role, a group holding it, a member: the member's permissions.
+    assert_eq!(
+        send(
+            Method::POST,
+            "/roles",
+            Some(json!({"name": "writer", "scopes": ["invoices:read", "invoices:write"]}))
+        )
+        .await
+        .unwrap()
+        .status(),
+        201
+    );
+    assert_eq!(
+        send(Method::POST, "/groups", Some(json!({"name": "finance"})))
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let user = app.user("erin").await;
+    let added = send(Method::PUT, "/groups/finance/roles/writer", None)
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 200);
+    let added = send(
+        Method::PUT,
+        &format!("/groups/finance/members/{user}"),
+        None,
+    )
+    .await
+    .unwrap();
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(added["changed"], true);
+    let twice: Value = send(Method::PUT, "/groups/finance/members/erin", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(twice["changed"], false);
+    let permissions: Value = send(Method::GET, "/users/erin/permissions", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let scopes: Vec<&str> = permissions["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["scope"].as_str().unwrap())
+        .collect();
+    assert_eq!(scopes, ["invoices:read", "invoices:write"]);
+
+    // Role changes take If-Match; a stale ETag loses.
+    let role = send(Method::GET, "/roles/writer", None).await.unwrap();
+    let etag = role.headers()["etag"].to_str().unwrap().to_owned();
+    let narrow = |if_match: String| {
+        http.patch(admin_url(&app, "/roles/writer"))
+            .bearer_auth(&token)
+            .header("if-match", if_match)
+            .json(&json!({"scopes": ["invoices:read"]}))
+            .send()
+    };
+    assert_eq!(narrow(etag.clone()).await.unwrap().status(), 200);
+    assert_eq!(problem(narrow(etag).await.unwrap()).await.0, 412);
+
+    // In use: deleting needs force; the built-in admin API never changes.
+    assert_eq!(
+        problem(send(Method::DELETE, "/roles/writer", None).await.unwrap())
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        problem(
+            send(Method::DELETE, &format!("/apis/{api_id}"), None)
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        send(Method::DELETE, "/roles/writer?force=true", None)
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let listed: Value = send(Method::GET, "/apis?limit=200", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin_api = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["identifier"] == "urn:authd:admin")
+        .unwrap()
+        .clone();
+    assert_eq!(admin_api["scopes"].as_array().unwrap().len(), 9);
+    let admin_id = admin_api["id"].as_str().unwrap();
+    let (status, kind, _) = problem(
+        send(
+            Method::PATCH,
+            &format!("/apis/{admin_id}"),
+            Some(json!({"name": "mine"})),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!((status, kind.as_str()), (403, "urn:authd:problem:built_in"));
+    assert_eq!(
+        problem(
+            send(
+                Method::DELETE,
+                &format!("/apis/{admin_id}?force=true"),
+                None
+            )
+            .await
+            .unwrap()
+        )
+        .await
+        .0,
+        403
+    );
+
+    // Unknown names: 404.
+    for path in [
+        "/roles/nobody",
+        "/groups/nobody",
+        "/apis/00000000-0000-4000-8000-000000000000",
+        "/users/nobody/permissions",
+    ] {
+        assert_eq!(
+            problem(send(Method::GET, path, None).await.unwrap())
+                .await
+                .0,
+            404,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        problem(
+            send(Method::PUT, "/groups/finance/members/nobody", None)
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Reading APIs does not allow changing them.
+    let reader = token_with(&app, &["admin:apis:read"]).await;
+    let refused = http
+        .post(admin_url(&app, "/groups"))
+        .bearer_auth(&reader)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 403);
+}
+
 on_both_backends!(
     admin_clients_lifecycle,
     admin_creates_validate_as_the_cli_does,
@@ -1018,5 +1232,6 @@ on_both_backends!(
     admin_creates_are_idempotent,
     admin_users_lifecycle,
     admin_keys_rotate_and_revoke,
+    admin_manages_apis_roles_and_groups,
     openapi_document_describes_every_route,
 );

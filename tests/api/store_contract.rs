@@ -2894,10 +2894,24 @@ async fn access_rights_come_from_roles_held_directly_or_through_groups(backend: 
     // Narrowing a role, and an API losing a scope, shrink the rights.
     let mut narrowed = writer.clone();
     narrowed.scope = "invoices:write".parse().unwrap();
-    assert!(store.update_role(&narrowed).await.unwrap());
+    // A change based on another version changes nothing.
+    let stale = writer.updated_at - chrono::Duration::seconds(1);
+    assert!(!store.update_role(&narrowed, stale).await.unwrap());
+    assert!(
+        store
+            .update_role(&narrowed, writer.updated_at)
+            .await
+            .unwrap()
+    );
     let mut smaller = invoices.clone();
     smaller.scopes.retain(|s| s.name == "invoices:read");
-    assert!(store.update_api(&smaller).await.unwrap());
+    assert!(!store.update_api(&smaller, stale).await.unwrap());
+    assert!(
+        store
+            .update_api(&smaller, invoices.updated_at)
+            .await
+            .unwrap()
+    );
     let rights = store.user_access_rights(alice.id).await.unwrap();
     assert_eq!(
         rights.permissions.keys().collect::<Vec<_>>(),

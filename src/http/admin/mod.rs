@@ -7,6 +7,7 @@
 //! Handlers call the service functions the CLI calls (`clients::registration`,
 //! `users`, `access`, `tokens::keyring`, `secrets`) and nothing else, inside
 //! `audit::acting_as` so that every change names the calling client.
+pub mod access;
 pub mod clients;
 pub mod keys;
 pub mod openapi;
@@ -208,6 +209,33 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// A page of a list the service returns whole (APIs, roles, groups: a
+/// deployment holds tens, not thousands): ordered by `key`, which the
+/// cursor holds.
+pub fn page_of<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+) -> Result<Page<T>, Problem> {
+    let limit = query.limit()? as usize;
+    let after: Option<String> = query.after()?;
+    items.sort_by_key(|item| key(item));
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.as_ref().is_none_or(|after| key(item) > *after))
+        .collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next_cursor = match rest.last() {
+        Some(last) if more => Some(cursor_of(&key(last))),
+        _ => None,
+    };
+    Ok(Page {
+        items: rest,
+        next_cursor,
+    })
+}
+
 /// A strong ETag of a resource's representation (RFC 9110 §8.8.3).
 pub fn etag_of(resource: &impl Serialize) -> String {
     let json = serde_json::to_vec(resource).expect("a resource serialises");
@@ -277,6 +305,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     clients::routes(config);
     users::routes(config);
     keys::routes(config);
+    access::routes(config);
 }
 
 /// Every other request: `405` with `Allow` for a path the document lists

@@ -23,6 +23,7 @@ use super::problem::ProblemBody;
     tags(
         (name = "clients", description = "OAuth clients"),
         (name = "users", description = "Users, their sessions and consents"),
+        (name = "apis", description = "APIs, roles, groups and memberships"),
         (name = "keys", description = "Signing keys; the master-key status (read-only)"),
         (name = "meta", description = "This document"),
     )
