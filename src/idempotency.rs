@@ -17,8 +17,9 @@ use crate::store::{self, IdempotencyClaim, Store};
 /// How long an answer is kept for retries.
 pub const KEEP_FOR: Duration = Duration::hours(24);
 /// A first request that has not finished after this is taken to have
-/// stopped (its process ended): a retry runs again.
-pub const ABANDONED_AFTER: Duration = Duration::minutes(1);
+/// stopped (its process ended): a retry of the same request runs again,
+/// with the resource id the first chose (so it cannot make a second).
+pub const ABANDONED_AFTER: Duration = Duration::minutes(10);
 /// Keys are 1 to 255 visible ASCII characters.
 pub const MAX_KEY_LEN: usize = 255;
 
@@ -39,6 +40,12 @@ pub enum Begin {
 #[derive(Debug)]
 pub struct Claim {
     id: String,
+    token: String,
+    /// The id the request's resource must get.
+    pub resource_id: String,
+    /// This runs again a first request that stopped without an answer: its
+    /// resource may exist already.
+    pub took_over: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +75,14 @@ impl Idempotency {
 
     /// Claims `key` of `caller` for `request` (what identifies it: method,
     /// target and body), or says what the first request with it did.
+    /// `resource_id`: the id a resource made by this request gets (unless
+    /// a first run of it chose one already).
     pub async fn begin(
         &self,
         caller: &str,
         key: &str,
         request: &[&[u8]],
+        resource_id: &str,
     ) -> Result<Begin, IdempotencyError> {
         if key.is_empty()
             || key.len() > MAX_KEY_LEN
@@ -94,18 +104,30 @@ impl Idempotency {
         }
         let request_digest = digest.finalize().to_vec();
         let now = self.clock.now();
+        let token = crate::crypto::random::secret_token();
         let claim = self
             .store
             .claim_idempotency_key(
                 &id,
                 &request_digest,
+                &token,
+                resource_id,
                 now,
                 now + KEEP_FOR,
                 now - ABANDONED_AFTER,
             )
             .await?;
         Ok(match claim {
-            IdempotencyClaim::Claimed => Begin::Run(Claim { id }),
+            IdempotencyClaim::Claimed {
+                resource_id,
+                took_over,
+            } => Begin::Run(Claim {
+                id,
+                token,
+                resource_id,
+                took_over,
+            }),
+            IdempotencyClaim::Retry => Begin::InProgress,
             IdempotencyClaim::Taken(record) if record.request_digest != request_digest => {
                 Begin::Mismatch
             }
@@ -134,14 +156,16 @@ impl Idempotency {
     ) -> Result<(), IdempotencyError> {
         let sealed = self.sealer.seal(&claim.id, body);
         self.store
-            .finish_idempotency_key(&claim.id, status, &sealed)
+            .finish_idempotency_key(&claim.id, &claim.token, status, &sealed)
             .await?;
         Ok(())
     }
 
     /// Gives the key up: the request failed, a retry runs again.
     pub async fn release(&self, claim: Claim) -> Result<(), IdempotencyError> {
-        self.store.release_idempotency_key(&claim.id).await?;
+        self.store
+            .release_idempotency_key(&claim.id, &claim.token)
+            .await?;
         Ok(())
     }
 }

@@ -10,6 +10,12 @@ CREATE TABLE admin_idempotency (
     request_digest  BYTEA NOT NULL,
     status          INTEGER NOT NULL,
     response_sealed BYTEA,
+    -- Who holds the key now (a random value per claim): only the holder
+    -- records the answer or gives the key up.
+    claim           TEXT NOT NULL,
+    -- The id the first request's resource gets, chosen before it runs: a
+    -- retry after a lost answer collides with it instead of making a second.
+    resource_id     TEXT NOT NULL,
     created_at      TIMESTAMPTZ NOT NULL,
     expires_at      TIMESTAMPTZ NOT NULL
 );

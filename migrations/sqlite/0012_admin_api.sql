@@ -10,6 +10,12 @@ CREATE TABLE admin_idempotency (
     request_digest  BLOB NOT NULL,
     status          INTEGER NOT NULL,
     response_sealed BLOB,
+    -- Who holds the key now (a random value per claim): only the holder
+    -- records the answer or gives the key up.
+    claim           TEXT NOT NULL,
+    -- The id the first request's resource gets, chosen before it runs: a
+    -- retry after a lost answer collides with it instead of making a second.
+    resource_id     TEXT NOT NULL,
     created_at      TEXT NOT NULL,
     expires_at      TEXT NOT NULL
 );

@@ -80,6 +80,7 @@ pub(super) async fn clients(
             allowed_origins,
         } => {
             let new = NewClient {
+                id: None,
                 name,
                 public,
                 redirect_uris,

@@ -16,6 +16,9 @@ use crate::store::{self, Store};
 /// A registration request, as given on the command line.
 #[derive(Debug, Default, Clone)]
 pub struct NewClient {
+    /// The id to register under; `None`: a new random one. (The admin
+    /// API's idempotent creates choose it before they run.)
+    pub id: Option<ClientId>,
     pub name: String,
     pub public: bool,
     pub redirect_uris: Vec<String>,
@@ -402,7 +405,7 @@ pub async fn register(
     // the client stored (its ETag too).
     let now = clock.now().trunc_subsecs(6);
     let client = Client {
-        id: ClientId::generate(),
+        id: new.id.clone().unwrap_or_else(ClientId::generate),
         name,
         kind: if new.public {
             ClientKind::Public
@@ -546,6 +549,7 @@ pub async fn update(
     let view = ClientView::from(&current);
     // The registration it would be, checked by the rules a new one meets.
     let new = NewClient {
+        id: None,
         name: name.unwrap_or(view.name),
         public: current.kind == ClientKind::Public,
         redirect_uris: redirect_uris.unwrap_or(view.redirect_uris),
@@ -604,11 +608,28 @@ pub async fn delete(
     clock: &dyn Clock,
     id: &str,
 ) -> Result<(), RegistrationError> {
-    if store.delete_client(&parse_id(id)?, clock.now()).await? {
+    delete_if(store, clock, id, None).await
+}
+
+/// [`delete`], with `expected` only while the client's `updated_at` is
+/// that (`Changed` otherwise): the admin API's `If-Match`.
+pub async fn delete_if(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    expected: Option<DateTime<Utc>>,
+) -> Result<(), RegistrationError> {
+    let client_id = parse_id(id)?;
+    if store
+        .delete_client(&client_id, clock.now(), expected)
+        .await?
+    {
         crate::audit::record(crate::audit::Event::ClientDeleted { client_id: id });
-        Ok(())
-    } else {
-        Err(RegistrationError::NotFound(id.to_owned()))
+        return Ok(());
+    }
+    match (expected, store.find_client(&client_id).await?) {
+        (Some(_), Some(_)) => Err(RegistrationError::Changed(id.to_owned())),
+        _ => Err(RegistrationError::NotFound(id.to_owned())),
     }
 }
 

@@ -26,7 +26,13 @@ pub trait ClientRepository {
     /// holds: codes, refresh-token families, consents, pending requests;
     /// its recorded access tokens are revoked. Returns whether a client
     /// was deleted.
-    async fn delete_client(&self, id: &ClientId, now: DateTime<Utc>) -> Result<bool>;
+    /// With `expected`, only while its `updated_at` is that.
+    async fn delete_client(
+        &self,
+        id: &ClientId,
+        now: DateTime<Utc>,
+        expected: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
     /// Returns whether the client exists and is confidential.
     async fn replace_client_secret(
         &self,
@@ -178,6 +184,7 @@ macro_rules! impl_client_repository {
                 &self,
                 id: &$crate::domain::ClientId,
                 now: chrono::DateTime<chrono::Utc>,
+                expected: Option<chrono::DateTime<chrono::Utc>>,
             ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 // Codes, refresh-token families (and their tokens), consents
@@ -185,11 +192,18 @@ macro_rules! impl_client_repository {
                 // CASCADE); the recorded access tokens are revoked. The
                 // DELETE comes first: it waits for a code redemption in
                 // flight, whose access token the UPDATE then sees.
-                let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
-                    .bind(id.as_str())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let deleted = match expected {
+                    None => sqlx::query("DELETE FROM clients WHERE id = $1").bind(id.as_str()),
+                    Some(expected) => sqlx::query("DELETE FROM clients WHERE id = $1 AND updated_at = $2")
+                        .bind(id.as_str())
+                        .bind(expected),
+                }
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if deleted == 0 {
+                    return Ok(false);
+                }
                 sqlx::query(
                     "UPDATE access_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
                 )

@@ -39,10 +39,11 @@ pub struct Successor {
     pub access_expires_at: DateTime<Utc>,
 }
 
-/// The family's user as they stand now, read in the rotation's
-/// transaction: every refresh checks them again before anything is
-/// committed (RFC 6749 §10.4: a refresh token outlives nothing it was
-/// granted from).
+/// The family's user as they stand now, read by the rotation before it
+/// consumes anything: every refresh checks them again (RFC 6749 §10.4: a
+/// refresh token outlives nothing it was granted from). Disabling the
+/// user or withdrawing the consent revokes the family under its lock, so
+/// a rotation that read them before such a change consumes nothing.
 #[derive(Debug, Clone)]
 pub struct FamilyUser {
     /// The account (disabled or not).
@@ -64,8 +65,9 @@ pub struct ConsumedRefresh {
     pub user: FamilyUser,
 }
 
-/// Builds the successor of a consumed token inside the rotation's
-/// transaction (opening and sealing grants is above the store).
+/// Builds the successor of the token being rotated, before anything is
+/// written (opening and sealing grants is above the store); its error
+/// consumes nothing.
 pub type BuildSuccessor<'a> = &'a (dyn Fn(&ConsumedRefresh) -> Result<Successor> + Send + Sync);
 
 /// A refresh token found by digest, whatever its state.
@@ -96,13 +98,14 @@ pub trait RefreshTokenRepository {
         token: &RefreshTokenRecord,
         jti: &str,
     ) -> Result<bool>;
-    /// One locked transaction: consumes the token with this digest if it is
-    /// `client`'s, unconsumed, unrevoked, unexpired and its family alive
-    /// (one conditional `UPDATE … RETURNING`: of concurrent callers exactly
-    /// one gets a row), reads the family's user as they are now, then
-    /// inserts the successor `build` makes from both and records its access
-    /// token. `None` when nothing was consumed; `build`'s error rolls
-    /// everything back.
+    /// Consumes the token with this digest if it is `client`'s,
+    /// unconsumed, unrevoked, unexpired and its family alive (one
+    /// conditional `UPDATE` under the family's lock: of concurrent callers
+    /// exactly one wins), inserts the successor `build` makes from it and
+    /// the family's user as they are now, and records its access token, all
+    /// or nothing. `None` when nothing was consumed; `build`'s error
+    /// consumes nothing. (PostgreSQL: a read, then one statement; SQLite:
+    /// one transaction.)
     async fn rotate_refresh_token(
         &self,
         token_digest: &[u8],
@@ -516,7 +519,8 @@ const PG_READ_REFRESH_TOKEN: &str = concat!(
 /// autocommitted statement: locks the family, consumes the token read by
 /// the first, inserts the successor built from it and records the access
 /// token issued with it; every part after the lock runs only if the one
-/// before it did. Returns how many tokens were consumed (0 or 1). Bound:
+/// before it did. Returns how many access tokens it recorded: 1 when it
+/// consumed the token (and inserted the successor), else 0. Bound:
 /// `$1` now, `$2` the token read; the successor's columns `$3`–`$11`, the
 /// access token's `jti` `$12` and its record's expiry `$13`.
 const PG_ROTATE_REFRESH_TOKEN: &str = concat!(

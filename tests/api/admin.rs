@@ -1224,6 +1224,152 @@ async fn admin_manages_apis_roles_and_groups(backend: Backend) {
     assert_eq!(problem(refused).await.0, 403);
 }
 
+async fn admin_scopes_cannot_be_escalated(backend: Backend) {
+    let Some(app) = admin_app(backend).await else {
+        return;
+    };
+    app.define_scopes(&["orders:read".into()]).await;
+    let http = &app.http;
+    let (writer_id, writer_secret) = app
+        .machine_client(&["admin:clients:write", "admin:clients:read"])
+        .await;
+    let writer = cc_token(&app, &writer_id, &writer_secret).await;
+    let (boss_id, _) = app.machine_client(&["admin:keys:write"]).await;
+
+    // A client with an admin scope the caller lacks: not made, not changed,
+    // not taken over, not deleted.
+    let made = http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&writer)
+        .json(&json!({"name": "x", "scopes": ["admin:keys:write"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.headers()["www-authenticate"],
+        r#"Bearer realm="authd-admin", error="insufficient_scope", scope="admin:keys:write""#
+    );
+    assert_eq!(problem(made).await.0, 403);
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            format!("/clients/{boss_id}/secret"),
+            None,
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/clients/{boss_id}"),
+            Some(json!({"name": "mine"})),
+        ),
+        (reqwest::Method::DELETE, format!("/clients/{boss_id}"), None),
+        (
+            reqwest::Method::PATCH,
+            format!("/clients/{writer_id}"),
+            Some(json!({"scopes": ["admin:clients:write", "admin:users:write"]})),
+        ),
+    ] {
+        let request = http
+            .request(method.clone(), admin_url(&app, &path))
+            .bearer_auth(&writer);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        assert_eq!(
+            problem(request.send().await.unwrap()).await.0,
+            403,
+            "{method} {path}"
+        );
+    }
+    // Within its own scopes it may.
+    let made = http
+        .post(admin_url(&app, "/clients"))
+        .bearer_auth(&writer)
+        .json(&json!({"name": "reader", "scopes": ["admin:clients:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 201);
+
+    // A token naming another audience too is refused: its resource server
+    // could replay it here. Asking for the admin scopes alone works.
+    let (mixed_id, mixed_secret) = app
+        .machine_client(&["admin:clients:read", "orders:read"])
+        .await;
+    let mixed = cc_token(&app, &mixed_id, &mixed_secret).await;
+    let refused = http
+        .get(admin_url(&app, "/clients"))
+        .bearer_auth(&mixed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(refused).await.0, 401);
+    let narrow: Value = http
+        .post(app.url("/token"))
+        .basic_auth(&mixed_id, Some(&mixed_secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "admin:clients:read"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let narrow = narrow["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        http.get(admin_url(&app, "/clients"))
+            .bearer_auth(&narrow)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // A scope taken from a client stops its tokens at once, not at expiry.
+    let all = all_admin_scopes(&app).await;
+    let patched = http
+        .patch(admin_url(&app, &format!("/clients/{mixed_id}")))
+        .bearer_auth(&all)
+        .json(&json!({"scopes": ["orders:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    within_5_seconds("the narrowed client's admin token stops", || async {
+        http.get(admin_url(&app, "/clients"))
+            .bearer_auth(&narrow)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 403
+    })
+    .await;
+
+    // A retried rotation answers the secret the first made.
+    let rotate = || {
+        http.post(admin_url(&app, &format!("/clients/{boss_id}/secret")))
+            .bearer_auth(&all)
+            .header("idempotency-key", "rotate-boss-1")
+            .send()
+    };
+    let first: Value = rotate().await.unwrap().json().await.unwrap();
+    let again = rotate().await.unwrap();
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first, again);
+    within_5_seconds("the rotated secret works", || async {
+        app.client_credentials(&boss_id, first["client_secret"].as_str().unwrap())
+            .await
+            .status()
+            == 200
+    })
+    .await;
+}
+
 on_both_backends!(
     admin_clients_lifecycle,
     admin_creates_validate_as_the_cli_does,
@@ -1233,5 +1379,6 @@ on_both_backends!(
     admin_users_lifecycle,
     admin_keys_rotate_and_revoke,
     admin_manages_apis_roles_and_groups,
+    admin_scopes_cannot_be_escalated,
     openapi_document_describes_every_route,
 );

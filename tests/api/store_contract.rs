@@ -148,8 +148,16 @@ async fn clients_round_trip(backend: Backend) {
         Some(new_secret)
     );
 
-    assert!(store.delete_client(&public.id, now()).await.unwrap());
-    assert!(!store.delete_client(&public.id, now()).await.unwrap());
+    // Conditional: not while it is another version than expected.
+    let stale = public.updated_at - chrono::Duration::seconds(1);
+    assert!(
+        !store
+            .delete_client(&public.id, now(), Some(stale))
+            .await
+            .unwrap()
+    );
+    assert!(store.delete_client(&public.id, now(), None).await.unwrap());
+    assert!(!store.delete_client(&public.id, now(), None).await.unwrap());
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
 
     let after = store.cache_epochs().await.unwrap();
@@ -1397,7 +1405,7 @@ async fn consents_are_saved_replaced_listed_and_revoked(backend: Backend) {
             .is_err()
     );
     // Deleting the client removes the consents given to it.
-    assert!(store.delete_client(&second.id, now()).await.unwrap());
+    assert!(store.delete_client(&second.id, now(), None).await.unwrap());
     assert!(store.list_consents(alice.id).await.unwrap().is_empty());
 }
 
@@ -1574,7 +1582,7 @@ async fn deleting_a_client_revokes_its_access_tokens(backend: Backend) {
     let unredeemed = code_record(&doomed.id, &[0x53; 32], TimeDelta::seconds(60));
     store.insert_code(&unredeemed).await.unwrap();
 
-    assert!(store.delete_client(&doomed.id, now()).await.unwrap());
+    assert!(store.delete_client(&doomed.id, now(), None).await.unwrap());
     let revoked = |jti: &'static str| {
         let store = store.clone();
         async move { store.find_access_token(jti).await.unwrap().unwrap().revoked }
@@ -1589,7 +1597,7 @@ async fn deleting_a_client_revokes_its_access_tokens(backend: Backend) {
             .is_none(),
         "its codes went with it"
     );
-    assert!(!store.delete_client(&doomed.id, now()).await.unwrap());
+    assert!(!store.delete_client(&doomed.id, now(), None).await.unwrap());
 }
 
 async fn codes_cannot_be_redeemed_after_they_expire(backend: Backend) {

@@ -13,6 +13,7 @@ use super::{
     etag_of, with_etag,
 };
 use crate::clients::registration::{self, ClientChanges, ClientView, NewClient, RegistrationError};
+use crate::domain::ClientId;
 use crate::http::AppState;
 
 /// What a new client is registered with (the flags of `authd clients
@@ -197,7 +198,7 @@ pub async fn list_clients(
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Metadata the rules refuse, or an Idempotency-Key used for another request", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin:clients:write"]))
@@ -210,84 +211,133 @@ pub async fn create_client(
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let input = input.into_inner();
-    // A retried create answers what the first did (`Idempotency-Key`).
-    let identity = serde_json::to_vec(&input).map_err(Problem::internal)?;
-    let claim = match idempotent(&request, state, &caller.client_id, &identity).await {
-        Ok(Idempotent::Run(claim)) => claim,
-        Ok(Idempotent::Replay(response)) => return Ok(response),
-        Err(problem) => return Err(problem.in_request(&request)),
-    };
-    let new = NewClient {
-        name: input.name,
-        public: input.public,
-        redirect_uris: input.redirect_uris,
-        grant_types: input.grant_types,
-        scopes: input.scopes,
-        audiences: input.audiences,
-        post_logout_redirect_uris: input.post_logout_redirect_uris,
-        skip_consent: input.skip_consent,
-        can_introspect: input.can_introspect,
-        rate_tier: input.rate_tier,
-        allowed_origins: input.allowed_origins,
-    };
-    let registered = caller
-        .acting(registration::register(
-            state.store.as_ref(),
-            &state.token_endpoint.client_secrets,
-            state.clock.as_ref(),
-            state.rate_limits.settings(),
-            new,
-        ))
-        .await;
-    let credentials = match registered {
-        Ok(credentials) => credentials,
-        Err(error) => {
-            if let Some(claim) = claim {
-                // A refused create makes nothing: a retry runs again.
-                let _ = state.idempotency.release(claim).await;
+    let run = async {
+        caller.ensure_holds_admin_scopes(input.scopes.iter().map(String::as_str))?;
+        // A retried create answers what the first did (`Idempotency-Key`);
+        // the id is chosen first, so that a retry of a first run whose
+        // answer was lost collides with its client instead of making two.
+        let identity = serde_json::to_vec(&input).map_err(Problem::internal)?;
+        let fresh = ClientId::generate();
+        let claim = match idempotent(
+            &request,
+            state,
+            &caller.client_id,
+            &identity,
+            fresh.as_str(),
+        )
+        .await?
+        {
+            Idempotent::Run(claim) => claim,
+            Idempotent::Replay(response) => return Ok(response),
+        };
+        let id = match &claim {
+            Some(claim) => ClientId::parse(&claim.resource_id)
+                .ok_or_else(|| Problem::internal("a kept resource id is not a client id"))?,
+            None => fresh,
+        };
+        let took_over = claim.as_ref().is_some_and(|c| c.took_over);
+        let new = NewClient {
+            id: Some(id.clone()),
+            name: input.name,
+            public: input.public,
+            redirect_uris: input.redirect_uris,
+            grant_types: input.grant_types,
+            scopes: input.scopes,
+            audiences: input.audiences,
+            post_logout_redirect_uris: input.post_logout_redirect_uris,
+            skip_consent: input.skip_consent,
+            can_introspect: input.can_introspect,
+            rate_tier: input.rate_tier,
+            allowed_origins: input.allowed_origins,
+        };
+        let registered = caller
+            .acting(registration::register(
+                state.store.as_ref(),
+                &state.token_endpoint.client_secrets,
+                state.clock.as_ref(),
+                state.rate_limits.settings(),
+                new,
+            ))
+            .await;
+        let credentials = match registered {
+            Ok(credentials) => credentials,
+            Err(RegistrationError::Store(crate::store::Error::Conflict(_))) if took_over => {
+                // The first run made the client and stopped before its
+                // answer was kept: there is one client, and no secret to
+                // show again.
+                return Err(Problem::conflict(format!(
+                    "the first request with this Idempotency-Key created client {id} but its \
+                     answer was lost: rotate its secret (POST /admin/v1/clients/{id}/secret)"
+                )));
             }
-            return Err(problem(error).in_request(&request));
-        }
+            Err(error) => {
+                if let Some(claim) = claim {
+                    // A refused create makes nothing: a retry runs again.
+                    let _ = state.idempotency.release(claim).await;
+                }
+                return Err(problem(error));
+            }
+        };
+        let client = credentials
+            .client
+            .ok_or_else(|| Problem::internal("registration returned no client"))?;
+        let kept = Kept {
+            status: 201,
+            location: Some(format!("/admin/v1/clients/{}", client.client_id)),
+            etag: Some(etag_of(&client)),
+            body: serde_json::to_value(CreatedClient {
+                client,
+                client_secret: credentials
+                    .client_secret
+                    .map(|s| s.expose_secret().to_owned()),
+            })
+            .map_err(Problem::internal)?,
+        };
+        keep(state, claim, &kept).await;
+        Ok(kept.respond(false))
     };
-    let client = credentials
-        .client
-        .ok_or_else(|| Problem::internal("registration returned no client").in_request(&request))?;
-    let kept = Kept {
-        location: format!("/admin/v1/clients/{}", client.client_id),
-        etag: etag_of(&client),
-        body: serde_json::to_value(CreatedClient {
-            client,
-            client_secret: credentials
-                .client_secret
-                .map(|s| s.expose_secret().to_owned()),
-        })
-        .map_err(Problem::internal)?,
-    };
-    if let Some(claim) = claim {
-        let bytes = serde_json::to_vec(&kept).map_err(Problem::internal)?;
-        if let Err(error) = state.idempotency.finish(claim, 201, &bytes).await {
-            // The client exists; only a retry's replay is lost (it would
-            // run again after the claim is taken for abandoned).
-            tracing::warn!(%error, "cannot keep the answer for Idempotency-Key retries");
-        }
-    }
-    Ok(kept.respond(false))
+    run.await.map_err(|p| p.in_request(&request))
 }
 
-/// A create's answer as kept for retries: its headers and body.
+/// Keeps `kept` for retries under `claim`, if the request has one. A
+/// failure only loses the replay: a retry then answers 409 (in progress),
+/// and after `idempotency::ABANDONED_AFTER` collides with what was made.
+async fn keep(state: &AppState, claim: Option<crate::idempotency::Claim>, kept: &Kept) {
+    let Some(claim) = claim else {
+        return;
+    };
+    let stored = match serde_json::to_vec(kept) {
+        Ok(bytes) => state.idempotency.finish(claim, kept.status, &bytes).await,
+        Err(error) => {
+            tracing::warn!(%error, "cannot serialise the answer for Idempotency-Key retries");
+            return;
+        }
+    };
+    if let Err(error) = stored {
+        tracing::warn!(%error, "cannot keep the answer for Idempotency-Key retries");
+    }
+}
+
+/// An answer as kept for retries: its status, headers and body.
 #[derive(Serialize, Deserialize)]
 struct Kept {
-    location: String,
-    etag: String,
+    status: u16,
+    location: Option<String>,
+    etag: Option<String>,
     body: serde_json::Value,
 }
 
 impl Kept {
     fn respond(self, replayed: bool) -> HttpResponse {
-        let mut response = HttpResponse::Created();
-        response
-            .insert_header((header::LOCATION, self.location))
-            .insert_header((header::ETAG, self.etag));
+        let status = actix_web::http::StatusCode::from_u16(self.status)
+            .unwrap_or(actix_web::http::StatusCode::OK);
+        let mut response = HttpResponse::build(status);
+        if let Some(location) = self.location {
+            response.insert_header((header::LOCATION, location));
+        }
+        if let Some(etag) = self.etag {
+            response.insert_header((header::ETAG, etag));
+        }
         if replayed {
             response.insert_header(("idempotent-replayed", "true"));
         }
@@ -307,6 +357,7 @@ async fn idempotent(
     state: &AppState,
     caller: &str,
     identity: &[u8],
+    resource_id: &str,
 ) -> Result<Idempotent, Problem> {
     use crate::idempotency::{Begin, IdempotencyError};
     let mut values = request.headers().get_all("idempotency-key");
@@ -323,7 +374,7 @@ async fn idempotent(
     let target = format!("{} {}", request.method(), request.path());
     match state
         .idempotency
-        .begin(caller, key, &[target.as_bytes(), identity])
+        .begin(caller, key, &[target.as_bytes(), identity], resource_id)
         .await
     {
         Ok(Begin::Run(claim)) => Ok(Idempotent::Run(Some(claim))),
@@ -382,7 +433,7 @@ pub async fn get_client(
         (status = 200, description = "The changed client", body = ClientView, headers(("ETag" = String))),
         (status = 400, description = "Malformed JSON or nothing to change", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Metadata the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
@@ -403,6 +454,12 @@ pub async fn update_client(
             .map_err(problem)?;
         check_if_match(&request, &etag_of(&current))?;
         let patch = patch.into_inner();
+        // Neither the client as it is nor as it would be may hold an admin
+        // scope the caller lacks.
+        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+        if let Some(scopes) = &patch.scopes {
+            caller.ensure_holds_admin_scopes(scopes.iter().map(String::as_str))?;
+        }
         let changes = ClientChanges {
             name: patch.name,
             redirect_uris: patch.redirect_uris,
@@ -447,7 +504,7 @@ pub async fn update_client(
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -461,17 +518,23 @@ pub async fn delete_client(
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
-        if request.headers().contains_key(header::IF_MATCH) {
-            let current = registration::show(state.store.as_ref(), &id)
-                .await
-                .map_err(problem)?;
-            check_if_match(&request, &etag_of(&current))?;
-        }
+        let current = registration::show(state.store.as_ref(), &id)
+            .await
+            .map_err(problem)?;
+        check_if_match(&request, &etag_of(&current))?;
+        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+        // Deleted only while still the version checked (or any, without
+        // If-Match).
+        let expected = request
+            .headers()
+            .contains_key(header::IF_MATCH)
+            .then_some(current.updated_at);
         caller
-            .acting(registration::delete(
+            .acting(registration::delete_if(
                 state.store.as_ref(),
                 state.clock.as_ref(),
                 &id,
+                expected,
             ))
             .await
             .map_err(problem)?;
@@ -484,13 +547,18 @@ pub async fn delete_client(
 /// within the cache refresh interval on every replica.
 #[utoipa::path(
     tag = "clients",
-    params(("id" = String, Path, description = "The client_id")),
+    params(
+        ("id" = String, Path, description = "The client_id"),
+        ("Idempotency-Key" = Option<String>, Header,
+         description = "A retry with the same key answers the secret the first request made, for 24 hours"),
+    ),
     responses(
         (status = 200, description = "The new secret, shown this once", body = NewSecret),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 403, description = "The token lacks admin:clients:write", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "A public client has no secret", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A public client has no secret, or the first request with this Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "An Idempotency-Key used for another request", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin:clients:write"]))
 )]
@@ -501,23 +569,54 @@ pub async fn rotate_client_secret(
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
-    let credentials = caller
-        .acting(registration::rotate_secret(
-            state.store.as_ref(),
-            &state.token_endpoint.client_secrets,
-            state.clock.as_ref(),
-            &id,
-        ))
-        .await
-        .map_err(|e| problem(e).in_request(&request))?;
-    let secret = credentials
-        .client_secret
-        .map(|s| s.expose_secret().to_owned())
-        .ok_or_else(|| Problem::internal("rotation returned no secret").in_request(&request))?;
-    Ok(HttpResponse::Ok().json(NewSecret {
-        client_id: credentials.client_id,
-        client_secret: secret,
-    }))
+    let run = async {
+        let current = registration::show(state.store.as_ref(), &id)
+            .await
+            .map_err(problem)?;
+        // A client holding admin scopes the caller lacks is not its to
+        // take over.
+        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+        // A retried rotation answers the secret the first made, not a
+        // third one (`Idempotency-Key`).
+        let claim = match idempotent(&request, state, &caller.client_id, b"", &id).await? {
+            Idempotent::Run(claim) => claim,
+            Idempotent::Replay(response) => return Ok(response),
+        };
+        let rotated = caller
+            .acting(registration::rotate_secret(
+                state.store.as_ref(),
+                &state.token_endpoint.client_secrets,
+                state.clock.as_ref(),
+                &id,
+            ))
+            .await;
+        let credentials = match rotated {
+            Ok(credentials) => credentials,
+            Err(error) => {
+                if let Some(claim) = claim {
+                    let _ = state.idempotency.release(claim).await;
+                }
+                return Err(problem(error));
+            }
+        };
+        let secret = credentials
+            .client_secret
+            .map(|s| s.expose_secret().to_owned())
+            .ok_or_else(|| Problem::internal("rotation returned no secret"))?;
+        let kept = Kept {
+            status: 200,
+            location: None,
+            etag: None,
+            body: serde_json::to_value(NewSecret {
+                client_id: credentials.client_id,
+                client_secret: secret,
+            })
+            .map_err(Problem::internal)?,
+        };
+        keep(state, claim, &kept).await;
+        Ok(kept.respond(false))
+    };
+    run.await.map_err(|p| p.in_request(&request))
 }
 
 pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {

@@ -30,6 +30,9 @@ use super::AppState;
 use crate::domain::api::ADMIN_API;
 pub use problem::Problem;
 
+/// What every admin scope starts with.
+pub const ADMIN_SCOPE_PREFIX: &str = "admin:";
+
 /// The most items a page holds, and how many when `limit` is not given.
 pub const MAX_PAGE: u32 = 200;
 pub const DEFAULT_PAGE: u32 = 50;
@@ -70,10 +73,31 @@ admin_scopes! {
 /// one for another API; 403 `insufficient_scope` without `S`).
 pub struct Caller<S> {
     pub client_id: String,
+    /// The admin scopes the caller holds now: those of its token that its
+    /// registration still holds.
+    admin_scopes: Vec<String>,
     scope: PhantomData<S>,
 }
 
 impl<S> Caller<S> {
+    /// A caller may only hand out, or act on a client holding, admin
+    /// scopes it holds itself: `admin:clients:write` alone must not make
+    /// a client with `admin:keys:write`, nor take over one by rotating its
+    /// secret (the first admin scope missing, as a 403).
+    pub fn ensure_holds_admin_scopes<'a>(
+        &self,
+        scopes: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Problem> {
+        match scopes
+            .into_iter()
+            .filter(|s| s.starts_with(ADMIN_SCOPE_PREFIX))
+            .find(|s| !self.admin_scopes.iter().any(|held| held == s))
+        {
+            Some(missing) => Err(Problem::insufficient_scope(missing)),
+            None => Ok(()),
+        }
+    }
+
     /// What audit events of this request name as the actor.
     pub fn actor(&self) -> String {
         format!("client:{}", self.client_id)
@@ -135,28 +159,50 @@ async fn authenticate<S: AdminScope>(request: &HttpRequest) -> Result<Caller<S>,
             "a user's access token cannot call the admin API: use a client's (client credentials)",
         ));
     }
+    // For the admin API alone: a token that also names another audience
+    // is one that API's resource server received and could replay here.
     let audiences = match &active.claims.aud {
         serde_json::Value::String(one) => vec![one.as_str()],
         serde_json::Value::Array(many) => many.iter().filter_map(|a| a.as_str()).collect(),
         _ => Vec::new(),
     };
-    if !audiences.contains(&ADMIN_API) {
+    if audiences != [ADMIN_API] {
         return Err(invalid(
-            "the access token is not for urn:authd:admin: request it with the admin:* scopes you need",
+            "the access token is not for urn:authd:admin alone: request it with only the admin:* \
+             scopes you need (scope=admin:...)",
         ));
     }
-    let holds = active
+    // What the token holds, narrowed to what the client still holds: a
+    // scope taken from a client (or a client deleted) stops its tokens at
+    // once, not when they expire.
+    let client = crate::domain::ClientId::parse(&active.claims.client_id);
+    let registered = match client {
+        Some(id) => state
+            .token_endpoint
+            .clients
+            .find(&id)
+            .await
+            .map_err(Problem::internal)?,
+        None => None,
+    };
+    let Some(registered) = registered else {
+        return Err(invalid("the client this token was issued to is gone"));
+    };
+    let admin_scopes: Vec<String> = active
         .claims
         .scope
         .as_deref()
         .unwrap_or_default()
         .split(' ')
-        .any(|s| s == S::SCOPE);
-    if !holds {
+        .filter(|s| s.starts_with(ADMIN_SCOPE_PREFIX) && registered.scope.iter().any(|r| r == *s))
+        .map(str::to_owned)
+        .collect();
+    if !admin_scopes.iter().any(|s| s == S::SCOPE) {
         return Err(Problem::insufficient_scope(S::SCOPE));
     }
     Ok(Caller {
         client_id: active.claims.client_id,
+        admin_scopes,
         scope: PhantomData,
     })
 }

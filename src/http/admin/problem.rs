@@ -88,7 +88,15 @@ impl Problem {
             None => r#"Bearer realm="authd-admin""#.to_owned(),
             Some(error) => format!(
                 r#"Bearer realm="authd-admin", error="{error}", error_description="{}""#,
-                detail.replace(['"', '\\'], "'")
+                // RFC 6750 §3: printable ASCII without `"` and `\`.
+                detail
+                    .chars()
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        ' '..='~' => c,
+                        _ => '?',
+                    })
+                    .collect::<String>()
             ),
         };
         Self {
