@@ -285,7 +285,7 @@ pub async fn create_client(
             status: 201,
             location: Some(format!("/admin/v1/clients/{}", client.client_id)),
             etag: Some(etag_of(&client)),
-            body: serde_json::to_value(CreatedClient {
+            body: serde_json::to_string(&CreatedClient {
                 client,
                 client_secret: credentials
                     .client_secret
@@ -324,7 +324,8 @@ struct Kept {
     status: u16,
     location: Option<String>,
     etag: Option<String>,
-    body: serde_json::Value,
+    /// The JSON text, as first sent.
+    body: String,
 }
 
 impl Kept {
@@ -341,7 +342,7 @@ impl Kept {
         if replayed {
             response.insert_header(("idempotent-replayed", "true"));
         }
-        response.json(self.body)
+        response.content_type("application/json").body(self.body)
     }
 }
 
@@ -607,7 +608,7 @@ pub async fn rotate_client_secret(
             status: 200,
             location: None,
             etag: None,
-            body: serde_json::to_value(NewSecret {
+            body: serde_json::to_string(&NewSecret {
                 client_id: credentials.client_id,
                 client_secret: secret,
             })
