@@ -448,7 +448,7 @@ impl Application {
                             source,
                         }
                     })?;
-                tracing::info!(address = %bind, "admin API on /admin/v1");
+                tracing::info!(address = %bind, port, "admin API on /admin/v1");
                 Some((server, port))
             }
         };

@@ -67,6 +67,9 @@ impl NewUser {
         if email.as_deref().is_some_and(|e| !plausible(e)) {
             return Err(AccountError::Email);
         }
+        if email.is_none() && email_verified {
+            return Err(AccountError::VerifiedWithoutEmail);
+        }
         Ok(Self {
             username,
             name,

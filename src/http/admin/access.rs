@@ -20,16 +20,29 @@ use crate::http::AppState;
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeInput {
+    /// An RFC 6749 §3.3 scope token, without `=`.
+    #[schema(pattern = "^[\\x21\\x23-\\x3c\\x3e-\\x5b\\x5d-\\x7e]+$")]
     pub scope: String,
     pub description: Option<String>,
 }
 
-fn scope_args(scopes: Vec<ScopeInput>) -> Vec<String> {
+/// The CLI's `SCOPE[=DESCRIPTION]` arguments the service parses (a scope
+/// with `=` would be cut there: refused).
+fn scope_args(scopes: Vec<ScopeInput>) -> Result<Vec<String>, Problem> {
     scopes
         .into_iter()
-        .map(|s| match s.description {
-            Some(description) => format!("{}={description}", s.scope),
-            None => s.scope,
+        .map(|s| {
+            if s.scope.contains('=') {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_value",
+                    format!("scopes: {} is not a scope token without '='", s.scope),
+                ));
+            }
+            Ok(match s.description {
+                Some(description) => format!("{}={description}", s.scope),
+                None => s.scope,
+            })
         })
         .collect()
 }
@@ -48,6 +61,8 @@ pub struct ApiCreate {
     /// Any of `roles`, `groups`, `permissions` (RFC 9068 §2.2.3.1).
     pub token_claims: Option<Vec<String>>,
     /// Seconds, 60 to 3600 (default 900).
+    #[serde(default, deserialize_with = "super::whole_u32")]
+    #[schema(minimum = 60, maximum = 3600)]
     pub access_token_ttl: Option<u32>,
 }
 
@@ -59,6 +74,8 @@ pub struct ApiPatch {
     pub scopes: Option<Vec<ScopeInput>>,
     pub user_access: Option<String>,
     pub token_claims: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "super::whole_u32")]
+    #[schema(minimum = 60, maximum = 3600)]
     pub access_token_ttl: Option<u32>,
     /// Remove scopes that clients or roles hold (they lose them).
     #[serde(default)]
@@ -70,6 +87,7 @@ pub struct ApiPatch {
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
     /// 1 to 64 letters, digits, `.`, `_`, `-` or `:`.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub name: String,
     /// API scopes.
     pub scopes: Vec<String>,
@@ -86,6 +104,7 @@ pub struct RolePatch {
 #[serde(deny_unknown_fields)]
 pub struct GroupInput {
     /// 1 to 64 letters, digits, `.`, `_`, `-` or `:`.
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub name: String,
 }
 
@@ -230,7 +249,7 @@ pub async fn create_api(
                 ApiInput {
                     identifier: input.identifier,
                     name: input.name,
-                    scopes: scope_args(input.scopes),
+                    scopes: scope_args(input.scopes)?,
                     user_access: input.user_access,
                     token_claims: input.token_claims,
                     access_token_ttl: input.access_token_ttl,
@@ -311,9 +330,18 @@ pub async fn update_api(
         let current = apis::show(store, &identifier).await.map_err(problem)?;
         check_if_match(&request, &version_tag(&current.id, &current.updated_at))?;
         let patch = patch.into_inner();
+        let nothing = patch.name.is_none()
+            && patch.scopes.is_none()
+            && patch.user_access.is_none()
+            && patch.token_claims.is_none()
+            && patch.access_token_ttl.is_none();
+        if nothing {
+            // A patch that changes nothing changes nothing (RFC 7396).
+            return Ok(api_response(StatusCode::OK, &current));
+        }
         let changes = ApiChanges {
             name: patch.name,
-            scopes: patch.scopes.map(scope_args),
+            scopes: patch.scopes.map(scope_args).transpose()?,
             user_access: patch.user_access,
             token_claims: patch.token_claims,
             access_token_ttl: patch.access_token_ttl,
@@ -340,6 +368,7 @@ pub async fn update_api(
     params(("id" = String, Path, description = "The API's id"), Force),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "force is not true or false", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:apis:write, or the API is built in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such API", body = ProblemBody, content_type = "application/problem+json"),
@@ -517,6 +546,7 @@ pub async fn update_role(
     params(("name" = String, Path, description = "The role's name"), Force),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "force is not true or false", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = problems!("admin:apis:write"), body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = ProblemBody, content_type = "application/problem+json"),
@@ -637,6 +667,7 @@ pub async fn get_group(
     params(("name" = String, Path, description = "The group's name"), Force),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 400, description = "force is not true or false", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = problems!("admin:apis:write"), body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such group", body = ProblemBody, content_type = "application/problem+json"),
@@ -662,12 +693,12 @@ pub async fn delete_group(
 /// The answer of a membership change: 200 with what changed (`changed`
 /// false when there was nothing to do).
 macro_rules! membership {
-    ($name:ident, $method:ident, $path:literal, $p1:literal, $p2:literal, $summary:literal, $body:ty,
+    ($name:ident, $method:ident, $path:literal, $n1:literal = $p1:literal, $n2:literal = $p2:literal, $summary:literal, $body:ty,
      |$store:ident, $a:ident, $b:ident| $call:expr) => {
         #[doc = $summary]
         #[utoipa::path(
             tag = "apis",
-            params(("first" = String, Path, description = $p1), ("second" = String, Path, description = $p2)),
+            params(($n1 = String, Path, description = $p1), ($n2 = String, Path, description = $p2)),
             responses(
                 (status = 200, description = "Done (changed: false when nothing was to do)", body = $body),
                 (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
@@ -697,9 +728,9 @@ macro_rules! membership {
 membership!(
     add_group_member,
     put,
-    "/groups/{first}/members/{second}",
-    "The group's name",
-    "The user's id or username",
+    "/groups/{group}/members/{user}",
+    "group" = "The group's name",
+    "user" = "The user's id or username",
     "Adds a user to a group.",
     GroupChange,
     |store, group, user| groups::set_member(store, group, user, true)
@@ -707,9 +738,9 @@ membership!(
 membership!(
     remove_group_member,
     delete,
-    "/groups/{first}/members/{second}",
-    "The group's name",
-    "The user's id or username",
+    "/groups/{group}/members/{user}",
+    "group" = "The group's name",
+    "user" = "The user's id or username",
     "Removes a user from a group.",
     GroupChange,
     |store, group, user| groups::set_member(store, group, user, false)
@@ -717,9 +748,9 @@ membership!(
 membership!(
     add_group_role,
     put,
-    "/groups/{first}/roles/{second}",
-    "The group's name",
-    "The role's name",
+    "/groups/{group}/roles/{role}",
+    "group" = "The group's name",
+    "role" = "The role's name",
     "Gives a group a role.",
     GroupChange,
     |store, group, role| groups::set_role(store, group, role, true)
@@ -727,9 +758,9 @@ membership!(
 membership!(
     remove_group_role,
     delete,
-    "/groups/{first}/roles/{second}",
-    "The group's name",
-    "The role's name",
+    "/groups/{group}/roles/{role}",
+    "group" = "The group's name",
+    "role" = "The role's name",
     "Takes a role from a group.",
     GroupChange,
     |store, group, role| groups::set_role(store, group, role, false)
@@ -737,9 +768,9 @@ membership!(
 membership!(
     add_user_role,
     put,
-    "/users/{first}/roles/{second}",
-    "The user's id or username",
-    "The role's name",
+    "/users/{user}/roles/{role}",
+    "user" = "The user's id or username",
+    "role" = "The role's name",
     "Gives a user a role directly.",
     UserRoleChange,
     |store, user, role| roles::set_user_role(store, user, role, true)
@@ -747,9 +778,9 @@ membership!(
 membership!(
     remove_user_role,
     delete,
-    "/users/{first}/roles/{second}",
-    "The user's id or username",
-    "The role's name",
+    "/users/{user}/roles/{role}",
+    "user" = "The user's id or username",
+    "role" = "The role's name",
     "Takes a role held directly from a user.",
     UserRoleChange,
     |store, user, role| roles::set_user_role(store, user, role, false)

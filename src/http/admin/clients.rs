@@ -188,12 +188,13 @@ pub async fn list_clients(
 /// `Idempotency-Key`, a retried request answers what the first did.
 #[utoipa::path(
     tag = "clients",
-    params(("Idempotency-Key" = Option<String>, Header,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$",
              description = "1 to 255 visible ASCII characters: a retry with the same key and body answers what the first request did, for 24 hours")),
     request_body = ClientInput,
     responses(
         (status = 201, description = "Registered; the secret is shown this once", body = CreatedClient,
-         headers(("Location" = String, description = "The client's URL"), ("ETag" = String))),
+         headers(("Location" = String, description = "The client's URL"), ("ETag" = String),
+                 ("Idempotent-Replayed" = String, description = "`true` on the answer to a retry"))),
         (status = 409, description = "The first request with this Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -432,7 +433,8 @@ pub async fn get_client(
     request_body = ClientPatch,
     responses(
         (status = 200, description = "The changed client", body = ClientView, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON or nothing to change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
@@ -482,13 +484,12 @@ pub async fn update_client(
                 changes,
                 Some(current.updated_at),
             ))
-            .await
-            .map_err(|error| match error {
-                RegistrationError::NothingToChange => {
-                    Problem::invalid("nothing to change: give at least one field")
-                }
-                other => problem(other),
-            })?;
+            .await;
+        // A patch that changes nothing changes nothing (RFC 7396).
+        let updated = match updated {
+            Err(RegistrationError::NothingToChange) => current,
+            other => other.map_err(problem)?,
+        };
         Ok::<_, Problem>(with_etag(&updated))
     };
     run.await.map_err(|p| p.in_request(&request))
@@ -550,7 +551,7 @@ pub async fn delete_client(
     tag = "clients",
     params(
         ("id" = String, Path, description = "The client_id"),
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$",
          description = "A retry with the same key answers the secret the first request made, for 24 hours"),
     ),
     responses(

@@ -68,7 +68,7 @@ pub async fn list_keys(
 /// published. Without a next key only with `force`.
 #[utoipa::path(
     tag = "keys",
-    request_body(content = RotateInput, description = "Optional; `{}` or no body rotates without force"),
+    request_body(content = Option<RotateInput>, description = "Optional; `{}` or no body rotates without force"),
     responses(
         (status = 200, description = "Rotated", body = KeyChange),
         (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
@@ -87,11 +87,13 @@ pub async fn rotate_keys(
     let state = state(&request);
     let run = async {
         // No body rotates without force; a body must be the JSON above.
+        // No body (or JSON `null`) rotates without force.
         let input: RotateInput = if body.is_empty() {
             RotateInput::default()
         } else {
-            serde_json::from_slice(&body)
+            serde_json::from_slice::<Option<RotateInput>>(&body)
                 .map_err(|e| Problem::invalid(format!("the JSON body is not acceptable: {e}")))?
+                .unwrap_or_default()
         };
         let force = input.force;
         let outcome = caller

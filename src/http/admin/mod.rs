@@ -212,8 +212,11 @@ async fn authenticate<S: AdminScope>(request: &HttpRequest) -> Result<Caller<S>,
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// At most this many items (1 to 200; default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page; absent for the first.
+    /// `next_cursor` of the previous page, as it came (opaque; another
+    /// value is a 400); absent or empty for the first.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -229,7 +232,8 @@ impl PageQuery {
     /// The position the cursor names (what the list is ordered by), if
     /// any. Cursors are opaque to callers: base64url of this position.
     pub fn after<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>, Problem> {
-        let Some(cursor) = &self.cursor else {
+        // An empty cursor is the first page, as an absent one.
+        let Some(cursor) = self.cursor.as_deref().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
         URL_SAFE_NO_PAD
@@ -241,6 +245,25 @@ impl PageQuery {
                 Problem::invalid("cursor is not one this API gave: pass next_cursor as it came")
             })
     }
+}
+
+/// A whole number from JSON, written `600` or `600.0` (JSON Schema's
+/// `integer` admits both).
+pub fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let number: Option<serde_json::Number> = Deserialize::deserialize(d)?;
+    let Some(number) = number else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("expected a whole number from 0 to 4294967295"))
 }
 
 /// The cursor that continues after `position`.

@@ -22,9 +22,10 @@ use crate::users::{AccountError, consents};
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
     /// 1 to 64 characters without spaces; unique.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\s\\x00-\\x1f\\x7f]+$")]
     pub username: String,
     /// 8 to 1024 characters. Never logged, never shown again.
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, min_length = 8, max_length = 1024)]
     pub password: Option<String>,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -56,7 +57,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 #[serde(deny_unknown_fields)]
 pub struct PasswordInput {
     /// 8 to 1024 characters. The user's sessions and tokens end.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 8, max_length = 1024)]
     pub password: String,
 }
 
@@ -89,9 +90,7 @@ pub(super) fn problem(error: AccountError) -> Problem {
         AccountError::BadPosition => {
             Problem::invalid("cursor is not one this API gave: pass next_cursor as it came")
         }
-        AccountError::NothingToChange => {
-            Problem::invalid("nothing to change: give at least one field")
-        }
+        AccountError::NothingToChange => Problem::invalid("nothing to change"),
         AccountError::Store(error) => Problem::internal(error),
         // The password's length rule says why; nothing of the password.
         other => Problem::new(
@@ -242,7 +241,7 @@ pub async fn get_user(
     request_body = UserPatch,
     responses(
         (status = 200, description = "The changed user", body = UserView, headers(("ETag" = String))),
-        (status = 400, description = "Malformed JSON or nothing to change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:users:write", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
@@ -278,8 +277,12 @@ pub async fn update_user(
                 changes,
                 Some(&current),
             ))
-            .await
-            .map_err(problem)?;
+            .await;
+        // A patch that changes nothing changes nothing (RFC 7396).
+        let updated = match updated {
+            Err(AccountError::NothingToChange) => current,
+            other => other.map_err(problem)?,
+        };
         Ok::<_, Problem>(with_etag(&updated))
     };
     run.await.map_err(|p| p.in_request(&request))
