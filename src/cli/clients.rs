@@ -49,6 +49,31 @@ pub enum ClientsCommand {
     Show {
         id: String,
     },
+    /// Change a client, checked as `create` checks; each list given
+    /// replaces the registered one. Its type (public or confidential) stays.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Option<Vec<String>>,
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Option<Vec<String>>,
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Option<Vec<String>>,
+        #[arg(long = "audience", value_name = "AUD")]
+        audiences: Option<Vec<String>>,
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Option<Vec<String>>,
+        #[arg(long, value_name = "true|false")]
+        skip_consent: Option<bool>,
+        #[arg(long, value_name = "true|false")]
+        introspect: Option<bool>,
+        #[arg(long, value_name = "TIER")]
+        rate_tier: Option<String>,
+        #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+        allowed_origins: Option<Vec<String>>,
+    },
     Delete {
         id: String,
     },
@@ -110,6 +135,36 @@ pub(super) async fn clients(
         }
         ClientsCommand::List => print_json(&registration::list(store).await?),
         ClientsCommand::Show { id } => print_json(&registration::show(store, &id).await?),
+        ClientsCommand::Update {
+            id,
+            name,
+            redirect_uris,
+            grant_types,
+            scopes,
+            audiences,
+            post_logout_redirect_uris,
+            skip_consent,
+            introspect,
+            rate_tier,
+            allowed_origins,
+        } => {
+            let changes = registration::ClientChanges {
+                name,
+                redirect_uris,
+                grant_types,
+                scopes,
+                audiences,
+                post_logout_redirect_uris,
+                skip_consent,
+                can_introspect: introspect,
+                rate_tier,
+                allowed_origins,
+            };
+            print_json(
+                &registration::update(store, clock, &config.rate_limits, &id, changes, None)
+                    .await?,
+            );
+        }
         ClientsCommand::Delete { id } => {
             registration::delete(store, clock, &id).await?;
             print_json(&json!({ "deleted": id }));

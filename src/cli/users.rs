@@ -13,12 +13,20 @@ use crate::users::{AccountError, consents};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create a user; the password is read from standard input.
+    /// Create a user; the password is read from standard input (or, with
+    /// `--no-password`, the user has none until one is set).
     Create {
         #[arg(long)]
         username: String,
-        #[arg(long, required = true)]
+        #[arg(
+            long,
+            required_unless_present = "no_password",
+            conflicts_with = "no_password"
+        )]
         password_stdin: bool,
+        /// No password: the user cannot sign in with one until it is set.
+        #[arg(long)]
+        no_password: bool,
         /// Full name (the `name` claim, profile scope).
         #[arg(long)]
         name: Option<String>,
@@ -30,6 +38,18 @@ pub enum UsersCommand {
         email_verified: bool,
     },
     List,
+    /// One user.
+    Show {
+        id: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        id: String,
+    },
+    /// Sign a user out everywhere: sessions end, refresh and access tokens stop.
+    EndSessions {
+        id: String,
+    },
     /// Disable a user: they cannot sign in and their sessions end.
     Disable {
         id: String,
@@ -76,11 +96,16 @@ pub(super) async fn users(
             name,
             email,
             email_verified,
+            no_password,
             ..
         } => {
             let new = NewUser::parse(&username, name, email, email_verified).map_err(invalid)?;
-            let password = read_password_from_stdin()?;
-            let id = accounts::create(store, peppers, clock, new, Some(password))
+            let password = if no_password {
+                None
+            } else {
+                Some(read_password_from_stdin()?)
+            };
+            let id = accounts::create(store, peppers, clock, new, password)
                 .await
                 .map_err(invalid)?;
             print_json(&json!({ "id": id.to_string() }));
@@ -117,6 +142,25 @@ pub(super) async fn users(
         }
         UsersCommand::Permissions { user } => super::access::user_permissions(store, &user).await?,
         UsersCommand::List => print_json(&accounts::list(store).await.map_err(invalid)?),
+        UsersCommand::Show { id } => print_json(
+            &accounts::show(store, &id)
+                .await
+                .map_err(|e| no_user(e, &id))?,
+        ),
+        UsersCommand::Enable { id } => {
+            let user = accounts::parse_user_id(&id).map_err(|e| no_user(e, &id))?;
+            accounts::enable(store, user)
+                .await
+                .map_err(|e| no_user(e, &id))?;
+            print_json(&json!({ "enabled": id }));
+        }
+        UsersCommand::EndSessions { id } => {
+            let user = accounts::parse_user_id(&id).map_err(|e| no_user(e, &id))?;
+            accounts::end_sessions(store, clock, user)
+                .await
+                .map_err(|e| no_user(e, &id))?;
+            print_json(&json!({ "signed_out": id }));
+        }
         UsersCommand::Disable { id } => {
             let user = accounts::parse_user_id(&id).map_err(|e| no_user(e, &id))?;
             accounts::disable(store, clock, user)

@@ -640,6 +640,19 @@ pub async fn rotate_secret(
     clock: &dyn Clock,
     id: &str,
 ) -> Result<Credentials, RegistrationError> {
+    rotate_secret_if(store, digester, clock, id, None).await
+}
+
+/// [`rotate_secret`], with `expected` only while the client's
+/// `updated_at` is that (`Changed` otherwise): the admin API checks who
+/// may rotate from the version it read.
+pub async fn rotate_secret_if(
+    store: &dyn Store,
+    digester: &Digester,
+    clock: &dyn Clock,
+    id: &str,
+    expected: Option<DateTime<Utc>>,
+) -> Result<Credentials, RegistrationError> {
     let client_id = parse_id(id)?;
     let client = store
         .find_client(&client_id)
@@ -649,11 +662,18 @@ pub async fn rotate_secret(
         return Err(RegistrationError::NotConfidential(id.to_owned()));
     }
     let (secret, digest) = new_secret(digester);
+    let now = clock
+        .now()
+        .trunc_subsecs(6)
+        .max(client.updated_at + chrono::Duration::microseconds(1));
     if !store
-        .replace_client_secret(&client_id, &digest, clock.now())
+        .replace_client_secret(&client_id, &digest, now, expected)
         .await?
     {
-        return Err(RegistrationError::NotFound(id.to_owned()));
+        return Err(match expected {
+            Some(_) => RegistrationError::Changed(id.to_owned()),
+            None => RegistrationError::NotFound(id.to_owned()),
+        });
     }
     crate::audit::record(crate::audit::Event::ClientSecretRotated {
         client_id: client_id.as_str(),

@@ -184,11 +184,14 @@ impl ClientRegistry {
     }
 
     /// Every scope an API defines (for discovery).
+    /// The scopes discovery advertises (RFC 8414 `scopes_supported`): every
+    /// API's, but the admin API's, which are no business of the public.
     pub fn known_scopes(&self) -> BTreeSet<String> {
         self.apis
             .load()
             .apis
             .iter()
+            .filter(|api| api.identifier.as_str() != crate::domain::api::ADMIN_API)
             .flat_map(|api| {
                 api.scopes
                     .iter()

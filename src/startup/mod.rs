@@ -221,6 +221,14 @@ impl Application {
         let store = runtime.store.clone();
         // The issuer is known for certain now (the bound port resolved).
         seed_legacy_api(store.as_ref(), &issuer, clock.as_ref()).await?;
+        // The built-in API that admin tokens are issued for: made when the
+        // admin API is served (or by `authd admin bootstrap`), so that a
+        // deployment without it has no such API.
+        if config.admin_bind.is_some() {
+            crate::access::apis::ensure_admin_api(store.as_ref(), clock.as_ref())
+                .await
+                .map_err(|error| StartupError::AdminApi(error.to_string()))?;
+        }
         // Read before loading, so a change made while loading is seen later.
         let epochs = store.cache_epochs().await?;
         let keys = Arc::new(
@@ -423,16 +431,6 @@ impl Application {
                 Some((server, port))
             }
         };
-        // The built-in API that admin tokens are issued for.
-        match crate::access::apis::ensure_admin_api(store.as_ref(), clock.as_ref()).await {
-            Ok(_) => {}
-            Err(error) if config.admin_bind.is_some() => {
-                return Err(StartupError::AdminApi(error.to_string()));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot create the built-in API urn:authd:admin");
-            }
-        }
         let admin_server = match config.admin_bind {
             None => None,
             Some(bind) => {

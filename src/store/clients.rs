@@ -33,12 +33,14 @@ pub trait ClientRepository {
         now: DateTime<Utc>,
         expected: Option<DateTime<Utc>>,
     ) -> Result<bool>;
-    /// Returns whether the client exists and is confidential.
+    /// Returns whether the client exists and is confidential (and, with
+    /// `expected`, still at that `updated_at`).
     async fn replace_client_secret(
         &self,
         id: &ClientId,
         secret: &SecretDigest,
         now: DateTime<Utc>,
+        expected: Option<DateTime<Utc>>,
     ) -> Result<bool>;
 }
 
@@ -225,16 +227,18 @@ macro_rules! impl_client_repository {
                 id: &$crate::domain::ClientId,
                 secret: &$crate::domain::SecretDigest,
                 now: chrono::DateTime<chrono::Utc>,
+                expected: Option<chrono::DateTime<chrono::Utc>>,
             ) -> $crate::store::Result<bool> {
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query(
                     "UPDATE clients SET secret_digest = $1, secret_key_version = $2, updated_at = $3 \
-                     WHERE id = $4 AND kind = 'confidential'",
+                     WHERE id = $4 AND kind = 'confidential' AND ($5 IS NULL OR updated_at = $5)",
                 )
                 .bind(&secret.digest)
                 .bind(secret.key_version as i32)
                 .bind(now)
                 .bind(id.as_str())
+                .bind(expected)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -297,7 +297,7 @@ macro_rules! impl_user_repository {
             #[tracing::instrument(level = "debug", name = "store.user.password_key_versions", skip_all)]
             async fn password_key_versions(&self) -> $crate::store::Result<Vec<(u32, u64)>> {
                 let rows: Vec<(i32, i64)> = sqlx::query_as(
-                    "SELECT password_key_version, COUNT(*) FROM users \
+                    "SELECT password_key_version, COUNT(*) FROM users WHERE password_hash <> '' \
                      GROUP BY password_key_version ORDER BY password_key_version",
                 )
                 .fetch_all(&self.pool)

@@ -261,7 +261,11 @@ impl Keys {
             force,
         )
         .await?;
-        self.reload().await?;
+        // Committed: a failed reload only delays this replica (the cache
+        // refresher retries), and must not read as a failed rotation.
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "rotated, but this replica could not reload its keys yet");
+        }
         Ok(outcome)
     }
 
@@ -281,7 +285,9 @@ impl Keys {
             kid,
         )
         .await?;
-        self.reload().await?;
+        if let Err(error) = self.reload().await {
+            tracing::warn!(%error, "revoked, but this replica could not reload its keys yet");
+        }
         Ok(outcome)
     }
 

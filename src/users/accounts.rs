@@ -11,6 +11,8 @@ use crate::store::{self, Store};
 pub enum AccountError {
     #[error("a username is 1 to 64 characters without spaces")]
     Username,
+    #[error("a username may not read as a user id (a UUID)")]
+    UsernameLikeId,
     /// A profile value (`name`, `email`) is not 1 to 200 characters without
     /// control characters.
     #[error("{0} must be 1 to 200 characters without control characters")]
@@ -162,6 +164,11 @@ pub async fn create(
     new: NewUser,
     password: Option<SecretString>,
 ) -> Result<UserId, AccountError> {
+    // Commands and the admin API name users by id or username: a username
+    // that reads as an id would be taken for one.
+    if uuid::Uuid::parse_str(new.username.as_str()).is_ok() {
+        return Err(AccountError::UsernameLikeId);
+    }
     let hashed = match password {
         Some(password) => hash_password(peppers, password).await?,
         None => HashedPassword {

@@ -697,6 +697,10 @@ async fn admin_users_lifecycle(backend: Backend) {
         (json!({"username": "x", "password": "short"}), 422),
         (json!({"username": "y", "email": "not-an-email"}), 422),
         (json!({"username": "has space"}), 422),
+        (
+            json!({"username": "00000000-0000-4000-8000-000000000000"}),
+            422,
+        ),
     ] {
         let response = http
             .post(&users)
@@ -1110,6 +1114,16 @@ async fn admin_manages_apis_roles_and_groups(backend: Backend) {
         .collect();
     assert_eq!(scopes, ["invoices:read", "invoices:write"]);
 
+    // Admin scopes are for machine clients: no role holds one.
+    let admin_role = send(
+        Method::POST,
+        "/roles",
+        Some(json!({"name": "sneaky", "scopes": ["admin:keys:write"]})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(problem(admin_role).await.0, 422);
+
     // Role changes take If-Match; a stale ETag loses.
     let role = send(Method::GET, "/roles/writer", None).await.unwrap();
     let etag = role.headers()["etag"].to_str().unwrap().to_owned();
@@ -1350,6 +1364,18 @@ async fn admin_scopes_cannot_be_escalated(backend: Backend) {
             == 403
     })
     .await;
+
+    // Admin scopes go to new clients only: an existing client's secret may
+    // be known to a caller with fewer scopes.
+    let (plain_id, _) = app.machine_client(&["orders:read"]).await;
+    let added = http
+        .patch(admin_url(&app, &format!("/clients/{plain_id}")))
+        .bearer_auth(&all)
+        .json(&json!({"scopes": ["orders:read", "admin:keys:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(added).await.0, 409);
 
     // A retried rotation answers the secret the first made.
     let rotate = || {

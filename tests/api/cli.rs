@@ -666,7 +666,110 @@ async fn bad_configuration_exits_with_one_line(backend: Backend) {
     );
 }
 
+/// What the admin API does the CLI does too: `clients update`, users
+/// without a password, `users show|enable|end-sessions`, `admin bootstrap`.
+async fn cli_covers_what_the_admin_api_does(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    app.define_scopes(&["orders:read".into()]).await;
+    let (id, secret) = app.machine_client(&[]).await;
+    let updated = json_ok(&authd(
+        &app,
+        &[
+            "clients",
+            "update",
+            &id,
+            "--name",
+            "Renamed",
+            "--scope",
+            "orders:read",
+        ],
+        None,
+    ));
+    assert_eq!(updated["name"], "Renamed");
+    assert_eq!(updated["scope"], "orders:read");
+    fails_with(
+        &authd(
+            &app,
+            &["clients", "update", &id, "--scope", "nobody:defines"],
+            None,
+        ),
+        "no API defines this scope",
+    );
+    fails_with(
+        &authd(
+            &app,
+            &[
+                "clients",
+                "update",
+                &id,
+                "--redirect-uri",
+                "https://a.example/cb",
+            ],
+            None,
+        ),
+        "--redirect-uri is only used by authorization_code",
+    );
+    eventually_status(&app, &id, &secret, 200).await;
+
+    let user = json_ok(&authd(
+        &app,
+        &["users", "create", "--username", "nopass", "--no-password"],
+        None,
+    ));
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let shown = json_ok(&authd(&app, &["users", "show", &user_id], None));
+    assert_eq!(shown["has_password"], false);
+    fails_with(
+        &authd(
+            &app,
+            &[
+                "users",
+                "create",
+                "--username",
+                "both",
+                "--no-password",
+                "--password-stdin",
+            ],
+            Some("correct horse battery\n"),
+        ),
+        "cannot be used with",
+    );
+    json_ok(&authd(&app, &["users", "disable", &user_id], None));
+    json_ok(&authd(&app, &["users", "enable", &user_id], None));
+    assert_eq!(
+        json_ok(&authd(&app, &["users", "show", &user_id], None))["disabled"],
+        false
+    );
+    json_ok(&authd(&app, &["users", "end-sessions", &user_id], None));
+    fails_with(
+        &authd(
+            &app,
+            &["users", "show", "00000000-0000-4000-8000-000000000000"],
+            None,
+        ),
+        "no user with id",
+    );
+
+    let admin = json_ok(&authd(&app, &["admin", "bootstrap"], None));
+    let (status, body) = token_status(
+        &app,
+        admin["client_id"].as_str().unwrap(),
+        admin["client_secret"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["scope"]
+            .as_str()
+            .unwrap()
+            .contains("admin:clients:write")
+    );
+}
+
 on_both_backends!(
+    cli_covers_what_the_admin_api_does,
     cli_clients_lifecycle_reaches_the_running_server,
     cli_rejects_bad_registrations,
     cli_users_and_keys,

@@ -128,13 +128,13 @@ async fn clients_round_trip(backend: Backend) {
     };
     assert!(
         store
-            .replace_client_secret(&confidential.id, &new_secret, now())
+            .replace_client_secret(&confidential.id, &new_secret, now(), None)
             .await
             .unwrap()
     );
     assert!(
         !store
-            .replace_client_secret(&public.id, &new_secret, now())
+            .replace_client_secret(&public.id, &new_secret, now(), None)
             .await
             .unwrap()
     );

@@ -356,7 +356,10 @@ pub async fn update_api(
                 changes,
             ))
             .await
-            .map_err(problem)?;
+            .map_err(|error| match error {
+                AccessError::Changed => super::lost_race(&request),
+                other => problem(other),
+            })?;
         Ok::<_, Problem>(api_response(StatusCode::OK, &api))
     };
     run.await.map_err(|p| p.in_request(&request))
@@ -534,7 +537,10 @@ pub async fn update_role(
                 Some(current.updated_at),
             ))
             .await
-            .map_err(problem)?;
+            .map_err(|error| match error {
+                AccessError::Changed => super::lost_race(&request),
+                other => problem(other),
+            })?;
         Ok::<_, Problem>(role_response(StatusCode::OK, &role))
     };
     run.await.map_err(|p| p.in_request(&request))

@@ -272,8 +272,12 @@ pub async fn create_client(
                 )));
             }
             Err(error) => {
-                if let Some(claim) = claim {
-                    // A refused create makes nothing: a retry runs again.
+                // A create the rules refused made nothing: a retry runs
+                // again. After a database error the client may exist (a
+                // commit whose answer was lost): the claim stays, so a
+                // retry waits, then collides with the id chosen.
+                if let (Some(claim), false) = (claim, matches!(error, RegistrationError::Store(_)))
+                {
                     let _ = state.idempotency.release(claim).await;
                 }
                 return Err(problem(error));
@@ -462,6 +466,18 @@ pub async fn update_client(
         caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
         if let Some(scopes) = &patch.scopes {
             caller.ensure_holds_admin_scopes(scopes.iter().map(String::as_str))?;
+            // Its secret may be known to whoever made or rotated it with
+            // fewer scopes: admin scopes go to a new client only.
+            let held: Vec<&str> = current.scope.split(' ').collect();
+            if let Some(added) = scopes
+                .iter()
+                .find(|s| s.starts_with(super::ADMIN_SCOPE_PREFIX) && !held.contains(&s.as_str()))
+            {
+                return Err(Problem::conflict(format!(
+                    "{added} cannot be added to an existing client (its secret may be known to \
+                     callers with fewer scopes): register a new client with it"
+                )));
+            }
         }
         let changes = ClientChanges {
             name: patch.name,
@@ -488,6 +504,7 @@ pub async fn update_client(
         // A patch that changes nothing changes nothing (RFC 7396).
         let updated = match updated {
             Err(RegistrationError::NothingToChange) => current,
+            Err(RegistrationError::Changed(_)) => return Err(super::lost_race(&request)),
             other => other.map_err(problem)?,
         };
         Ok::<_, Problem>(with_etag(&updated))
@@ -525,21 +542,19 @@ pub async fn delete_client(
             .map_err(problem)?;
         check_if_match(&request, &etag_of(&current))?;
         caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
-        // Deleted only while still the version checked (or any, without
-        // If-Match).
-        let expected = request
-            .headers()
-            .contains_key(header::IF_MATCH)
-            .then_some(current.updated_at);
+        // Deleted only while still the version whose scopes were checked.
         caller
             .acting(registration::delete_if(
                 state.store.as_ref(),
                 state.clock.as_ref(),
                 &id,
-                expected,
+                Some(current.updated_at),
             ))
             .await
-            .map_err(problem)?;
+            .map_err(|error| match error {
+                RegistrationError::Changed(_) => super::lost_race(&request),
+                other => problem(other),
+            })?;
         Ok::<_, Problem>(HttpResponse::NoContent().finish())
     };
     run.await.map_err(|p| p.in_request(&request))
@@ -584,21 +599,27 @@ pub async fn rotate_client_secret(
             Idempotent::Run(claim) => claim,
             Idempotent::Replay(response) => return Ok(response),
         };
+        // Only while still the version whose scopes were checked.
         let rotated = caller
-            .acting(registration::rotate_secret(
+            .acting(registration::rotate_secret_if(
                 state.store.as_ref(),
                 &state.token_endpoint.client_secrets,
                 state.clock.as_ref(),
                 &id,
+                Some(current.updated_at),
             ))
             .await;
         let credentials = match rotated {
             Ok(credentials) => credentials,
             Err(error) => {
-                if let Some(claim) = claim {
+                if let (Some(claim), false) = (claim, matches!(error, RegistrationError::Store(_)))
+                {
                     let _ = state.idempotency.release(claim).await;
                 }
-                return Err(problem(error));
+                return Err(match error {
+                    RegistrationError::Changed(_) => super::lost_race(&request),
+                    other => problem(other),
+                });
             }
         };
         let secret = credentials

@@ -332,6 +332,17 @@ pub fn check_if_match(request: &HttpRequest, current: &str) -> Result<(), Proble
     Err(Problem::precondition_failed())
 }
 
+/// A change that lost a race with another: `412` when the caller sent
+/// `If-Match` (its version is gone), else `409` (nothing was asked of the
+/// version; read again and retry).
+pub fn lost_race(request: &HttpRequest) -> Problem {
+    if request.headers().contains_key(header::IF_MATCH) {
+        Problem::precondition_failed()
+    } else {
+        Problem::conflict("it changed while this request ran: read it again, then retry")
+    }
+}
+
 /// `200` with the resource and its `ETag`.
 pub fn with_etag(resource: &impl Serialize) -> HttpResponse {
     HttpResponse::Ok()

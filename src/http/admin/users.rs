@@ -281,6 +281,7 @@ pub async fn update_user(
         // A patch that changes nothing changes nothing (RFC 7396).
         let updated = match updated {
             Err(AccountError::NothingToChange) => current,
+            Err(AccountError::Changed) => return Err(super::lost_race(&request)),
             other => other.map_err(problem)?,
         };
         Ok::<_, Problem>(with_etag(&updated))
