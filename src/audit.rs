@@ -130,49 +130,59 @@ pub async fn acting_as<F: std::future::Future>(actor: String, work: F) -> F::Out
     ACTOR.scope(actor, work).await
 }
 
-/// Writes `event` as one `audit` log event.
+/// Writes `event` as one `audit` log event. (Every token issued records
+/// one: the actor is borrowed, not copied.)
 pub fn record(event: Event<'_>) {
-    let actor = ACTOR
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| "-".to_owned());
+    let mut event = Some(event);
+    let _ = ACTOR.try_with(|actor| {
+        if let Some(event) = event.take() {
+            emit(event, actor);
+        }
+    });
+    if let Some(event) = event {
+        emit(event, "-");
+    }
+}
+
+fn emit(event: Event<'_>, actor: &str) {
     let ip = |ip: Option<IpAddr>| ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
     match event {
         Event::ClientCreated { client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_created", client_id)
+            tracing::info!(target: "audit", actor, event = "client_created", client_id)
         }
         Event::ClientDeleted { client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_deleted", client_id)
+            tracing::info!(target: "audit", actor, event = "client_deleted", client_id)
         }
         Event::ClientUpdated { client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_updated", client_id)
+            tracing::info!(target: "audit", actor, event = "client_updated", client_id)
         }
         Event::ClientSecretRotated { client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "client_secret_rotated", client_id)
+            tracing::info!(target: "audit", actor, event = "client_secret_rotated", client_id)
         }
         Event::UserCreated { user_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_created", user_id)
+            tracing::info!(target: "audit", actor, event = "user_created", user_id)
         }
         Event::UserEnabled { user_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_enabled", user_id)
+            tracing::info!(target: "audit", actor, event = "user_enabled", user_id)
         }
         Event::UserUpdated { user_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_updated", user_id)
+            tracing::info!(target: "audit", actor, event = "user_updated", user_id)
         }
         Event::UserSessionsEnded { user_id } => {
-            tracing::warn!(target: "audit", actor = actor.as_str(), event = "user_sessions_ended", user_id)
+            tracing::warn!(target: "audit", actor, event = "user_sessions_ended", user_id)
         }
         Event::UserDisabled { user_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "user_disabled", user_id)
+            tracing::info!(target: "audit", actor, event = "user_disabled", user_id)
         }
         Event::PasswordChanged { user_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "password_changed", user_id)
+            tracing::info!(target: "audit", actor, event = "password_changed", user_id)
         }
         Event::LoginSucceeded {
             user_id,
             client_id,
             ip: address,
         } => tracing::info!(
-            target: "audit", actor = actor.as_str(),
+            target: "audit", actor,
             event = "login_succeeded",
             user_id,
             client_id,
@@ -183,7 +193,7 @@ pub fn record(event: Event<'_>) {
             client_id,
             ip: address,
         } => tracing::info!(
-            target: "audit", actor = actor.as_str(),
+            target: "audit", actor,
             event = "login_failed",
             username_hash = %username_hash(username),
             client_id,
@@ -194,13 +204,13 @@ pub fn record(event: Event<'_>) {
             client_id,
             scope,
         } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_granted", user_id, client_id, scope)
+            tracing::info!(target: "audit", actor, event = "consent_granted", user_id, client_id, scope)
         }
         Event::ConsentDenied { user_id, client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_denied", user_id, client_id)
+            tracing::info!(target: "audit", actor, event = "consent_denied", user_id, client_id)
         }
         Event::ConsentRevoked { user_id, client_id } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "consent_revoked", user_id, client_id)
+            tracing::info!(target: "audit", actor, event = "consent_revoked", user_id, client_id)
         }
         Event::TokenIssued {
             client_id,
@@ -208,26 +218,26 @@ pub fn record(event: Event<'_>) {
             sub,
             jti,
         } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "token_issued", client_id, grant, sub, jti)
+            tracing::info!(target: "audit", actor, event = "token_issued", client_id, grant, sub, jti)
         }
         Event::RefreshTokenReuse {
             client_id,
             family_id,
         } => {
-            tracing::warn!(target: "audit", actor = actor.as_str(), event = "refresh_token_reuse", client_id, family_id)
+            tracing::warn!(target: "audit", actor, event = "refresh_token_reuse", client_id, family_id)
         }
         Event::KeyRotated { activated } => {
-            tracing::info!(target: "audit", actor = actor.as_str(), event = "key_rotated", kid = activated)
+            tracing::info!(target: "audit", actor, event = "key_rotated", kid = activated)
         }
         Event::KeyRevoked { kid } => {
-            tracing::warn!(target: "audit", actor = actor.as_str(), event = "key_revoked", kid)
+            tracing::warn!(target: "audit", actor, event = "key_revoked", kid)
         }
         Event::AccessChanged {
             change,
             target,
             user_id,
         } => tracing::info!(
-            target: "audit", actor = actor.as_str(),
+            target: "audit", actor,
             event = change,
             target_name = target,
             user_id = user_id.unwrap_or("-")
@@ -237,7 +247,7 @@ pub fn record(event: Event<'_>) {
             ip: address,
             client_id,
         } => tracing::warn!(
-            target: "audit", actor = actor.as_str(),
+            target: "audit", actor,
             event = "rate_limited",
             limit,
             ip = %ip(address),
