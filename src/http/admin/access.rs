@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::ProblemBody;
+use super::state;
 use super::{ApisRead, ApisWrite, Caller, PageQuery, Problem, check_if_match, etag_of, page_of};
 use crate::access::AccessError;
 use crate::access::apis::{self, ApiChanges, ApiInput, ApiView};
 use crate::access::groups::{self, GroupChange, GroupView};
 use crate::access::roles::{self, PermissionsView, RoleView, UserRoleChange};
-use crate::http::AppState;
 
 /// A scope an API defines, with what it lets an application do (the
 /// consent page shows it; a default is written when absent).
@@ -158,12 +158,6 @@ pub(super) fn problem(error: AccessError) -> Problem {
             ),
         ),
     }
-}
-
-fn state(request: &HttpRequest) -> &web::Data<AppState> {
-    request
-        .app_data::<web::Data<AppState>>()
-        .expect("the admin API's state")
 }
 
 /// The version an API's or role's `ETag` stands for.

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::ProblemBody;
+use super::state;
 use super::{
     Caller, ClientsRead, ClientsWrite, Page, PageQuery, Problem, check_if_match, cursor_of,
     etag_of, with_etag,
@@ -145,12 +146,6 @@ pub(super) fn problem(error: RegistrationError) -> Problem {
     }
 }
 
-fn state(request: &HttpRequest) -> &web::Data<AppState> {
-    request
-        .app_data::<web::Data<AppState>>()
-        .expect("the admin API's state")
-}
-
 /// Lists clients, oldest first.
 #[utoipa::path(
     tag = "clients",
@@ -272,14 +267,7 @@ pub async fn create_client(
                 )));
             }
             Err(error) => {
-                // A create the rules refused made nothing: a retry runs
-                // again. After a database error the client may exist (a
-                // commit whose answer was lost): the claim stays, so a
-                // retry waits, then collides with the id chosen.
-                if let (Some(claim), false) = (claim, matches!(error, RegistrationError::Store(_)))
-                {
-                    let _ = state.idempotency.release(claim).await;
-                }
+                release_if_refused(state, claim, &error).await;
                 return Err(problem(error));
             }
         };
@@ -302,6 +290,34 @@ pub async fn create_client(
         Ok(kept.respond(false))
     };
     run.await.map_err(|p| p.in_request(&request))
+}
+
+/// Gives the key up when the rules refused the request (it made
+/// nothing: a retry runs again). After a database error the change may
+/// have been made (a commit whose answer was lost): the claim stays, so a
+/// retry waits, then collides with the id chosen.
+async fn release_if_refused(
+    state: &AppState,
+    claim: Option<crate::idempotency::Claim>,
+    error: &RegistrationError,
+) {
+    if let (Some(claim), false) = (claim, matches!(error, RegistrationError::Store(_))) {
+        let _ = state.idempotency.release(claim).await;
+    }
+}
+
+/// The client `id` if the caller may act on it: it holds no admin scope
+/// the caller lacks (403 otherwise).
+async fn client_in_reach<S>(
+    state: &AppState,
+    caller: &Caller<S>,
+    id: &str,
+) -> Result<ClientView, Problem> {
+    let current = registration::show(state.store.as_ref(), id)
+        .await
+        .map_err(problem)?;
+    caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+    Ok(current)
 }
 
 /// Keeps `kept` for retries under `claim`, if the request has one. A
@@ -456,14 +472,11 @@ pub async fn update_client(
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
-        let current = registration::show(state.store.as_ref(), &id)
-            .await
-            .map_err(problem)?;
-        check_if_match(&request, &etag_of(&current))?;
-        let patch = patch.into_inner();
         // Neither the client as it is nor as it would be may hold an admin
         // scope the caller lacks.
-        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+        let current = client_in_reach(state, &caller, &id).await?;
+        check_if_match(&request, &etag_of(&current))?;
+        let patch = patch.into_inner();
         if let Some(scopes) = &patch.scopes {
             caller.ensure_holds_admin_scopes(scopes.iter().map(String::as_str))?;
             // Its secret may be known to whoever made or rotated it with
@@ -537,11 +550,8 @@ pub async fn delete_client(
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
-        let current = registration::show(state.store.as_ref(), &id)
-            .await
-            .map_err(problem)?;
+        let current = client_in_reach(state, &caller, &id).await?;
         check_if_match(&request, &etag_of(&current))?;
-        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
         // Deleted only while still the version whose scopes were checked.
         caller
             .acting(registration::delete_if(
@@ -587,12 +597,9 @@ pub async fn rotate_client_secret(
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
-        let current = registration::show(state.store.as_ref(), &id)
-            .await
-            .map_err(problem)?;
         // A client holding admin scopes the caller lacks is not its to
         // take over.
-        caller.ensure_holds_admin_scopes(current.scope.split(' '))?;
+        let current = client_in_reach(state, &caller, &id).await?;
         // A retried rotation answers the secret the first made, not a
         // third one (`Idempotency-Key`).
         let claim = match idempotent(&request, state, &caller.client_id, b"", &id).await? {
@@ -612,10 +619,7 @@ pub async fn rotate_client_secret(
         let credentials = match rotated {
             Ok(credentials) => credentials,
             Err(error) => {
-                if let (Some(claim), false) = (claim, matches!(error, RegistrationError::Store(_)))
-                {
-                    let _ = state.idempotency.release(claim).await;
-                }
+                release_if_refused(state, claim, &error).await;
                 return Err(match error {
                     RegistrationError::Changed(_) => super::lost_race(&request),
                     other => problem(other),

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::ProblemBody;
+use super::state;
 use super::{Caller, KeysRead, KeysWrite, Problem};
 use crate::domain::Kid;
-use crate::http::AppState;
 use crate::secrets::VersionStatus;
 use crate::tokens::keyring::{KeyView, RevokeOutcome, RotateOutcome};
 
@@ -32,12 +32,6 @@ pub struct KeyChange {
     /// The new pre-published key, if one was made.
     pub next: Option<String>,
     pub keys: Vec<KeyView>,
-}
-
-fn state(request: &HttpRequest) -> &web::Data<AppState> {
-    request
-        .app_data::<web::Data<AppState>>()
-        .expect("the admin API's state")
 }
 
 /// Signing keys with their schedule (public facts only).

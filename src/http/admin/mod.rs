@@ -123,10 +123,16 @@ impl<S: AdminScope + 'static> FromRequest for Caller<S> {
     }
 }
 
-async fn authenticate<S: AdminScope>(request: &HttpRequest) -> Result<Caller<S>, Problem> {
-    let state = request
+/// The state every admin handler reads: registered with the admin
+/// server's app (`startup::server::serve_admin`) before any route.
+pub(super) fn state(request: &HttpRequest) -> &web::Data<AppState> {
+    request
         .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| Problem::internal("the admin API has no state"))?;
+        .expect("serve_admin registers the state before the routes")
+}
+
+async fn authenticate<S: AdminScope>(request: &HttpRequest) -> Result<Caller<S>, Problem> {
+    let state = state(request);
     let token = match super::userinfo::bearer_from_header(request) {
         Ok(Some(token)) => token,
         Ok(None) => {

@@ -8,11 +8,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::problem::ProblemBody;
+use super::state;
 use super::{
     Caller, Page, PageQuery, Problem, UsersRead, UsersWrite, check_if_match, cursor_of, etag_of,
     with_etag,
 };
-use crate::http::AppState;
 use crate::users::accounts::{self, NewUser, ProfileChanges, UserView};
 use crate::users::{AccountError, consents};
 
@@ -99,12 +99,6 @@ pub(super) fn problem(error: AccountError) -> Problem {
             other.to_string(),
         ),
     }
-}
-
-fn state(request: &HttpRequest) -> &web::Data<AppState> {
-    request
-        .app_data::<web::Data<AppState>>()
-        .expect("the admin API's state")
 }
 
 fn user_id(id: &str) -> Result<crate::domain::UserId, Problem> {
