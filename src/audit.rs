@@ -45,6 +45,12 @@ pub enum Event<'a> {
     ClientSecretRotated {
         client_id: &'a str,
     },
+    RegistrationTokenCreated {
+        token_id: &'a str,
+    },
+    RegistrationTokenRevoked {
+        token_id: &'a str,
+    },
     UserCreated {
         user_id: &'a str,
     },
@@ -155,6 +161,12 @@ fn emit(event: Event<'_>, actor: &str) {
         }
         Event::ClientUpdated { client_id } => {
             tracing::info!(target: "audit", actor, event = "client_updated", client_id)
+        }
+        Event::RegistrationTokenCreated { token_id } => {
+            tracing::info!(target: "audit", actor, event = "registration_token_created", token_id)
+        }
+        Event::RegistrationTokenRevoked { token_id } => {
+            tracing::info!(target: "audit", actor, event = "registration_token_revoked", token_id)
         }
         Event::ClientSecretRotated { client_id } => {
             tracing::info!(target: "audit", actor, event = "client_secret_rotated", client_id)

@@ -122,6 +122,9 @@ pub struct Config {
     /// `AUTHD_PASSWORD_CHECKS` and `AUTHD_PASSWORD_CHECK_WAIT`: how many
     /// argon2id checks run at once, and how long a login waits for one.
     pub password_checks: crate::signin::password::PasswordChecks,
+    /// `AUTHD_REGISTRATION`, `AUTHD_REGISTRATION_SCOPES` and
+    /// `AUTHD_REGISTRATION_UNUSED_TTL`: dynamic client registration.
+    pub registration: crate::clients::dynamic::RegistrationSettings,
 }
 
 impl Config {
@@ -335,8 +338,46 @@ impl Config {
                 concurrent: positive(&get, "AUTHD_PASSWORD_CHECKS", cores())?,
                 wait: duration(&get, "AUTHD_PASSWORD_CHECK_WAIT", "2s")?,
             },
+            registration: registration(&get)?,
         })
     }
+}
+
+fn registration(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::clients::dynamic::RegistrationSettings, ConfigError> {
+    let defaults = crate::clients::dynamic::RegistrationSettings::default();
+    let mode = match get("AUTHD_REGISTRATION") {
+        None => defaults.mode,
+        Some(text) => text.trim().parse().map_err(|()| {
+            ConfigError::new(
+                "AUTHD_REGISTRATION",
+                format!("expected off, token or open, got {text:?}"),
+            )
+        })?,
+    };
+    let scopes = match get("AUTHD_REGISTRATION_SCOPES") {
+        None => defaults.scopes,
+        Some(text) => {
+            let scopes: Vec<String> = text.split_ascii_whitespace().map(str::to_owned).collect();
+            let valid = crate::domain::Scope::from_tokens(&scopes).is_ok()
+                && !scopes.iter().any(|s| crate::domain::api::is_admin_scope(s));
+            if !valid {
+                return Err(ConfigError::new(
+                    "AUTHD_REGISTRATION_SCOPES",
+                    format!(
+                        "expected space-separated scopes (never the admin API's), got {text:?}"
+                    ),
+                ));
+            }
+            scopes
+        }
+    };
+    Ok(crate::clients::dynamic::RegistrationSettings {
+        mode,
+        scopes,
+        unused_ttl: duration(get, "AUTHD_REGISTRATION_UNUSED_TTL", "24h")?,
+    })
 }
 
 fn number<T: std::str::FromStr>(
@@ -367,6 +408,7 @@ fn rate_limits(
     settings.well_known = rate("AUTHD_RATE_LIMIT_WELL_KNOWN", settings.well_known)?;
     settings.login = rate("AUTHD_RATE_LIMIT_LOGIN", settings.login)?;
     settings.introspect = rate("AUTHD_RATE_LIMIT_INTROSPECT", settings.introspect)?;
+    settings.register = rate("AUTHD_RATE_LIMIT_REGISTER", settings.register)?;
     settings.client_auth_failures = rate(
         "AUTHD_RATE_LIMIT_CLIENT_AUTH_FAILURES",
         settings.client_auth_failures,

@@ -2,6 +2,8 @@
 //! refresh tokens, families and `jti` records in small batches, so no
 //! statement holds many locks and several replicas can run it at once on
 //! one PostgreSQL (a batch another replica already deleted deletes nothing).
+//! It also removes openly registered clients never used
+//! (`clients::dynamic::remove_unused`).
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -55,8 +57,14 @@ pub async fn prune_once(store: &dyn Store, clock: &dyn Clock) -> Result<u64, sto
     Ok(removed)
 }
 
-/// The background task: a pass every [`INTERVAL`], errors logged.
-pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+/// The background task: a pass every [`INTERVAL`], errors logged; openly
+/// registered clients that redeemed no code within `unused_clients` are
+/// removed too.
+pub async fn run(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    unused_clients: std::time::Duration,
+) {
     let mut ticker = tokio::time::interval(INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -65,6 +73,16 @@ pub async fn run(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
             Ok(0) => {}
             Ok(removed) => tracing::debug!(removed, "expired rows removed"),
             Err(error) => tracing::warn!(%error, "housekeeping failed; retrying later"),
+        }
+        let removed = crate::audit::acting_as(
+            "housekeeping".to_owned(),
+            crate::clients::dynamic::remove_unused(store.as_ref(), clock.as_ref(), unused_clients),
+        )
+        .await;
+        match removed {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "unused registered clients removed"),
+            Err(error) => tracing::warn!(%error, "cannot remove unused registered clients"),
         }
     }
 }

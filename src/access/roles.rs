@@ -59,10 +59,7 @@ async fn api_scopes(store: &dyn Store, values: &[String]) -> Result<Scope, Acces
             format!("{identity} is OpenID Connect's own scope: roles hold API scopes"),
         ));
     }
-    if let Some(admin) = scope
-        .iter()
-        .find(|s| crate::domain::api::ADMIN_SCOPES.iter().any(|(a, _)| a == s))
-    {
+    if let Some(admin) = scope.iter().find(|s| crate::domain::api::is_admin_scope(s)) {
         return Err(AccessError::invalid(
             "--scope",
             format!("{admin} is a scope of the admin API: only machine clients hold admin scopes"),

@@ -117,6 +117,7 @@ pub(super) async fn clients(
                 can_introspect: introspect,
                 rate_tier,
                 allowed_origins,
+                registration: None,
             };
             let credentials = registration::register(
                 store,
@@ -159,6 +160,7 @@ pub(super) async fn clients(
                 can_introspect: introspect,
                 rate_tier,
                 allowed_origins,
+                registration: None,
             };
             print_json(
                 &registration::update(store, clock, &config.rate_limits, &id, changes, None)

@@ -1,6 +1,6 @@
 //! The operator CLI: `serve` (the default), `migrate`, and a file per command
-//! group (`clients`, `users`, `keys`, `master-key`; `apis`, `roles` and
-//! `groups` in `access.rs`). Results are JSON on
+//! group (`clients`, `users`, `keys`, `master-key`, `registration-tokens`;
+//! `apis`, `roles` and `groups` in `access.rs`). Results are JSON on
 //! stdout; messages and logs go to stderr. Each group parses its flags and
 //! calls the service functions (clients::registration, users, access,
 //! tokens::keyring, secrets); uses startup, config, crypto, domain, clock.
@@ -9,6 +9,7 @@ mod admin;
 mod clients;
 mod keys;
 mod master_key;
+mod registration_tokens;
 mod users;
 
 pub use access::{ApisCommand, GroupsCommand, RolesCommand};
@@ -16,6 +17,7 @@ pub use admin::AdminCommand;
 pub use clients::ClientsCommand;
 pub use keys::KeysCommand;
 pub use master_key::MasterKeyCommand;
+pub use registration_tokens::RegistrationTokensCommand;
 pub use users::UsersCommand;
 
 use std::io::Read;
@@ -74,6 +76,10 @@ pub enum Command {
     /// The admin HTTP API: its first client (docs/admin-api.md).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Initial access tokens for dynamic client registration
+    /// (AUTHD_REGISTRATION=token; docs/registration.md).
+    #[command(subcommand, name = "registration-tokens")]
+    RegistrationTokens(RegistrationTokensCommand),
 }
 
 #[derive(Debug, Default, Args)]
@@ -142,6 +148,9 @@ async fn operate(command: Command, config: &Config) -> Result<(), CliError> {
         Command::Keys(command) => keys::keys(command, config, &clock).await?,
         Command::MasterKey(command) => master_key::master_key(command, config, &clock).await?,
         Command::Admin(command) => admin::admin(command, config, &clock).await?,
+        Command::RegistrationTokens(command) => {
+            registration_tokens::registration_tokens(command, config, &clock).await?
+        }
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use crate::clock::Clock;
 use crate::crypto::{Digester, random};
 use crate::domain::redirect_uri::InvalidRedirectUri;
 use crate::domain::{
-    Client, ClientId, ClientKind, ClientName, GrantType, RedirectUri, Scope, SecretDigest,
+    Client, ClientId, ClientKind, ClientName, DynamicRegistration, GrantType, RedirectUri, Scope,
+    SecretDigest,
 };
 use crate::limits::buckets::RateLimitSettings;
 use crate::store::{self, Store};
@@ -35,6 +36,8 @@ pub struct NewClient {
     pub rate_tier: Option<String>,
     /// `--allowed-origin`: browser origins allowed to call the API endpoints.
     pub allowed_origins: Vec<String>,
+    /// A client registering itself (`clients::dynamic`, RFC 7591).
+    pub registration: Option<DynamicRegistration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,10 @@ pub enum RegistrationError {
     )]
     SkipConsentNotAllowed,
     #[error(
+        "a dynamically registered client is never pre-consented: the operator did not verify it"
+    )]
+    SkipConsentDynamic,
+    #[error(
         "--introspect is for confidential clients (resource servers): introspection needs client authentication"
     )]
     IntrospectNeedsSecret,
@@ -149,6 +156,18 @@ pub struct ClientView {
     pub can_introspect: bool,
     pub rate_tier: String,
     pub allowed_origins: Vec<String>,
+    /// How the client was registered: `operator` (the CLI or the admin
+    /// API), or dynamically (RFC 7591) with a registration token
+    /// (`token`) or openly (`open`).
+    #[schema(value_type = String, example = "operator")]
+    pub registered_via: &'static str,
+    /// A dynamic client's own metadata (RFC 7591 §2), unverified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -176,6 +195,23 @@ impl From<&Client> for ClientView {
             can_introspect: client.can_introspect,
             rate_tier: client.rate_tier.clone(),
             allowed_origins: client.allowed_origins.clone(),
+            registered_via: client
+                .dynamic
+                .as_ref()
+                .map_or("operator", |d| d.via.as_str()),
+            client_uri: client
+                .dynamic
+                .as_ref()
+                .and_then(|d| d.metadata.client_uri.clone()),
+            logo_uri: client
+                .dynamic
+                .as_ref()
+                .and_then(|d| d.metadata.logo_uri.clone()),
+            contacts: client
+                .dynamic
+                .as_ref()
+                .map(|d| d.metadata.contacts.clone())
+                .unwrap_or_default(),
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -272,6 +308,9 @@ fn validate(
 ) -> Result<Validated, RegistrationError> {
     let name = ClientName::parse(&new.name).ok_or(RegistrationError::InvalidName)?;
     let signs_users_in = grants.contains(&GrantType::AuthorizationCode);
+    if new.skip_consent && new.registration.is_some() {
+        return Err(RegistrationError::SkipConsentDynamic);
+    }
     if new.skip_consent && (new.public || !signs_users_in) {
         return Err(RegistrationError::SkipConsentNotAllowed);
     }
@@ -358,7 +397,7 @@ fn validate(
 
 /// Every scope a client registers, except OpenID Connect's own, belongs to
 /// an API: that is what decides its tokens' `aud` and who may get it.
-async fn ensure_scopes_have_apis(
+pub(crate) async fn ensure_scopes_have_apis(
     store: &dyn Store,
     scope: &Scope,
 ) -> Result<(), RegistrationError> {
@@ -422,6 +461,7 @@ pub async fn register(
         can_introspect: new.can_introspect,
         rate_tier,
         allowed_origins,
+        dynamic: new.registration,
         created_at: now,
         updated_at: now,
     };
@@ -499,6 +539,9 @@ pub struct ClientChanges {
     pub can_introspect: Option<bool>,
     pub rate_tier: Option<String>,
     pub allowed_origins: Option<Vec<String>>,
+    /// A dynamic client's registration (RFC 7592 `PUT`: its metadata and
+    /// a new registration access token).
+    pub registration: Option<DynamicRegistration>,
 }
 
 /// Changes a client, validated as a registration is. With `expected`, only
@@ -524,6 +567,7 @@ pub async fn update(
         can_introspect,
         rate_tier,
         allowed_origins,
+        registration,
     } = changes;
     let nothing = name.is_none()
         && redirect_uris.is_none()
@@ -534,7 +578,8 @@ pub async fn update(
         && skip_consent.is_none()
         && can_introspect.is_none()
         && rate_tier.is_none()
-        && allowed_origins.is_none();
+        && allowed_origins.is_none()
+        && registration.is_none();
     if nothing {
         return Err(RegistrationError::NothingToChange);
     }
@@ -563,6 +608,7 @@ pub async fn update(
         can_introspect: can_introspect.unwrap_or(view.can_introspect),
         rate_tier: Some(rate_tier.unwrap_or(view.rate_tier)),
         allowed_origins: allowed_origins.unwrap_or(view.allowed_origins),
+        registration: registration.or_else(|| current.dynamic.clone()),
     };
     let grant_types = grant_types(&new)?;
     let valid = validate(&new, &grant_types, tiers)?;
@@ -584,6 +630,7 @@ pub async fn update(
         can_introspect: new.can_introspect,
         rate_tier: valid.rate_tier,
         allowed_origins: valid.allowed_origins,
+        dynamic: new.registration.clone(),
         updated_at: now,
         ..current.clone()
     };

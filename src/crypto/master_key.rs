@@ -42,19 +42,23 @@ pub enum Purpose {
     /// Sealing the admin API's answers kept for `Idempotency-Key` retries
     /// (they may hold a client secret).
     IdempotentResponseSealing,
+    /// Digests of dynamic registration's tokens: initial access tokens
+    /// (RFC 7591 §3) and registration access tokens (RFC 7592 §3).
+    RegistrationTokenDigest,
 }
 
 /// The purposes whose keys make keyed digests or MACs. A digest cannot be
 /// recomputed without the secret it hides, so these keys are derived once
 /// (from master key version 1), stored sealed, and carried forward by every
 /// master-key rotation instead of being re-derived (docs/operations.md).
-pub const DIGEST_PURPOSES: [Purpose; 6] = [
+pub const DIGEST_PURPOSES: [Purpose; 7] = [
     Purpose::ClientSecretDigest,
     Purpose::SessionCookieDigest,
     Purpose::CsrfToken,
     Purpose::AuthorizationCodeDigest,
     Purpose::RefreshTokenDigest,
     Purpose::AuditUsername,
+    Purpose::RegistrationTokenDigest,
 ];
 
 impl Purpose {
@@ -75,6 +79,7 @@ impl Purpose {
             Purpose::PasswordPepper => b"authd/v1/pepper/password",
             Purpose::PendingRequestSealing => b"authd/v1/seal/pending-request",
             Purpose::IdempotentResponseSealing => b"authd/v1/seal/idempotent-response",
+            Purpose::RegistrationTokenDigest => b"authd/v1/digest/registration-token",
         }
     }
 

@@ -187,6 +187,12 @@ pub const MIN_ACCESS_TOKEN_TTL: u32 = 60;
 pub const ADMIN_API: &str = "urn:authd:admin";
 pub const ADMIN_API_NAME: &str = "authd admin API";
 
+/// Whether `scope` is one of the admin API's: held only by clients an
+/// operator made, never by a role or a dynamically registered client.
+pub fn is_admin_scope(scope: &str) -> bool {
+    ADMIN_SCOPES.iter().any(|(admin, _)| *admin == scope)
+}
+
 /// The admin API's scopes, exactly these, each with what it allows.
 pub const ADMIN_SCOPES: [(&str, &str); 9] = [
     ("admin:clients:read", "Read OAuth clients"),

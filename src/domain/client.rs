@@ -162,8 +162,75 @@ pub struct Client {
     /// Browser origins (`scheme://host[:port]`) allowed to call `/token`,
     /// `/userinfo` and `/revoke` for it (CORS).
     pub allowed_origins: Vec<String>,
+    /// `Some` for a client that registered itself (RFC 7591): never
+    /// pre-consented, and the consent page says the operator did not
+    /// verify it.
+    pub dynamic: Option<DynamicRegistration>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How a dynamically registered client registered (`AUTHD_REGISTRATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisteredVia {
+    /// With an initial access token an operator made.
+    Token,
+    /// Without one (open registration).
+    Open,
+}
+
+impl RegisteredVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegisteredVia::Token => "token",
+            RegisteredVia::Open => "open",
+        }
+    }
+}
+
+impl FromStr for RegisteredVia {
+    type Err = UnknownValue;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "token" => Ok(RegisteredVia::Token),
+            "open" => Ok(RegisteredVia::Open),
+            _ => Err(UnknownValue),
+        }
+    }
+}
+
+/// What a dynamically registered client holds besides an operator's
+/// client: RFC 7591 §2's display metadata and RFC 7592's registration
+/// access token (as a keyed digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicRegistration {
+    pub via: RegisteredVia,
+    /// The registration access token's digest (RFC 7592 §3).
+    pub access_token: SecretDigest,
+    pub metadata: ClientMetadata,
+}
+
+/// RFC 7591 §2 metadata a dynamic client registered beyond what every
+/// client has (validated: https URLs, e-mail addresses), and what bounds
+/// its later changes (RFC 7592 `PUT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientMetadata {
+    /// As registered (`none`, `client_secret_basic` or
+    /// `client_secret_post`; a confidential client may use either secret
+    /// method).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// The scopes its registration token allowed (space-separated);
+    /// `None`: any a client may be registered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_limit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
 }
 
 impl Client {

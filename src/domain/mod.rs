@@ -12,7 +12,8 @@ pub use api::{
     TokenClaim, UserAccess, UserAccessRights,
 };
 pub use client::{
-    Client, ClientId, ClientKind, ClientName, GrantType, SecretDigest, VerifiedRedirect,
+    Client, ClientId, ClientKind, ClientMetadata, ClientName, DynamicRegistration, GrantType,
+    RegisteredVia, SecretDigest, VerifiedRedirect,
 };
 pub use pkce::{CodeChallenge, CodeVerifier};
 pub use redirect_uri::RedirectUri;

@@ -148,6 +148,11 @@ pub async fn method_not_allowed_get_head_post(request_id: RequestId) -> HttpResp
     method_not_allowed("GET, HEAD, POST", request_id)
 }
 
+/// RFC 7592's client configuration endpoint.
+pub async fn method_not_allowed_get_put_delete(request_id: RequestId) -> HttpResponse {
+    method_not_allowed("GET, PUT, DELETE", request_id)
+}
+
 pub async fn not_found(_request: HttpRequest, request_id: RequestId) -> HttpResponse {
     json_error(
         StatusCode::NOT_FOUND,

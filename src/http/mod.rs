@@ -16,6 +16,7 @@ pub mod logout;
 pub mod metrics;
 pub mod pages;
 pub mod rate_limit;
+pub mod register;
 pub mod revocation;
 pub mod token;
 pub mod userinfo;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub idempotency: Arc<crate::idempotency::Idempotency>,
     /// The one clock (tests move it).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// `AUTHD_REGISTRATION*`: dynamic client registration.
+    pub registration: crate::clients::dynamic::RegistrationSettings,
+    /// Digests of registration tokens (initial and registration access).
+    pub registration_tokens: crate::crypto::Digester,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -76,6 +81,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::resource("/token")
                 .route(web::post().to(token::token))
                 .default_service(web::to(error::method_not_allowed_post)),
+        )
+        .service(
+            web::resource("/register")
+                .route(web::post().to(register::register))
+                .default_service(web::to(error::method_not_allowed_post)),
+        )
+        .service(
+            web::resource("/register/{client_id}")
+                .route(web::get().to(register::read))
+                .route(web::put().to(register::replace))
+                .route(web::delete().to(register::remove))
+                .default_service(web::to(error::method_not_allowed_get_put_delete)),
         )
         .service(
             web::resource("/.well-known/jwks.json")

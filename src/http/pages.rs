@@ -283,6 +283,7 @@ impl Pages {
             "Allow access",
             json!({
                 "client_name": view.client_name,
+                "unverified_redirect_host": view.unverified_redirect_host,
                 "username": view.username,
                 "scopes": scopes,
                 "sections": sections,

@@ -45,6 +45,7 @@ fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> 
         p if p.starts_with("/.well-known/") => Some((IpBucket::WellKnown, None)),
         "/login" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Login))),
         "/introspect" => Some((IpBucket::Every, Some(IpBucket::Introspect))),
+        "/register" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Register))),
         _ => Some((IpBucket::Every, None)),
     }
 }

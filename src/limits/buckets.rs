@@ -96,6 +96,8 @@ pub struct RateLimitSettings {
     pub login: Rate,
     /// `/introspect`, per client IP.
     pub introspect: Rate,
+    /// `POST /register` (dynamic client registration), per client IP.
+    pub register: Rate,
     /// Failed client authentications per (client IP, client_id).
     pub client_auth_failures: Rate,
     /// `/token` per client, by the client's tier.
@@ -112,6 +114,7 @@ impl Default for RateLimitSettings {
             well_known: rate("12000/min"),
             login: rate("30/min"),
             introspect: rate("1200/min"),
+            register: rate("20/hour"),
             client_auth_failures: rate("10/min"),
             tiers: vec![
                 ("low".into(), rate("60/min")),
@@ -152,6 +155,7 @@ impl RateLimitSettings {
             well_known: self.well_known.divided(share),
             login: self.login.divided(share),
             introspect: self.introspect.divided(share),
+            register: self.register.divided(share),
             client_auth_failures: self.client_auth_failures.divided(share),
             tiers: self
                 .tiers
@@ -168,6 +172,7 @@ impl RateLimitSettings {
             IpBucket::WellKnown => self.well_known,
             IpBucket::Login => self.login,
             IpBucket::Introspect => self.introspect,
+            IpBucket::Register => self.register,
         }
     }
 
@@ -203,6 +208,7 @@ pub enum IpBucket {
     WellKnown,
     Login,
     Introspect,
+    Register,
 }
 
 impl IpBucket {
@@ -212,6 +218,7 @@ impl IpBucket {
             IpBucket::WellKnown => "well_known",
             IpBucket::Login => "login",
             IpBucket::Introspect => "introspect",
+            IpBucket::Register => "register",
         }
     }
 }
@@ -335,6 +342,7 @@ pub struct RateLimits {
     well_known: Bucket<IpKey>,
     login: Bucket<IpKey>,
     introspect: Bucket<IpKey>,
+    register: Bucket<IpKey>,
     failures: Bucket<(IpKey, String)>,
     /// (IP, client_id) pairs that used up their failures, until when.
     blocked: Mutex<HashMap<(IpKey, String), Instant>>,
@@ -355,6 +363,7 @@ impl RateLimits {
             well_known: Bucket::new(settings.well_known),
             login: Bucket::new(settings.login),
             introspect: Bucket::new(settings.introspect),
+            register: Bucket::new(settings.register),
             failures: Bucket::new(settings.client_auth_failures),
             blocked: Mutex::new(HashMap::new()),
             tiers: {
@@ -380,6 +389,7 @@ impl RateLimits {
             IpBucket::WellKnown => self.well_known.check(&ip, &self.clock),
             IpBucket::Login => self.login.check(&ip, &self.clock),
             IpBucket::Introspect => self.introspect.check(&ip, &self.clock),
+            IpBucket::Register => self.register.check(&ip, &self.clock),
         }
     }
 
@@ -443,6 +453,7 @@ impl RateLimits {
         self.well_known.forget_idle();
         self.login.forget_idle();
         self.introspect.forget_idle();
+        self.register.forget_idle();
         self.failures.forget_idle();
         for bucket in self.tiers.values() {
             bucket.forget_idle();

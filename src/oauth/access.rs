@@ -390,6 +390,7 @@ mod tests {
             can_introspect: false,
             rate_tier: "standard".into(),
             allowed_origins: Vec::new(),
+            dynamic: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

@@ -45,6 +45,9 @@ pub struct ServerMetadata {
     /// name says so (RFC 8414 §2 lets servers add members, and clients
     /// ignore what they do not know); this one is plain about it.
     pub resource_indicators_supported: bool,
+    /// RFC 7591 §3, with `AUTHD_REGISTRATION` token or open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
 }
 
 /// An endpoint URL under the issuer.
@@ -53,7 +56,7 @@ pub fn endpoint(issuer: &str, path: &str) -> String {
 }
 
 impl ServerMetadata {
-    pub fn build(issuer: &str, scopes: BTreeSet<String>) -> Self {
+    pub fn build(issuer: &str, scopes: BTreeSet<String>, registration: bool) -> Self {
         Self {
             issuer: issuer.to_owned(),
             authorization_endpoint: endpoint(issuer, "/authorize"),
@@ -104,6 +107,7 @@ impl ServerMetadata {
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             resource_indicators_supported: true,
+            registration_endpoint: registration.then(|| endpoint(issuer, "/register")),
         }
     }
 }

@@ -390,6 +390,12 @@ impl AuthorizationFlow {
         Ok(Step::Consent(ConsentView {
             request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
+            unverified_redirect_host: pending.client.dynamic.as_ref().map(|_| {
+                url::Url::parse(&pending.request.redirect.uri)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_owned))
+                    .unwrap_or_default()
+            }),
             username: user.username.as_str().to_owned(),
             sections: scope_sections(&decision, &self.clients.apis()),
             shown_scope: decision.scope.to_string(),

@@ -242,7 +242,7 @@ impl Application {
             .await?,
         );
         let clients = Arc::new(ClientRegistry::load(store.clone()).await?);
-        let metadata = metadata_document(&issuer, &clients);
+        let metadata = metadata_document(&issuer, &clients, config.registration.mode);
         let pages = Pages::load(
             config.templates_dir.as_deref(),
             issuer.starts_with("https://"),
@@ -334,6 +334,8 @@ impl Application {
             pages,
             rate_limits: rate_limits.clone(),
             client_ip: config.client_ip(),
+            registration: config.registration.clone(),
+            registration_tokens: runtime.digester(Purpose::RegistrationTokenDigest),
             draining: std::sync::atomic::AtomicBool::new(false),
             metrics,
             idempotency: Arc::new(crate::idempotency::Idempotency::new(
@@ -343,7 +345,13 @@ impl Application {
             )),
             clock: clock.clone(),
         });
-        let housekeeping = tokio::spawn(crate::housekeeping::run(store.clone(), clock.clone()));
+        // Openly registered clients are removed when unused even after
+        // registration is turned off (they registered under its rules).
+        let housekeeping = tokio::spawn(crate::housekeeping::run(
+            store.clone(),
+            clock.clone(),
+            config.registration.unused_ttl,
+        ));
         let key_schedule = tokio::spawn(tasks::run_key_schedule(
             state.keys.clone(),
             clock.clone(),
@@ -591,8 +599,17 @@ impl Application {
     }
 }
 
-pub(super) fn metadata_document(issuer: &str, clients: &ClientRegistry) -> Bytes {
-    serde_json::to_vec(&ServerMetadata::build(issuer, clients.known_scopes()))
-        .expect("metadata serialises")
-        .into()
+pub(super) fn metadata_document(
+    issuer: &str,
+    clients: &ClientRegistry,
+    registration: crate::clients::dynamic::RegistrationMode,
+) -> Bytes {
+    let registration = registration != crate::clients::dynamic::RegistrationMode::Off;
+    serde_json::to_vec(&ServerMetadata::build(
+        issuer,
+        clients.known_scopes(),
+        registration,
+    ))
+    .expect("metadata serialises")
+    .into()
 }

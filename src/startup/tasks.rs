@@ -51,9 +51,11 @@ pub(super) async fn refresh_caches(
             let clients = &state.token_endpoint.clients;
             match clients.reload().await {
                 Ok(()) => {
-                    state
-                        .metadata
-                        .store(Arc::new(metadata_document(&issuer, clients)));
+                    state.metadata.store(Arc::new(metadata_document(
+                        &issuer,
+                        clients,
+                        state.registration.mode,
+                    )));
                     seen.clients = epochs.clients;
                 }
                 Err(error) => tracing::warn!(%error, "cannot reload clients"),

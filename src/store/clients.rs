@@ -42,6 +42,17 @@ pub trait ClientRepository {
         now: DateTime<Utc>,
         expected: Option<DateTime<Utc>>,
     ) -> Result<bool>;
+    /// Records that an openly registered client redeemed a code (once:
+    /// later calls change nothing).
+    async fn mark_client_used(&self, id: &ClientId, now: DateTime<Utc>) -> Result<()>;
+    /// Deletes at most `limit` openly registered clients created before
+    /// `created_before` that never redeemed a code (with what they hold,
+    /// as `delete_client`); returns their ids.
+    async fn delete_unused_open_clients(
+        &self,
+        created_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<ClientId>>;
 }
 
 /// Clients, stamped onto each backend's store.
@@ -53,7 +64,7 @@ macro_rules! impl_client_repository {
             async fn insert_client(&self, client: &$crate::domain::Client) -> $crate::store::Result<()> {
                 let row = $crate::store::rows::ClientRow::from_client(client);
                 let mut tx = self.pool.begin().await?;
-                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+                let sql = "INSERT INTO clients (id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, registered_via, registration_metadata, registration_token_digest, registration_token_key_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
                 let inserted = sqlx::query(sql)
                     .bind(&row.id)
                     .bind(&row.name)
@@ -69,6 +80,10 @@ macro_rules! impl_client_repository {
                     .bind(row.can_introspect)
                     .bind(&row.rate_tier)
                     .bind(&row.allowed_origins)
+                    .bind(&row.registered_via)
+                    .bind(&row.registration_metadata)
+                    .bind(&row.registration_token_digest)
+                    .bind(row.registration_token_key_version)
                     .bind(row.created_at)
                     .bind(row.updated_at)
                     .execute(&mut *tx)
@@ -92,7 +107,7 @@ macro_rules! impl_client_repository {
                 &self,
                 id: &$crate::domain::ClientId,
             ) -> $crate::store::Result<Option<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients WHERE id = $1";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, registered_via, registration_metadata, registration_token_digest, registration_token_key_version, created_at, updated_at FROM clients WHERE id = $1";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
@@ -103,7 +118,7 @@ macro_rules! impl_client_repository {
 
             #[tracing::instrument(level = "debug", name = "store.client.list", skip_all)]
             async fn list_clients(&self) -> $crate::store::Result<Vec<$crate::domain::Client>> {
-                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients ORDER BY created_at, id";
+                let sql = "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, registered_via, registration_metadata, registration_token_digest, registration_token_key_version, created_at, updated_at FROM clients ORDER BY created_at, id";
                 sqlx::query_as::<_, $crate::store::rows::ClientRow>(sql)
                     .fetch_all(&self.pool)
                     .await?
@@ -121,7 +136,7 @@ macro_rules! impl_client_repository {
                 let rows = match after {
                     None => {
                         sqlx::query_as::<_, $crate::store::rows::ClientRow>(
-                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients \
+                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, registered_via, registration_metadata, registration_token_digest, registration_token_key_version, created_at, updated_at FROM clients \
                              ORDER BY created_at, id LIMIT $1",
                         )
                         .bind(i64::from(limit))
@@ -130,7 +145,7 @@ macro_rules! impl_client_repository {
                     }
                     Some((created_at, id)) => {
                         sqlx::query_as::<_, $crate::store::rows::ClientRow>(
-                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, created_at, updated_at FROM clients \
+                            "SELECT id, name, kind, secret_digest, secret_key_version, redirect_uris, grant_types, scope, audiences, post_logout_redirect_uris, skip_consent, can_introspect, rate_tier, allowed_origins, registered_via, registration_metadata, registration_token_digest, registration_token_key_version, created_at, updated_at FROM clients \
                              WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3",
                         )
                         .bind(created_at)
@@ -154,8 +169,10 @@ macro_rules! impl_client_repository {
                 let updated = sqlx::query(
                     "UPDATE clients SET name = $1, redirect_uris = $2, grant_types = $3, scope = $4, \
                      audiences = $5, post_logout_redirect_uris = $6, skip_consent = $7, can_introspect = $8, \
-                     rate_tier = $9, allowed_origins = $10, updated_at = $11 \
-                     WHERE id = $12 AND updated_at = $13",
+                     rate_tier = $9, allowed_origins = $10, updated_at = $11, \
+                     registration_metadata = $12, registration_token_digest = $13, \
+                     registration_token_key_version = $14 \
+                     WHERE id = $15 AND updated_at = $16",
                 )
                 .bind(&row.name)
                 .bind(&row.redirect_uris)
@@ -168,6 +185,9 @@ macro_rules! impl_client_repository {
                 .bind(&row.rate_tier)
                 .bind(&row.allowed_origins)
                 .bind(row.updated_at)
+                .bind(&row.registration_metadata)
+                .bind(&row.registration_token_digest)
+                .bind(row.registration_token_key_version)
                 .bind(&row.id)
                 .bind(expected)
                 .execute(&mut *tx)
@@ -248,6 +268,57 @@ macro_rules! impl_client_repository {
                     .await?;
                 tx.commit().await?;
                 Ok(updated == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.mark_used", skip_all, fields(client_id = %id))]
+            async fn mark_client_used(
+                &self,
+                id: &$crate::domain::ClientId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> $crate::store::Result<()> {
+                // Not a registration change: no cache epoch bump.
+                sqlx::query("UPDATE clients SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+                    .bind(now)
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.client.delete_unused_open", skip_all)]
+            async fn delete_unused_open_clients(
+                &self,
+                created_before: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::domain::ClientId>> {
+                let mut tx = self.pool.begin().await?;
+                // `used_at IS NULL` again in the DELETE: a client whose
+                // first code redemption commits meanwhile stays. Never
+                // used, it holds no tokens to revoke; its codes, consents
+                // and pending requests go with it (ON DELETE CASCADE).
+                let deleted: Vec<(String,)> = sqlx::query_as(
+                    "DELETE FROM clients WHERE id IN (SELECT id FROM clients \
+                       WHERE registered_via = 'open' AND used_at IS NULL AND created_at < $1 LIMIT $2) \
+                     AND used_at IS NULL RETURNING id",
+                )
+                .bind(created_before)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                if !deleted.is_empty() {
+                    sqlx::query($crate::store::BUMP_EPOCH)
+                        .bind("clients")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                deleted
+                    .into_iter()
+                    .map(|(id,)| {
+                        $crate::domain::ClientId::parse(&id)
+                            .ok_or_else(|| $crate::store::rows::corrupt("client", &id, "id"))
+                    })
+                    .collect()
             }
         }
     };

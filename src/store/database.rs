@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use super::{
     ApiRepository, ClientRepository, CodeRepository, ConsentRepository, GroupRepository,
     IdempotencyRepository, MasterKeyRepository, PendingRequestRepository, RefreshTokenRepository,
-    Result, RoleRepository, SessionRepository, SigningKeyRepository, UserRepository,
+    RegistrationTokenRepository, Result, RoleRepository, SessionRepository, SigningKeyRepository,
+    UserRepository,
 };
 
 /// Which database a store talks to (for logs and `/readyz` only).
@@ -47,6 +48,7 @@ pub trait Store:
     + RoleRepository
     + GroupRepository
     + IdempotencyRepository
+    + RegistrationTokenRepository
     + Send
     + Sync
 {
@@ -83,9 +85,10 @@ pub enum Prunable {
     RefreshTokens,
     RefreshTokenFamilies,
     IdempotencyKeys,
+    RegistrationTokens,
 }
 
-pub const PRUNABLE: [Prunable; 8] = [
+pub const PRUNABLE: [Prunable; 9] = [
     Prunable::AuthorizationRequests,
     Prunable::SealedRequests,
     Prunable::BrowserSessions,
@@ -94,6 +97,7 @@ pub const PRUNABLE: [Prunable; 8] = [
     Prunable::RefreshTokens,
     Prunable::RefreshTokenFamilies,
     Prunable::IdempotencyKeys,
+    Prunable::RegistrationTokens,
 ];
 
 impl Prunable {
@@ -107,6 +111,7 @@ impl Prunable {
             Prunable::RefreshTokens => "refresh_tokens",
             Prunable::RefreshTokenFamilies => "refresh_token_families",
             Prunable::IdempotencyKeys => "admin_idempotency",
+            Prunable::RegistrationTokens => "registration_tokens",
         }
     }
 
@@ -136,6 +141,9 @@ impl Prunable {
             }
             Prunable::IdempotencyKeys => {
                 "DELETE FROM admin_idempotency WHERE id IN (SELECT id FROM admin_idempotency WHERE expires_at < $1 LIMIT $2)"
+            }
+            Prunable::RegistrationTokens => {
+                "DELETE FROM registration_tokens WHERE id IN (SELECT id FROM registration_tokens WHERE expires_at < $1 LIMIT $2)"
             }
         }
     }

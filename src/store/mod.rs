@@ -41,6 +41,7 @@ mod master_keys;
 mod pending_requests;
 mod postgres;
 mod refresh_tokens;
+mod registration_tokens;
 mod roles;
 pub(crate) mod rows;
 mod sessions;
@@ -63,6 +64,7 @@ pub use refresh_tokens::{
     BuildSuccessor, ConsumedRefresh, FamilyRecord, FamilyUser, RefreshTokenRecord,
     RefreshTokenRepository, StoredRefreshToken, Successor,
 };
+pub use registration_tokens::{RegistrationTokenRecord, RegistrationTokenRepository};
 pub use roles::{RoleHolders, RoleRepository};
 pub use sessions::{SessionRecord, SessionRepository};
 pub use signing_keys::{

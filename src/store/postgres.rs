@@ -55,4 +55,5 @@ super::apis::impl_api_repository!(PgStore);
 super::roles::impl_role_repository!(PgStore);
 super::groups::impl_group_repository!(PgStore);
 super::idempotency::impl_idempotency_repository!(PgStore);
+super::registration_tokens::impl_registration_token_repository!(PgStore);
 super::database::impl_store!(PgStore);

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 
 use super::{Error, SigningKeyRecord};
 use crate::domain::{
-    AccessName, Api, ApiIdentifier, ApiName, ApiScope, Client, ClientId, ClientKind, ClientName,
-    GrantType, KeyState, Kid, RedirectUri, Role, Scope, SecretDigest, TokenClaim, User, UserAccess,
-    UserId, Username,
+    AccessName, Api, ApiIdentifier, ApiName, ApiScope, Client, ClientId, ClientKind,
+    ClientMetadata, ClientName, DynamicRegistration, GrantType, KeyState, Kid, RedirectUri, Role,
+    Scope, SecretDigest, TokenClaim, User, UserAccess, UserId, Username,
 };
 
 pub(super) fn corrupt(entity: &'static str, id: &str, problem: impl ToString) -> Error {
@@ -33,6 +33,10 @@ pub(super) struct ClientRow {
     pub can_introspect: bool,
     pub rate_tier: String,
     pub allowed_origins: String,
+    pub registered_via: Option<String>,
+    pub registration_metadata: Option<String>,
+    pub registration_token_digest: Option<Vec<u8>>,
+    pub registration_token_key_version: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -68,6 +72,19 @@ impl ClientRow {
             rate_tier: client.rate_tier.clone(),
             allowed_origins: serde_json::to_string(&client.allowed_origins)
                 .expect("strings serialise"),
+            registered_via: client.dynamic.as_ref().map(|d| d.via.as_str().to_owned()),
+            registration_metadata: client
+                .dynamic
+                .as_ref()
+                .map(|d| serde_json::to_string(&d.metadata).expect("metadata serialises")),
+            registration_token_digest: client
+                .dynamic
+                .as_ref()
+                .map(|d| d.access_token.digest.clone()),
+            registration_token_key_version: client
+                .dynamic
+                .as_ref()
+                .map(|d| d.access_token.key_version as i32),
             created_at: client.created_at,
             updated_at: client.updated_at,
         }
@@ -88,8 +105,31 @@ impl TryFrom<ClientRow> for Client {
             }),
             _ => None,
         };
+        let dynamic = match (
+            row.registered_via.as_deref(),
+            row.registration_token_digest,
+            row.registration_token_key_version,
+        ) {
+            (None, _, _) => None,
+            (Some(via), Some(digest), Some(version)) => Some(DynamicRegistration {
+                via: via.parse().map_err(|_| bad("registered_via"))?,
+                access_token: SecretDigest {
+                    digest,
+                    key_version: u32::try_from(version)
+                        .map_err(|_| bad("registration_token_key_version"))?,
+                },
+                metadata: match &row.registration_metadata {
+                    Some(json) => {
+                        serde_json::from_str(json).map_err(|_| bad("registration_metadata"))?
+                    }
+                    None => ClientMetadata::default(),
+                },
+            }),
+            (Some(_), _, _) => return Err(bad("registration_token_digest")),
+        };
         Ok(Client {
             id: ClientId::parse(&row.id).ok_or_else(|| bad("id"))?,
+            dynamic,
             name: ClientName::parse(&row.name).ok_or_else(|| bad("name"))?,
             kind: row.kind.parse::<ClientKind>().map_err(|_| bad("kind"))?,
             secret,

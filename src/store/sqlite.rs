@@ -126,4 +126,5 @@ super::apis::impl_api_repository!(SqliteStore);
 super::roles::impl_role_repository!(SqliteStore);
 super::groups::impl_group_repository!(SqliteStore);
 super::idempotency::impl_idempotency_repository!(SqliteStore);
+super::registration_tokens::impl_registration_token_repository!(SqliteStore);
 super::database::impl_store!(SqliteStore);

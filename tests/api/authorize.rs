@@ -592,6 +592,7 @@ async fn client_without_authorization_code_grant_is_unauthorized_client(backend:
             can_introspect: false,
             rate_tier: "standard".into(),
             allowed_origins: Vec::new(),
+            dynamic: None,
             created_at: now,
             updated_at: now,
         })

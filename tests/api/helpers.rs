@@ -146,6 +146,7 @@ pub fn test_config(database_url: &str, master_key: &MasterKey) -> Config {
     config.rate_limits.well_known = generous;
     config.rate_limits.login = generous;
     config.rate_limits.introspect = generous;
+    config.rate_limits.register = generous;
     config.rate_limits.client_auth_failures = generous;
     for (_, rate) in &mut config.rate_limits.tiers {
         *rate = generous;

@@ -21,6 +21,7 @@ mod master_key;
 mod metrics;
 mod rate_limits;
 mod refresh;
+mod registration;
 mod replicas;
 mod resource_server;
 mod revocation;

@@ -71,6 +71,7 @@ fn client(kind: ClientKind) -> Client {
         can_introspect: kind == ClientKind::Confidential,
         rate_tier: "standard".into(),
         allowed_origins: Vec::new(),
+        dynamic: None,
         created_at: now(),
         updated_at: now(),
     }

@@ -245,6 +245,7 @@ pub async fn create_client(
             can_introspect: input.can_introspect,
             rate_tier: input.rate_tier,
             allowed_origins: input.allowed_origins,
+            registration: None,
         };
         let registered = caller
             .acting(registration::register(
@@ -503,6 +504,7 @@ pub async fn update_client(
             can_introspect: patch.can_introspect,
             rate_tier: patch.rate_tier,
             allowed_origins: patch.allowed_origins,
+            registration: None,
         };
         let updated = caller
             .acting(registration::update(

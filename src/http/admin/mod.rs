@@ -12,6 +12,7 @@ pub mod clients;
 pub mod keys;
 pub mod openapi;
 pub mod problem;
+pub mod registration;
 pub mod users;
 
 use std::future::Future;
@@ -392,6 +393,7 @@ pub fn configure(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
     users::routes(config);
     keys::routes(config);
     access::routes(config);
+    registration::routes(config);
 }
 
 /// Every other request: `405` with `Allow` for a path the document lists

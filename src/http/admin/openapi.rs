@@ -14,7 +14,7 @@ use super::problem::ProblemBody;
     info(
         title = "authd admin API",
         version = "1",
-        description = "Manage authd over HTTP: clients, users, APIs, roles, groups, signing keys. \
+        description = "Manage authd over HTTP: clients, users, APIs, roles, groups, signing keys, registration tokens. \
             Call it with an access token for `urn:authd:admin` (client credentials) holding the \
             `admin:*` scope each operation names. Errors are RFC 9457 problem details."
     ),
@@ -25,6 +25,7 @@ use super::problem::ProblemBody;
         (name = "users", description = "Users, their sessions and consents"),
         (name = "apis", description = "APIs, roles, groups and memberships"),
         (name = "keys", description = "Signing keys; the master-key status (read-only)"),
+        (name = "registration", description = "Initial access tokens for dynamic client registration (RFC 7591)"),
         (name = "meta", description = "This document"),
     )
 )]

@@ -50,7 +50,20 @@ impl CodeGrant<'_> {
         check_redirect_uri(&grant, params.get("redirect_uri"))?;
         check_pkce(&grant, params.get("code_verifier"))?;
         let user = self.user(&grant).await?;
-        self.issue(client, &grant, &user, resources).await
+        let response = self.issue(client, &grant, &user, resources).await?;
+        if crate::clients::dynamic::records_use(client) {
+            // An openly registered client that got tokens is in use: it is
+            // not removed as never used. Failing to record that fails
+            // nothing the client asked for.
+            if let Err(error) = self
+                .store
+                .mark_client_used(&client.id, self.tokens.now())
+                .await
+            {
+                tracing::warn!(%error, client_id = %client.id, "cannot record a registered client's first use");
+            }
+        }
+        Ok(response)
     }
 
     /// Step 1: the code, redeemed once; the access token's `jti` is recorded
