@@ -3,6 +3,7 @@
 mod access;
 mod access_cli;
 mod admin;
+mod admin_responses;
 mod admin_schemathesis;
 mod authorization_code;
 mod authorize;
