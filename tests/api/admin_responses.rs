@@ -311,6 +311,27 @@ const OPERATIONS: &[Operation] = &[
         Some("admin:apis:read"),
         None,
     ),
+    (
+        "POST",
+        "/registration-tokens",
+        "/registration-tokens",
+        Some("admin:registration:write"),
+        Some(r#"{}"#),
+    ),
+    (
+        "GET",
+        "/registration-tokens",
+        "/registration-tokens",
+        Some("admin:registration:write"),
+        None,
+    ),
+    (
+        "DELETE",
+        "/registration-tokens/{id}",
+        "/registration-tokens/x",
+        Some("admin:registration:write"),
+        None,
+    ),
 ];
 
 /// An operation's documented response: method (upper case), path without
@@ -859,6 +880,17 @@ fn clients() -> Vec<Recipe> {
             .await
         })
         .kind("not_found"),
+        // An admin scope is only for new clients.
+        recipe("PATCH", "/clients/{id}", 409, |c| async move {
+            let id = c.machine().await;
+            c.send(
+                Method::PATCH,
+                &format!("/clients/{id}"),
+                Some(json!({"scopes": ["admin:clients:read"]})),
+            )
+            .await
+        })
+        .kind("conflict"),
         recipe("PATCH", "/clients/{id}", 412, |c| async move {
             let id = c.machine().await;
             let path = format!("/clients/{id}");
@@ -950,6 +982,15 @@ fn clients() -> Vec<Recipe> {
             c.go(rotate()).await
         })
         .kind("conflict"),
+        // An Idempotency-Key of more than 255 characters.
+        recipe("POST", "/clients/{id}/secret", 400, |c| async move {
+            let id = c.machine().await;
+            c.go(c
+                .admin(Method::POST, &format!("/clients/{id}/secret"))
+                .header("idempotency-key", "k".repeat(256)))
+                .await
+        })
+        .kind("invalid_request"),
         // The same Idempotency-Key for another client's rotation.
         recipe("POST", "/clients/{id}/secret", 422, |c| async move {
             let rotate = |id: String| {
@@ -1869,6 +1910,60 @@ fn memberships() -> Vec<Recipe> {
     ]
 }
 
+fn registration_tokens() -> Vec<Recipe> {
+    vec![
+        recipe("POST", "/registration-tokens", 201, |c| async move {
+            c.send(
+                Method::POST,
+                "/registration-tokens",
+                Some(json!({"max_uses": 1, "expires_in": 60})),
+            )
+            .await
+        }),
+        recipe("POST", "/registration-tokens", 400, |c| async move {
+            c.raw(
+                Method::POST,
+                "/registration-tokens",
+                "application/json",
+                NOT_JSON,
+            )
+            .await
+        })
+        .kind("invalid_request"),
+        recipe("POST", "/registration-tokens", 415, |c| async move {
+            c.raw(Method::POST, "/registration-tokens", "text/plain", "{}")
+                .await
+        })
+        .kind("unsupported_media_type"),
+        recipe("POST", "/registration-tokens", 422, |c| async move {
+            c.send(
+                Method::POST,
+                "/registration-tokens",
+                Some(json!({"scopes": ["admin:clients:write"]})),
+            )
+            .await
+        })
+        .kind("invalid_value"),
+        recipe("GET", "/registration-tokens", 200, |c| async move {
+            c.send(Method::GET, "/registration-tokens", None).await
+        }),
+        recipe("DELETE", "/registration-tokens/{id}", 204, |c| async move {
+            let made = c
+                .send(Method::POST, "/registration-tokens", Some(json!({})))
+                .await
+                .success(201, "make a registration token");
+            let id = made["id"].as_str().unwrap().to_owned();
+            c.send(Method::DELETE, &format!("/registration-tokens/{id}"), None)
+                .await
+        }),
+        recipe("DELETE", "/registration-tokens/{id}", 404, |c| async move {
+            c.send(Method::DELETE, "/registration-tokens/no-such-token", None)
+                .await
+        })
+        .kind("not_found"),
+    ]
+}
+
 fn meta() -> Vec<Recipe> {
     vec![recipe("GET", "/openapi.json", 200, |c| async move {
         c.go(c.app.http.get(c.url("/openapi.json"))).await
@@ -1886,11 +1981,19 @@ fn all_recipes() -> Vec<Recipe> {
         roles(),
         groups(),
         memberships(),
+        registration_tokens(),
     ]
     .into_iter()
     .flatten()
     .collect()
 }
+
+/// See `every_documented_response_is_produced`.
+const RACE_ONLY: &[(&str, &str, u16)] = &[
+    ("DELETE", "/clients/{id}", 409),
+    ("PATCH", "/users/{id}", 409),
+    ("PATCH", "/roles/{name}", 409),
+];
 
 fn list(triples: &[&Triple]) -> String {
     triples
@@ -1917,7 +2020,19 @@ async fn every_documented_response_is_produced(backend: Backend) {
         .unwrap();
     let documented = documented(&document);
     let recipes = all_recipes();
-    let named: BTreeSet<Triple> = recipes.iter().map(Recipe::triple).collect();
+    let mut named: BTreeSet<Triple> = recipes.iter().map(Recipe::triple).collect();
+    // Answers only a lost race between two statements of one request
+    // produces (a change committed between the read that checked the
+    // caller's rights and the conditional write): documented because the
+    // code answers them, and not producible on demand from outside.
+    for (verb, path, status) in RACE_ONLY {
+        let triple = (verb.to_string(), path.to_string(), *status);
+        assert!(
+            documented.contains(&triple),
+            "{verb} {path} {status} is listed as race-only but not documented"
+        );
+        named.insert(triple);
+    }
     let missing: Vec<&Triple> = documented.difference(&named).collect();
     let undocumented: Vec<&Triple> = named.difference(&documented).collect();
     assert!(

@@ -9,7 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::ProblemBody;
 use super::state;
-use super::{ApisRead, ApisWrite, Caller, PageQuery, Problem, check_if_match, etag_of, page_of};
+use super::{
+    ApisRead, ApisWrite, Authorized, Caller, PageQuery, Problem, check_if_match, etag_of, page_of,
+};
 use crate::access::AccessError;
 use crate::access::apis::{self, ApiChanges, ApiInput, ApiView};
 use crate::access::groups::{self, GroupChange, GroupView};
@@ -230,8 +232,7 @@ pub async fn list_apis(
 #[post("/apis")]
 pub async fn create_api(
     request: HttpRequest,
-    caller: Caller<ApisWrite>,
-    input: web::Json<ApiCreate>,
+    Authorized(caller, input): Authorized<ApisWrite, ApiCreate>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -303,19 +304,18 @@ pub async fn get_api(
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:apis:write, or the API is built in", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such API", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "A scope is held (retry with force) or belongs to another API", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A scope is held (retry with force) or belongs to another API, or, without If-Match, the API changed while this request ran", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The API changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "A value the rules refuse, or nothing to change", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "A value the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin:apis:write"]))
 )]
 #[patch("/apis/{id}")]
 pub async fn update_api(
     request: HttpRequest,
-    caller: Caller<ApisWrite>,
     id: web::Path<String>,
-    patch: web::Json<ApiPatch>,
+    Authorized(caller, patch): Authorized<ApisWrite, ApiPatch>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -440,8 +440,7 @@ pub async fn list_roles(
 #[post("/roles")]
 pub async fn create_role(
     request: HttpRequest,
-    caller: Caller<ApisWrite>,
-    input: web::Json<RoleInput>,
+    Authorized(caller, input): Authorized<ApisWrite, RoleInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -504,6 +503,7 @@ pub async fn get_role(
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = problems!("admin:apis:write"), body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such role", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Without If-Match: the role changed while this request ran (read it again)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The role changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
@@ -513,9 +513,8 @@ pub async fn get_role(
 #[patch("/roles/{name}")]
 pub async fn update_role(
     request: HttpRequest,
-    caller: Caller<ApisWrite>,
     name: web::Path<String>,
-    patch: web::Json<RolePatch>,
+    Authorized(caller, patch): Authorized<ApisWrite, RolePatch>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -616,8 +615,7 @@ pub async fn list_groups(
 #[post("/groups")]
 pub async fn create_group(
     request: HttpRequest,
-    caller: Caller<ApisWrite>,
-    input: web::Json<GroupInput>,
+    Authorized(caller, input): Authorized<ApisWrite, GroupInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let group = caller

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use super::problem::ProblemBody;
 use super::state;
 use super::{
-    Caller, ClientsRead, ClientsWrite, Page, PageQuery, Problem, check_if_match, cursor_of,
-    etag_of, with_etag,
+    Authorized, Caller, ClientsRead, ClientsWrite, Page, PageQuery, Problem, check_if_match,
+    cursor_of, etag_of, with_etag,
 };
 use crate::clients::registration::{self, ClientChanges, ClientView, NewClient, RegistrationError};
 use crate::domain::ClientId;
@@ -202,8 +202,7 @@ pub async fn list_clients(
 #[post("/clients")]
 pub async fn create_client(
     request: HttpRequest,
-    caller: Caller<ClientsWrite>,
-    input: web::Json<ClientInput>,
+    Authorized(caller, input): Authorized<ClientsWrite, ClientInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let input = input.into_inner();
@@ -459,6 +458,7 @@ pub async fn get_client(
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "An admin scope added to an existing client (create a new one), or, without If-Match, the client changed while this request ran", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "Metadata the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
     ),
@@ -467,9 +467,8 @@ pub async fn get_client(
 #[patch("/clients/{id}")]
 pub async fn update_client(
     request: HttpRequest,
-    caller: Caller<ClientsWrite>,
     id: web::Path<String>,
-    patch: web::Json<ClientPatch>,
+    Authorized(caller, patch): Authorized<ClientsWrite, ClientPatch>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -540,6 +539,7 @@ pub async fn update_client(
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Without If-Match: the client changed while this request ran (read it again)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The client changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin:clients:write"]))
@@ -583,10 +583,11 @@ pub async fn delete_client(
     ),
     responses(
         (status = 200, description = "The new secret, shown this once", body = NewSecret),
+        (status = 400, description = "An Idempotency-Key that is empty, too long, repeated or not visible ASCII", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:clients:write, or an admin scope the client holds or would hold", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = ProblemBody, content_type = "application/problem+json"),
-        (status = 409, description = "A public client has no secret, or the first request with this Idempotency-Key is still running", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "A public client has no secret, the first request with this Idempotency-Key is still running, or the client changed while this request ran", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "An Idempotency-Key used for another request", body = ProblemBody, content_type = "application/problem+json"),
     ),
     security(("bearer" = ["admin:clients:write"]))
@@ -622,8 +623,12 @@ pub async fn rotate_client_secret(
             Ok(credentials) => credentials,
             Err(error) => {
                 release_if_refused(state, claim, &error).await;
+                // No If-Match here: the version is the one whose scopes
+                // were checked, so a lost race is a conflict, not a 412.
                 return Err(match error {
-                    RegistrationError::Changed(_) => super::lost_race(&request),
+                    RegistrationError::Changed(_) => Problem::conflict(
+                        "the client changed while this request ran: read it again, then retry",
+                    ),
                     other => problem(other),
                 });
             }

@@ -124,6 +124,30 @@ impl<S: AdminScope + 'static> FromRequest for Caller<S> {
     }
 }
 
+/// The caller, and then its JSON body: a handler that takes a body takes
+/// this, so that who may call is decided before what was sent is read (a
+/// token without the scope gets 401/403, never a 400 or 415 about a body
+/// it was not allowed to send). Both as their own extractors decide.
+pub struct Authorized<S, T>(pub Caller<S>, pub web::Json<T>);
+
+impl<S: AdminScope + 'static, T: serde::de::DeserializeOwned + 'static> FromRequest
+    for Authorized<S, T>
+{
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let request = request.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let caller =
+                Caller::<S>::from_request(&request, &mut actix_web::dev::Payload::None).await?;
+            let body = web::Json::<T>::from_request(&request, &mut payload).await?;
+            Ok(Authorized(caller, body))
+        })
+    }
+}
+
 /// The state every admin handler reads: registered with the admin
 /// server's app (`startup::server::serve_admin`) before any route.
 pub(super) fn state(request: &HttpRequest) -> &web::Data<AppState> {

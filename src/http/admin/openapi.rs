@@ -63,7 +63,7 @@ where
         .split_for_parts()
 }
 
-/// The document alone (the tests and `authd admin openapi` print it).
+/// The document alone (the tests compare the served one with it).
 pub fn document() -> utoipa::openapi::OpenApi {
     mount(App::new()).1
 }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::problem::ProblemBody;
 use super::state;
-use super::{Caller, Problem, RegistrationWrite};
+use super::{Authorized, Caller, Problem, RegistrationWrite};
 use crate::clients::registration_tokens::{
     self, NewRegistrationToken, RegistrationTokenError, RegistrationTokenView,
 };
@@ -79,8 +79,7 @@ fn problem(error: RegistrationTokenError) -> Problem {
 #[post("/registration-tokens")]
 pub async fn create_registration_token(
     request: HttpRequest,
-    caller: Caller<RegistrationWrite>,
-    input: web::Json<RegistrationTokenInput>,
+    Authorized(caller, input): Authorized<RegistrationWrite, RegistrationTokenInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let input = input.into_inner();

@@ -10,8 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::problem::ProblemBody;
 use super::state;
 use super::{
-    Caller, Page, PageQuery, Problem, UsersRead, UsersWrite, check_if_match, cursor_of, etag_of,
-    with_etag,
+    Authorized, Caller, Page, PageQuery, Problem, UsersRead, UsersWrite, check_if_match, cursor_of,
+    etag_of, with_etag,
 };
 use crate::users::accounts::{self, NewUser, ProfileChanges, UserView};
 use crate::users::{AccountError, consents};
@@ -163,8 +163,7 @@ pub async fn list_users(
 #[post("/users")]
 pub async fn create_user(
     request: HttpRequest,
-    caller: Caller<UsersWrite>,
-    input: web::Json<UserInput>,
+    Authorized(caller, input): Authorized<UsersWrite, UserInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -239,6 +238,7 @@ pub async fn get_user(
         (status = 401, description = "No valid token for urn:authd:admin", body = ProblemBody, content_type = "application/problem+json"),
         (status = 403, description = "The token lacks admin:users:write", body = ProblemBody, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "Without If-Match: the user changed while this request ran (read it again)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 412, description = "The user changed since the ETag in If-Match", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "The body is not application/json", body = ProblemBody, content_type = "application/problem+json"),
         (status = 422, description = "A value the rules refuse", body = ProblemBody, content_type = "application/problem+json"),
@@ -248,9 +248,8 @@ pub async fn get_user(
 #[patch("/users/{id}")]
 pub async fn update_user(
     request: HttpRequest,
-    caller: Caller<UsersWrite>,
     id: web::Path<String>,
-    patch: web::Json<UserPatch>,
+    Authorized(caller, patch): Authorized<UsersWrite, UserPatch>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
@@ -358,9 +357,8 @@ user_action!(
 #[put("/users/{id}/password")]
 pub async fn set_user_password(
     request: HttpRequest,
-    caller: Caller<UsersWrite>,
     id: web::Path<String>,
-    input: web::Json<PasswordInput>,
+    Authorized(caller, input): Authorized<UsersWrite, PasswordInput>,
 ) -> Result<HttpResponse, Problem> {
     let state = state(&request);
     let run = async {
