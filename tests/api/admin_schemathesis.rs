@@ -209,7 +209,8 @@ def filter_failure(context, failure, case, response):
 ///   bad data and such an `If-Match` gets 412 rather than 400 or 422: RFC
 ///   9110 §13.2.2 evaluates preconditions before the method, so
 ///   `negative_data_rejection` admits 412 for these operations.
-/// - 422 from creating and changing clients, roles, APIs and users:
+/// - 422 from creating and changing clients, roles, APIs and users, and
+///   from creating registration tokens:
 ///   scopes must be ones some API defines (and an API's may not be OpenID
 ///   Connect's own), a client's metadata must agree with its grant types
 ///   (redirect URIs, `post_logout_redirect_uris`, …), an API's identifier
@@ -248,7 +249,7 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403",
 checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "406", "409", "412", "413", "415", "422", "428"]
 
 [[operations]]
-include-operation-id = ["create_client", "create_role", "create_api", "create_user"]
+include-operation-id = ["create_client", "create_role", "create_api", "create_user", "create_registration_token"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 
 [[operations]]

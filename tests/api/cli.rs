@@ -768,7 +768,92 @@ async fn cli_covers_what_the_admin_api_does(backend: Backend) {
     );
 }
 
+/// `authd registration-tokens`: made (printed once), listed without the
+/// token, used by `POST /register` on the running server, revoked; bad
+/// limits refused with one line.
+async fn cli_registration_tokens(backend: Backend) {
+    let database = std::sync::Arc::new(match crate::helpers::test_database(backend).await {
+        Some(database) => database,
+        None => return,
+    });
+    let app = crate::helpers::spawn_app_on(database, authd::crypto::MasterKey::generate(), |c| {
+        c.registration.mode = authd::clients::dynamic::RegistrationMode::Token;
+    })
+    .await
+    .expect("app starts");
+    let made = json_ok(&authd(
+        &app,
+        &[
+            "registration-tokens",
+            "create",
+            "--max-uses",
+            "1",
+            "--expires-in",
+            "1h",
+            "--scope",
+            "openid",
+        ],
+        None,
+    ));
+    let token = made["token"].as_str().unwrap().to_owned();
+    assert_eq!(made["max_uses"], 1);
+    assert_eq!(made["scope"], "openid");
+    let listed = json_ok(&authd(&app, &["registration-tokens", "list"], None));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(listed[0].get("token").is_none());
+    assert!(!listed.to_string().contains(&token));
+    let response = app
+        .http
+        .post(app.url("/register"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"redirect_uris": ["https://app.example/cb"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let listed = json_ok(&authd(&app, &["registration-tokens", "list"], None));
+    assert_eq!(listed[0]["uses"], 1);
+    let clients = json_ok(&authd(&app, &["clients", "list"], None));
+    assert_eq!(clients[0]["registered_via"], "token");
+    let id = made["id"].as_str().unwrap();
+    json_ok(&authd(&app, &["registration-tokens", "revoke", id], None));
+    fails_with(
+        &authd(&app, &["registration-tokens", "revoke", id], None),
+        "no registration token",
+    );
+    fails_with(
+        &authd(
+            &app,
+            &[
+                "registration-tokens",
+                "create",
+                "--scope",
+                "admin:keys:write",
+            ],
+            None,
+        ),
+        "never given to a registered client",
+    );
+    fails_with(
+        &authd(
+            &app,
+            &["registration-tokens", "create", "--scope", "nobody:defines"],
+            None,
+        ),
+        "no API defines this scope",
+    );
+    fails_with(
+        &authd(
+            &app,
+            &["registration-tokens", "create", "--max-uses", "0"],
+            None,
+        ),
+        "--max-uses",
+    );
+}
+
 on_both_backends!(
+    cli_registration_tokens,
     cli_covers_what_the_admin_api_does,
     cli_clients_lifecycle_reaches_the_running_server,
     cli_rejects_bad_registrations,
