@@ -9,10 +9,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use authd::clients::dynamic::RegistrationMode;
 use authd::clients::registration::NewClient;
+use authd::crypto::MasterKey;
 use fantoccini::{Client, ClientBuilder, Locator};
 use oauth2::{AuthorizationCode, ClientId, ClientSecret, PkceCodeVerifier, RedirectUrl, TokenUrl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::helpers::{
     Backend, PASSWORD, Pkce, TestApp, WebClient, authorize_query, on_both_backends, pkce,
-    query_param, spawn_app,
+    query_param, spawn_app, spawn_app_on, test_database,
 };
 
 /// Where chromedriver is, installing Debian's packages once when it is
@@ -699,6 +701,131 @@ async fn pages_render_on_a_phone_and_errors_show_the_request_id(backend: Backend
     browser.close().await.unwrap();
 }
 
+/// Registers a client over HTTP as an application does in open mode (RFC
+/// 7591 `POST /register`), sending people to `callback`; public, so no
+/// secret.
+async fn register_itself(app: &TestApp, callback: &Callback, name: &str) -> WebClient {
+    let response = app
+        .http
+        .post(app.url("/register"))
+        .json(&serde_json::json!({
+            "client_name": name,
+            "redirect_uris": [callback.redirect_uri()],
+            "scope": "openid",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "registered");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body.get("client_secret").is_none(), "{body}");
+    WebClient {
+        id: body["client_id"].as_str().expect("a client_id").to_owned(),
+        secret: None,
+        redirect_uri: callback.redirect_uri(),
+    }
+}
+
+/// A client that registered itself (open registration): its consent page
+/// says the operator did not verify it and where it will return the person,
+/// above what it asks for, on a desktop and a phone; allowing still sends a
+/// code the client exchanges. An operator's client shows no such notice.
+/// Screenshots for docs/.
+async fn dynamically_registered_client_consent_says_it_is_unverified(backend: Backend) {
+    let Some(database) = test_database(backend).await else {
+        return;
+    };
+    let app = spawn_app_on(Arc::new(database), MasterKey::generate(), |config| {
+        config.registration.mode = RegistrationMode::Open;
+    })
+    .await
+    .expect("app starts");
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    app.user("alice").await;
+    let mut callback = Callback::start().await;
+    let client = register_itself(&app, &callback, "Notes MCP client").await;
+    let host = callback.address.ip().to_string();
+    let mut last = None;
+    // A public client on loopback is asked about every time (RFC 8252 §8.6),
+    // so the phone, a second sign-in, sees the consent page too.
+    for phone in [false, true] {
+        let browser = chromium(&driver, phone).await;
+        let pkce = pkce();
+        let query = authorize_query(&client, &pkce, &[("scope", "openid")]);
+        browser
+            .goto(&app.url(&format!("/authorize?{query}")))
+            .await
+            .unwrap();
+        fill_login(&browser, "alice", PASSWORD).await;
+        submit(&browser, "button[type=submit]").await;
+        browser
+            .wait()
+            .for_element(Locator::Css("button[value=allow]"))
+            .await
+            .expect("the consent page");
+        if backend == Backend::Sqlite {
+            let size = if phone { "phone" } else { "desktop" };
+            screenshot(&browser, &format!("{size}-consent-unverified")).await;
+        }
+        let notice = browser.find(Locator::Css(".notice")).await.unwrap();
+        assert!(notice.is_displayed().await.unwrap());
+        let said = notice.text().await.unwrap();
+        assert!(said.starts_with("Not verified by the operator."), "{said}");
+        assert!(said.contains(&format!("return you to {host}.")), "{said}");
+        let lead = browser.find(Locator::Css(".lead")).await.unwrap();
+        let asks = lead.text().await.unwrap();
+        assert_eq!(asks, "Notes MCP client would like to:");
+        // Read before what the client asks for, not after.
+        let (_, notice_top, _, notice_height) = notice.rectangle().await.unwrap();
+        let (_, lead_top, _, _) = lead.rectangle().await.unwrap();
+        assert!(
+            notice_top + notice_height <= lead_top,
+            "the notice comes first"
+        );
+        submit(&browser, "button[value=allow]").await;
+        let back = callback.next().await;
+        assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
+        assert_eq!(
+            query_param(&back, "iss").as_deref(),
+            Some(app.issuer.as_str())
+        );
+        let code = query_param(&back, "code").expect("a code");
+        let token = exchange(&app, &client, &code, &pkce).await;
+        assert_eq!(token["token_type"], "bearer");
+        assert_eq!(token["scope"], "openid", "{token}");
+        if let Some(browser) = last.replace(browser) {
+            browser.close().await.unwrap();
+        }
+    }
+
+    // The same person, still signed in, asked by the operator's client.
+    let browser = last.expect("a browser");
+    let operators = register(&app, &callback, false).await;
+    let query = authorize_query(&operators, &pkce(), &[("scope", "openid")]);
+    browser
+        .goto(&app.url(&format!("/authorize?{query}")))
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("button[value=allow]"))
+        .await
+        .expect("the consent page");
+    let lead = browser.find(Locator::Css(".lead")).await.unwrap();
+    assert_eq!(lead.text().await.unwrap(), "Acme Billing would like to:");
+    assert!(
+        browser
+            .find_all(Locator::Css(".notice"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no notice for the operator's client"
+    );
+    browser.close().await.unwrap();
+}
+
 fn urlencode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
@@ -710,4 +837,5 @@ on_both_backends!(
     remembered_consent_and_prompt_none_skip_the_pages,
     logout_ends_the_session,
     pages_render_on_a_phone_and_errors_show_the_request_id,
+    dynamically_registered_client_consent_says_it_is_unverified,
 );
