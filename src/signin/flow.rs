@@ -49,6 +49,20 @@ pub struct AuthorizationFlow {
     pub issuer: String,
 }
 
+/// Where a redirect sends the person, as the consent page of an unverified
+/// client names it: the host, or for a loopback address (a native app,
+/// RFC 8252 §7.3: any program on the device may listen there) "an app on
+/// this device".
+fn returns_to(redirect_uri: &str) -> String {
+    let url = url::Url::parse(redirect_uri).ok();
+    match url.as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => "an app on this device".into(),
+        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => "an app on this device".into(),
+        Some(host) => host.to_string(),
+        None => String::new(),
+    }
+}
+
 impl AuthorizationFlow {
     /// `GET`/`POST /authorize`.
     #[tracing::instrument(level = "debug", name = "oauth.authorize", skip_all, fields(client_id))]
@@ -390,12 +404,11 @@ impl AuthorizationFlow {
         Ok(Step::Consent(ConsentView {
             request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
-            unverified_redirect_host: pending.client.dynamic.as_ref().map(|_| {
-                url::Url::parse(&pending.request.redirect.uri)
-                    .ok()
-                    .and_then(|url| url.host_str().map(str::to_owned))
-                    .unwrap_or_default()
-            }),
+            unverified_redirect_host: pending
+                .client
+                .dynamic
+                .as_ref()
+                .map(|_| returns_to(&pending.request.redirect.uri)),
             username: user.username.as_str().to_owned(),
             sections: scope_sections(&decision, &self.clients.apis()),
             shown_scope: decision.scope.to_string(),
@@ -498,5 +511,20 @@ fn needs_login(
         (Some(max_age), Some(auth_time)) => (now - auth_time).num_seconds() >= max_age,
         (Some(_), None) => true,
         (None, _) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::returns_to;
+
+    #[test]
+    fn an_unverified_client_returns_to_its_host_or_this_device() {
+        assert_eq!(returns_to("https://notes.example/cb"), "notes.example");
+        assert_eq!(
+            returns_to("http://127.0.0.1:7777/cb"),
+            "an app on this device"
+        );
+        assert_eq!(returns_to("http://[::1]:7777/cb"), "an app on this device");
     }
 }

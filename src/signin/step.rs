@@ -40,8 +40,9 @@ pub struct ConsentView {
     pub request_id: String,
     pub client_name: String,
     /// `Some` for a client that registered itself (RFC 7591): the page
-    /// says the operator did not verify it, and names the host it sends
-    /// the user back to (the one fact about it authd checked).
+    /// says the operator did not verify it, and names where it sends the
+    /// user back to (the one fact about it authd checked): the host, or
+    /// "an app on this device" for a loopback redirect.
     pub unverified_redirect_host: Option<String>,
     pub username: String,
     /// What can be granted, grouped: the account's scopes, then each API.
