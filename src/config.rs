@@ -373,10 +373,19 @@ fn registration(
             scopes
         }
     };
+    // At least an hour: a client is removed while a person may still be
+    // signing in with it otherwise.
+    let unused_ttl = duration(get, "AUTHD_REGISTRATION_UNUSED_TTL", "24h")?;
+    if unused_ttl < std::time::Duration::from_secs(3600) {
+        return Err(ConfigError::new(
+            "AUTHD_REGISTRATION_UNUSED_TTL",
+            "must be at least 1h: clients are removed while people may be signing in with them otherwise",
+        ));
+    }
     Ok(crate::clients::dynamic::RegistrationSettings {
         mode,
         scopes,
-        unused_ttl: duration(get, "AUTHD_REGISTRATION_UNUSED_TTL", "24h")?,
+        unused_ttl,
     })
 }
 
@@ -697,6 +706,11 @@ mod tests {
             ("AUTHD_IPV6_PREFIX", "/64"),
             ("AUTHD_PASSWORD_CHECKS", "0"),
             ("AUTHD_PASSWORD_CHECK_WAIT", "forever"),
+            ("AUTHD_REGISTRATION", "maybe"),
+            ("AUTHD_REGISTRATION_SCOPES", "openid admin:keys:read"),
+            ("AUTHD_REGISTRATION_SCOPES", "openid \"quoted\""),
+            ("AUTHD_REGISTRATION_UNUSED_TTL", "10min"),
+            ("AUTHD_RATE_LIMIT_REGISTER", "often"),
         ];
         for (variable, value) in cases {
             let error = config(&[(variable, value)]).unwrap_err();

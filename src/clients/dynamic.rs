@@ -206,8 +206,15 @@ fn https_url(body: &Map<String, Value>, name: &str) -> Result<Option<String>, Dy
     let Some(text) = string(body, name)? else {
         return Ok(None);
     };
+    // What the URL parser would quietly drop or repair (whitespace,
+    // backslashes) is refused, so what is stored and shown is the URL
+    // the parser checked.
+    let clean = !text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '\\');
     let url = url::Url::parse(&text).ok().filter(|url| {
-        url.scheme() == "https"
+        clean
+            && url.scheme() == "https"
             && url.host().is_some()
             && url.username().is_empty()
             && url.password().is_none()
@@ -241,6 +248,14 @@ fn contacts(body: &Map<String, Value>) -> Result<Vec<String>, DynamicError> {
         ))),
         None => Ok(contacts),
     }
+}
+
+/// Characters that change how a self-chosen name reads without being seen
+/// (Unicode format characters: zero-width, bidirectional overrides and
+/// isolates, the BOM): a name shown on the consent page must read as it
+/// is.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// Reads RFC 7591 §2 metadata; what authd does not know is ignored.
@@ -298,10 +313,19 @@ fn read(body: &Value, default_method: &str) -> Result<Requested, DynamicError> {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     });
+    let client_name = string(body, "client_name")?;
+    if client_name
+        .as_deref()
+        .is_some_and(|name| name.chars().any(invisible))
+    {
+        return Err(DynamicError::metadata(
+            "client_name must not hold invisible or direction-changing characters",
+        ));
+    }
     Ok(Requested {
         redirect_uris: strings(body, "redirect_uris")?.unwrap_or_default(),
         post_logout_redirect_uris: strings(body, "post_logout_redirect_uris")?.unwrap_or_default(),
-        client_name: string(body, "client_name")?,
+        client_name,
         scope,
         metadata: ClientMetadata {
             token_endpoint_auth_method: Some(auth_method.clone()),
@@ -568,11 +592,16 @@ impl Registrar<'_> {
             via: dynamic.via,
             scope_limit: match dynamic.via {
                 RegisteredVia::Open => Some(self.open_scopes()),
-                RegisteredVia::Token => dynamic
-                    .metadata
-                    .scope_limit
-                    .as_deref()
-                    .and_then(|s| s.parse().ok()),
+                // A stored limit that does not read is corrupt, never
+                // "no limit".
+                RegisteredVia::Token => match dynamic.metadata.scope_limit.as_deref() {
+                    None => None,
+                    Some(limit) => Some(limit.parse().map_err(|_| store::Error::Corrupt {
+                        entity: "client",
+                        id: current.id.to_string(),
+                        problem: "registration scope limit".into(),
+                    })?),
+                },
             },
             token_id: None,
         };
@@ -613,6 +642,13 @@ impl Registrar<'_> {
             .find_client(&current.id)
             .await?
             .ok_or(DynamicError::InvalidToken)?;
+        // Users consented to a client that sent them back to the addresses
+        // they were shown: new addresses are asked about again (a leaked
+        // registration access token must not turn remembered consents into
+        // silent codes for another host).
+        if client.redirect_uris != current.redirect_uris {
+            self.store.forget_consents_of_client(&client.id).await?;
+        }
         Ok(Registered {
             client,
             client_secret: None,

@@ -37,7 +37,7 @@ pub enum RegistrationTokenError {
     ScopeWithoutApi(String),
     #[error("--max-uses must be at least 1")]
     InvalidMaxUses,
-    #[error("--expires-in is too long")]
+    #[error("--expires-in must be more than zero and less than thousands of years")]
     InvalidExpiry,
     #[error("no registration token with id {0}")]
     NotFound(String),
@@ -129,6 +129,9 @@ pub async fn create(
 ) -> Result<IssuedRegistrationToken, RegistrationTokenError> {
     if new.max_uses == Some(0) {
         return Err(RegistrationTokenError::InvalidMaxUses);
+    }
+    if new.expires_in.is_some_and(|d| d.is_zero()) {
+        return Err(RegistrationTokenError::InvalidExpiry);
     }
     let scope = check_scopes(store, &new.scopes).await?;
     let now = clock.now().trunc_subsecs(6);

@@ -223,7 +223,7 @@ pub const ADMIN_SCOPES: [(&str, &str); 9] = [
     ("admin:keys:write", "Rotate and revoke signing keys"),
     (
         "admin:registration:write",
-        "Create and revoke registration tokens",
+        "Create and revoke registration tokens (their holders register clients)",
     ),
 ];
 

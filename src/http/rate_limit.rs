@@ -45,7 +45,11 @@ fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> 
         p if p.starts_with("/.well-known/") => Some((IpBucket::WellKnown, None)),
         "/login" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Login))),
         "/introspect" => Some((IpBucket::Every, Some(IpBucket::Introspect))),
-        "/register" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Register))),
+        // Registrations, and the changes that reload every replica's
+        // client cache (RFC 7592 PUT and DELETE).
+        p if (p == "/register" || p.starts_with("/register/")) && method != Method::GET => {
+            Some((IpBucket::Every, Some(IpBucket::Register)))
+        }
         _ => Some((IpBucket::Every, None)),
     }
 }

@@ -215,10 +215,13 @@ pub async fn read(
             .read(&path, token.as_deref())
             .await
             .map_err(|e| Box::new(error(e, request_id)))?;
+        // RFC 7592 §3: the answer carries the registration access token;
+        // authd keeps only its digest, so it echoes the one presented
+        // (which has just been checked to be the current one).
         let registered = Registered {
             client,
             client_secret: None,
-            access_token: None,
+            access_token: token.map(secrecy::SecretString::from),
         };
         Ok(answer(&state, StatusCode::OK, &registered))
     };

@@ -101,8 +101,27 @@ pub async fn validate(
         redirect.clone(),
         state.clone(),
     )
-    .map_err(reject)?;
+    .map_err(|error| match unredirected(&client, &error) {
+        Some(page) => Rejection::Page(page.into()),
+        None => reject(error),
+    })?;
     Ok((request, client))
+}
+
+/// RFC 9700 §4.11.2: a dynamically registered client's redirect URI is
+/// only its own claim, so an error is never sent there without the person
+/// having seen a page of authd's first (else any registered URI would make
+/// authd an open redirector). `Some(message)`: show this page instead. An
+/// operator's client gets its errors by redirect (RFC 6749 §4.1.2.1). The
+/// one place this is decided; `signin::flow` asks it too.
+pub fn unredirected(client: &Client, error: &Error) -> Option<String> {
+    client.dynamic.as_ref().map(|_| {
+        format!(
+            "The application's request cannot be completed: {} This application registered \
+             itself, so authd does not send you back to it with an error.",
+            error.description()
+        )
+    })
 }
 
 async fn verify_client(

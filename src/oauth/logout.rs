@@ -97,6 +97,15 @@ pub async fn check(
                     "The application asked to send you to an address it has not registered.",
                 ));
             }
+            // A dynamically registered client's address is its own claim
+            // (RFC 9700 §4.11.2): only an ID token it was issued proves
+            // the request is its own (OIDC RP-Initiated Logout §3).
+            if client.dynamic.is_some() && hint.is_none() {
+                return Err(refuse(
+                    "This application registered itself: it must send id_token_hint to be \
+                     returned to after signing out.",
+                ));
+            }
             Some(VerifiedRedirect {
                 uri: uri.to_owned(),
                 explicit: true,

@@ -97,7 +97,7 @@ impl AuthorizationFlow {
             Some(user) if !login_needed => match self.grantable(&client, &request, user.id).await {
                 Ok(decision) => Some(decision),
                 Err(error @ (Error::AccessDenied(_) | Error::InvalidTarget(_))) => {
-                    return Ok(self.reject(&request, &error).into());
+                    return Ok(self.reject(&client, &request, &error).into());
                 }
                 Err(error) => return Err(error),
             },
@@ -120,7 +120,7 @@ impl AuthorizationFlow {
                 None
             };
             if let Some(error) = error {
-                return Ok(self.reject(&request, &error).into());
+                return Ok(self.reject(&client, &request, &error).into());
             }
         }
         match (session, decision) {
@@ -337,7 +337,7 @@ impl AuthorizationFlow {
                     user_id: &user.id.to_string(),
                     client_id: pending.client.id.as_str(),
                 });
-                Ok(self.reject(
+                Ok(self.redirect_error(
                     &pending.request,
                     &Error::AccessDenied("the user denied the request".into()),
                 ))
@@ -427,7 +427,7 @@ impl AuthorizationFlow {
         if !self.take(pending, session).await? {
             return Ok(expired_request());
         }
-        Ok(self.reject(&pending.request, error))
+        Ok(self.reject(&pending.client, &pending.request, error))
     }
 
     /// Ends a pending request with a code, once: a form posted twice gets
@@ -479,7 +479,23 @@ impl AuthorizationFlow {
         )))
     }
 
-    fn reject(&self, request: &AuthorizationRequest, error: &Error) -> Step {
+    /// An error for the client: redirected to it, or for a client whose
+    /// redirect URI nobody vouched for, a page (`authorize::unredirected`).
+    fn reject(
+        &self,
+        client: &crate::domain::Client,
+        request: &AuthorizationRequest,
+        error: &Error,
+    ) -> Step {
+        match authorize::unredirected(client, error) {
+            Some(page) => Step::ErrorPage(page.into()),
+            None => self.redirect_error(request, error),
+        }
+    }
+
+    /// The error redirect itself: also for Deny, which the person chose on
+    /// authd's page, having read who the client is.
+    fn redirect_error(&self, request: &AuthorizationRequest, error: &Error) -> Step {
         Step::Redirect(authorize::error_location(
             &request.redirect,
             request.state.as_deref(),

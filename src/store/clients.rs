@@ -293,13 +293,20 @@ macro_rules! impl_client_repository {
             ) -> $crate::store::Result<Vec<$crate::domain::ClientId>> {
                 let mut tx = self.pool.begin().await?;
                 // `used_at IS NULL` again in the DELETE: a client whose
-                // first code redemption commits meanwhile stays. Never
-                // used, it holds no tokens to revoke; its codes, consents
-                // and pending requests go with it (ON DELETE CASCADE).
+                // first use was recorded meanwhile stays. `used_at` is
+                // written after the tokens are issued, so a client is also
+                // kept while any access token of its is on record: a code
+                // redemption records its token's `jti` in the transaction
+                // that redeems the code (and such records outlive the
+                // tokens). Never used, it holds no tokens to revoke; its
+                // codes, consents and pending requests go with it (ON
+                // DELETE CASCADE).
                 let deleted: Vec<(String,)> = sqlx::query_as(
                     "DELETE FROM clients WHERE id IN (SELECT id FROM clients \
                        WHERE registered_via = 'open' AND used_at IS NULL AND created_at < $1 LIMIT $2) \
-                     AND used_at IS NULL RETURNING id",
+                     AND used_at IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE access_tokens.client_id = clients.id) \
+                     RETURNING id",
                 )
                 .bind(created_before)
                 .bind(i64::from(limit))

@@ -38,6 +38,9 @@ pub trait ConsentRepository {
         client: &ClientId,
         now: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Forgets every user's consent for `client` (users are asked again);
+    /// what was granted stays. Returns how many were removed.
+    async fn forget_consents_of_client(&self, client: &ClientId) -> Result<u64>;
 }
 
 /// Consents, stamped onto each backend's store.
@@ -118,6 +121,18 @@ macro_rules! impl_consent_repository {
                 Self::end_grants_of_user(&mut tx, user, Some(client), now).await?;
                 tx.commit().await?;
                 Ok(deleted == 1)
+            }
+
+            #[tracing::instrument(level = "debug", name = "store.consent.forget_client", skip_all)]
+            async fn forget_consents_of_client(
+                &self,
+                client: &$crate::domain::ClientId,
+            ) -> $crate::store::Result<u64> {
+                Ok(sqlx::query("DELETE FROM consents WHERE client_id = $1")
+                    .bind(client.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
             }
         }
     };

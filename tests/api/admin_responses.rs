@@ -48,10 +48,10 @@ type Operation = (
 /// Every operation: method, path as documented (without [`PREFIX`]), a
 /// path that reaches it, the scope it needs (`None`: no token), and a JSON
 /// body its extractors accept. The 401 and 403 recipes are made from this
-/// list. They send that body: actix-web extracts a handler's arguments
-/// together, and a body it refuses (415 without one, 400 for one it cannot
-/// read) can answer before the token check does, which awaits the
-/// database.
+/// list. Where an operation takes a body they send one it refuses (not
+/// JSON, as `text/plain`): who may call is decided before the body is read
+/// (`Authorized<S, T>`), so the answer is still 401 or 403, never a 415 or
+/// 400 about a body the caller was not allowed to send.
 const OPERATIONS: &[Operation] = &[
     ("GET", "/openapi.json", "/openapi.json", None, None),
     (
@@ -736,9 +736,7 @@ fn refusals() -> Vec<Recipe> {
         let request = move |c: &Ctx| {
             let request = c.app.http.request(method(verb), c.url(sample));
             match body {
-                Some(body) => request
-                    .header("content-type", "application/json")
-                    .body(body),
+                Some(_) => request.header("content-type", "text/plain").body(NOT_JSON),
                 None => request,
             }
         };

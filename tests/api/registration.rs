@@ -347,6 +347,16 @@ async fn open_registration_refuses_what_it_must(backend: Backend) {
             "client_name",
         ),
         (
+            json!({"redirect_uris": ["https://a.example/cb"], "client_name": "Pay\u{200B}Pal"}),
+            "invalid_client_metadata",
+            "invisible",
+        ),
+        (
+            json!({"redirect_uris": ["https://a.example/cb"], "client_uri": "https://a.example/ x"}),
+            "invalid_client_metadata",
+            "client_uri must be an https URL",
+        ),
+        (
             json!({"redirect_uris": ["https://a.example/cb"], "client_name": 7}),
             "invalid_client_metadata",
             "client_name must be a string",
@@ -672,7 +682,9 @@ async fn registration_management_reads_updates_and_deletes(backend: Backend) {
         read["registration_client_uri"],
         created["registration_client_uri"]
     );
-    assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
+    assert!(read.get("client_secret").is_none());
+    // RFC 7592 §3: the token it was sent (authd keeps only a digest).
+    assert_eq!(read["registration_access_token"], rat.as_str());
 
     // Who may: the client's own token only.
     let response = manage(&app, reqwest::Method::GET, &id, None, None).await;
@@ -774,6 +786,13 @@ async fn registration_management_reads_updates_and_deletes(backend: Backend) {
     )
     .await;
     refused(response, "invalid_redirect_uri").await;
+    for scope in ["admin:clients:write", "openid admin:keys:read"] {
+        let body =
+            json!({"client_id": id, "redirect_uris": ["https://app.example/cb"], "scope": scope});
+        let response = manage(&app, reqwest::Method::PUT, &id, Some(&new_rat), Some(&body)).await;
+        let description = refused(response, "invalid_client_metadata").await;
+        assert!(description.contains("never given"), "{description}");
+    }
     let still: Value = manage(&app, reqwest::Method::GET, &id, Some(&new_rat), None)
         .await
         .json()
@@ -824,6 +843,172 @@ async fn registration_management_reads_updates_and_deletes(backend: Backend) {
     );
 }
 
+/// RFC 9700 §4.11.2: a self-registered redirect URI is never reached
+/// without a page of authd's first: errors are shown, not redirected (an
+/// operator's client still gets them by redirect); Deny, chosen on the
+/// consent page, redirects. A PUT stays within open mode's rules, and new
+/// redirect URIs make users consent again. Sign-out returns to a dynamic
+/// client only with an ID token hint.
+async fn self_registered_redirects_are_never_reached_unasked(backend: Backend) {
+    let Some(app) = open_app(backend).await else {
+        return;
+    };
+    let created = registered(
+        &app,
+        &json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "post_logout_redirect_uris": ["https://app.example/bye"],
+            "scope": "openid",
+        }),
+        None,
+    )
+    .await;
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let rat = created["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = WebClient {
+        id: id.clone(),
+        secret: None,
+        redirect_uri: "https://app.example/cb".into(),
+    };
+    let pkce = pkce();
+    app.user("alice").await;
+    let browser = app.browser();
+    // A request /authorize refuses, and prompt=none with nobody signed in.
+    for extra in [
+        vec![("response_type", "token")],
+        vec![("code_challenge", "")],
+        vec![("prompt", "none")],
+    ] {
+        let response = browser
+            .authorize(&authorize_query(&client, &pkce, &extra))
+            .await;
+        assert_eq!(response.status(), 400, "{extra:?}");
+        assert!(response.headers().get("location").is_none());
+        let page = response.text().await.unwrap();
+        assert!(page.contains("registered"), "{page}");
+    }
+    // An operator's client is answered by redirect, as RFC 6749 says.
+    let operator = app.web_client(true, &[]).await;
+    let response = browser
+        .authorize(&authorize_query(
+            &operator,
+            &pkce,
+            &[("response_type", "token")],
+        ))
+        .await;
+    assert_eq!(response.status(), 303);
+    assert!(location(&response).starts_with("https://spa.example/cb?error="));
+
+    // Deny on the consent page goes back with access_denied.
+    let query = authorize_query(&client, &pkce, &[("scope", "openid")]);
+    let (consent, _) = consent_page(&browser, &query, "alice").await;
+    let back = location(&browser.decide(&consent, "deny").await);
+    assert!(
+        back.starts_with("https://app.example/cb?error=access_denied"),
+        "{back}"
+    );
+    // Allow, once: remembered.
+    let back = browser.sign_in(&query, "alice").await;
+    assert!(query_param(&back, "code").is_some());
+    let again = browser
+        .authorize(&authorize_query(
+            &client,
+            &crate::helpers::pkce(),
+            &[("scope", "openid"), ("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(again.status(), 303, "remembered consent");
+
+    // PUT: open mode's rules hold; new redirect URIs are asked about again.
+    for (body, says) in [
+        (
+            json!({"client_id": id, "redirect_uris": ["https://app.example/cb"], "scope": "openid offline_access groups"}),
+            "groups may not be registered here",
+        ),
+        (
+            json!({"client_id": id, "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "client_secret_basic"}),
+            "cannot change",
+        ),
+        (
+            json!({"client_id": id, "redirect_uris": ["https://app.example/cb"], "grant_types": ["client_credentials"], "response_types": []}),
+            "cannot use client_credentials",
+        ),
+        (
+            json!({"client_id": id, "redirect_uris": ["https://app.example/cb"], "client_name": "Bank\u{202E}"}),
+            "invisible",
+        ),
+    ] {
+        let response = manage(&app, reqwest::Method::PUT, &id, Some(&rat), Some(&body)).await;
+        let description = refused(response, "invalid_client_metadata").await;
+        assert!(description.contains(says), "{body}: {description}");
+    }
+    assert_eq!(
+        query_i64(
+            &app,
+            backend,
+            &format!("SELECT COUNT(*) FROM consents WHERE client_id = '{id}'")
+        )
+        .await,
+        1
+    );
+    let response = manage(
+        &app,
+        reqwest::Method::PUT,
+        &id,
+        Some(&rat),
+        Some(&json!({
+            "client_id": id,
+            "redirect_uris": ["https://new.example/cb"],
+            "post_logout_redirect_uris": ["https://app.example/bye"],
+            "scope": "openid",
+        })),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        query_i64(
+            &app,
+            backend,
+            &format!("SELECT COUNT(*) FROM consents WHERE client_id = '{id}'")
+        )
+        .await,
+        0
+    );
+    let moved = WebClient {
+        redirect_uri: "https://new.example/cb".into(),
+        ..client.clone()
+    };
+    // Once this replica knows the new address: consent_required, shown.
+    crate::helpers::within_5_seconds("consent is asked again, never assumed", || async {
+        let response = browser
+            .authorize(&authorize_query(
+                &moved,
+                &crate::helpers::pkce(),
+                &[("scope", "openid"), ("prompt", "none")],
+            ))
+            .await;
+        response.status() == 400
+            && response
+                .text()
+                .await
+                .unwrap()
+                .contains("the user has not consented")
+    })
+    .await;
+
+    // Sign-out: back to a dynamic client only with an ID token hint.
+    let response = browser
+        .get(&format!(
+            "/logout?client_id={id}&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye"
+        ))
+        .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("id_token_hint"));
+}
+
 /// Openly registered clients that redeemed no code within the TTL are
 /// removed; used ones and token-registered ones stay.
 async fn unused_open_clients_are_removed(backend: Backend) {
@@ -864,6 +1049,17 @@ async fn unused_open_clients_are_removed(backend: Backend) {
             .unwrap(),
         0
     );
+    // Its first use not yet recorded (the moment between the code's
+    // redemption and `used_at`): its access token on record keeps it.
+    crate::helpers::execute_sql(
+        &app,
+        backend,
+        &format!(
+            "UPDATE clients SET used_at = NULL WHERE id = '{}'",
+            used["client_id"].as_str().unwrap()
+        ),
+    )
+    .await;
     let later = MockClock::new(chrono::Utc::now() + chrono::Duration::hours(2));
     assert_eq!(
         remove_unused(store, &later, std::time::Duration::from_secs(3600))
@@ -957,6 +1153,15 @@ async fn admin_api_manages_registration_tokens(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
+    let response = app
+        .http
+        .post(admin("/registration-tokens"))
+        .bearer_auth(&writer)
+        .json(&json!({"expires_in": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422, "a token already expired");
 
     registered(
         &app,
@@ -1035,4 +1240,5 @@ on_both_backends!(
     registration_management_reads_updates_and_deletes,
     unused_open_clients_are_removed,
     admin_api_manages_registration_tokens,
+    self_registered_redirects_are_never_reached_unasked,
 );
