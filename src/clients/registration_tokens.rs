@@ -11,6 +11,11 @@ use crate::crypto::{Digester, random};
 use crate::domain::Scope;
 use crate::store::{self, RegistrationTokenRecord, Store};
 
+/// The most uses a token may allow.
+pub const MAX_USES_LIMIT: u32 = 1_000_000;
+/// The longest a token may live: 10 years, in seconds.
+pub const MAX_EXPIRES_IN_SECS: u64 = 10 * 365 * 24 * 3600;
+
 /// What a new token allows.
 #[derive(Debug, Default, Clone)]
 pub struct NewRegistrationToken {
@@ -35,9 +40,9 @@ pub enum RegistrationTokenError {
         "--scope {0}: no API defines this scope; define it first (authd apis create --identifier URI --name NAME --scope {0})"
     )]
     ScopeWithoutApi(String),
-    #[error("--max-uses must be at least 1")]
+    #[error("--max-uses must be 1 to 1000000")]
     InvalidMaxUses,
-    #[error("--expires-in must be more than zero and less than thousands of years")]
+    #[error("--expires-in must be more than zero and at most 10 years")]
     InvalidExpiry,
     #[error("no registration token with id {0}")]
     NotFound(String),
@@ -127,10 +132,16 @@ pub async fn create(
     clock: &dyn Clock,
     new: NewRegistrationToken,
 ) -> Result<IssuedRegistrationToken, RegistrationTokenError> {
-    if new.max_uses == Some(0) {
+    if new
+        .max_uses
+        .is_some_and(|n| !(1..=MAX_USES_LIMIT).contains(&n))
+    {
         return Err(RegistrationTokenError::InvalidMaxUses);
     }
-    if new.expires_in.is_some_and(|d| d.is_zero()) {
+    if new
+        .expires_in
+        .is_some_and(|d| d.is_zero() || d.as_secs() > MAX_EXPIRES_IN_SECS)
+    {
         return Err(RegistrationTokenError::InvalidExpiry);
     }
     let scope = check_scopes(store, &new.scopes).await?;
@@ -141,7 +152,6 @@ pub async fn create(
             chrono::Duration::from_std(d)
                 .ok()
                 .and_then(|d| now.checked_add_signed(d))
-                .filter(|at| at.timestamp() < 253_402_300_799) // year 9999
                 .ok_or(RegistrationTokenError::InvalidExpiry)?,
         ),
     };
@@ -151,7 +161,7 @@ pub async fn create(
         digest: digester.digest(token.expose_secret().as_bytes()),
         key_version: digester.version() as i32,
         scope: scope.map(|s| s.to_string()),
-        max_uses: new.max_uses.map(|n| n.min(i32::MAX as u32) as i32),
+        max_uses: new.max_uses.map(|n| n as i32),
         uses: 0,
         created_at: now,
         expires_at,

@@ -127,7 +127,7 @@ impl<S: AdminScope + 'static> FromRequest for Caller<S> {
 /// The caller, and then its JSON body: a handler that takes a body takes
 /// this, so that who may call is decided before what was sent is read (a
 /// token without the scope gets 401/403, never a 400 or 415 about a body
-/// it was not allowed to send). Both as their own extractors decide.
+/// it was not allowed to send), and the body must be a JSON object.
 pub struct Authorized<S, T>(pub Caller<S>, pub web::Json<T>);
 
 impl<S: AdminScope + 'static, T: serde::de::DeserializeOwned + 'static> FromRequest
@@ -142,8 +142,23 @@ impl<S: AdminScope + 'static, T: serde::de::DeserializeOwned + 'static> FromRequ
         Box::pin(async move {
             let caller =
                 Caller::<S>::from_request(&request, &mut actix_web::dev::Payload::None).await?;
-            let body = web::Json::<T>::from_request(&request, &mut payload).await?;
-            Ok(Authorized(caller, body))
+            // Every body here is a JSON object: read as JSON first (the
+            // content type, size and syntax refused as `configure` says),
+            // then refused unless an object (serde would read an array
+            // into a struct whose fields may all be absent).
+            let body = web::Json::<serde_json::Value>::from_request(&request, &mut payload)
+                .await?
+                .into_inner();
+            if !body.is_object() {
+                return Err(Problem::invalid("the JSON body must be an object")
+                    .in_request(&request)
+                    .into());
+            }
+            let body: T = serde_json::from_value(body).map_err(|error| {
+                Problem::invalid(format!("the JSON body is not acceptable: {error}"))
+                    .in_request(&request)
+            })?;
+            Ok(Authorized(caller, web::Json(body)))
         })
     }
 }

@@ -20,13 +20,14 @@ use secrecy::ExposeSecret;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationTokenInput {
-    /// Seconds it may be used; absent: until revoked.
+    /// Seconds it may be used (at most 10 years: `MAX_EXPIRES_IN_SECS`);
+    /// absent: until revoked.
     #[serde(default, deserialize_with = "super::whole_u32")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 315360000)]
     pub expires_in: Option<u32>,
     /// How many clients it may register; absent: any number.
     #[serde(default, deserialize_with = "super::whole_u32")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_uses: Option<u32>,
     /// The scopes the clients it registers may hold (RFC 6749 §3.3
     /// tokens; never the admin API's); absent or empty: any.
