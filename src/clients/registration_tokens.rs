@@ -140,7 +140,7 @@ pub async fn create(
     }
     if new
         .expires_in
-        .is_some_and(|d| d.is_zero() || d.as_secs() > MAX_EXPIRES_IN_SECS)
+        .is_some_and(|d| d.as_secs() == 0 || d.as_secs() > MAX_EXPIRES_IN_SECS)
     {
         return Err(RegistrationTokenError::InvalidExpiry);
     }

@@ -234,6 +234,15 @@ pub struct ClientMetadata {
 }
 
 impl Client {
+    /// Whether an operator registered this client, vouching for where it
+    /// sends people; a client that registered itself (RFC 7591) did not:
+    /// authd never sends anyone to it unasked (RFC 9700 §4.11.2), and its
+    /// consent page says it is unverified. The one test every such rule
+    /// asks.
+    pub fn operator_vouched(&self) -> bool {
+        self.dynamic.is_none()
+    }
+
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }

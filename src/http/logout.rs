@@ -77,9 +77,17 @@ async fn logout(
         Ok(session) => session,
         Err(error) => return state.pages.internal_error(&error, request_id),
     };
+    // A dynamically registered client is returned to only when this
+    // request ended the session of the user its ID token names, or the
+    // person confirmed on authd's page: an old ID token must not make
+    // authd redirect anyone who comes along (RFC 9700 §4.11.2).
+    let dynamic = checked
+        .client
+        .as_ref()
+        .is_some_and(|c| !c.operator_vouched());
     let Some(session) = session else {
         // Nobody is signed in here: nothing to confirm.
-        return signed_out(state, &checked, request_id);
+        return signed_out(state, &checked, !dynamic, request_id);
     };
     let vouched = checked
         .hinted_subject
@@ -96,7 +104,10 @@ async fn logout(
         }
         let user_id = session.user_id().map(|id| id.to_string());
         tracing::info!(user_id = user_id.as_deref().unwrap_or("-"), "signed out");
-        return signed_out(state, &checked, request_id);
+        let hinted_user_ended =
+            user_id.is_some() && user_id.as_deref() == checked.hinted_subject.as_deref();
+        let returns = !dynamic || confirmed || hinted_user_ended;
+        return signed_out(state, &checked, returns, request_id);
     }
     confirm_page(state, &session, &checked, request_id)
 }
@@ -124,10 +135,15 @@ fn confirm_page(
     )
 }
 
-/// The session is gone: clear the cookie, then go back to the client or
-/// show the signed-out page.
-fn signed_out(state: &AppState, checked: &LogoutRequest, request_id: RequestId) -> HttpResponse {
-    let mut response = match checked.location() {
+/// The session is gone: clear the cookie, then go back to the client (if
+/// it `returns` there) or show the signed-out page.
+fn signed_out(
+    state: &AppState,
+    checked: &LogoutRequest,
+    returns: bool,
+    request_id: RequestId,
+) -> HttpResponse {
+    let mut response = match checked.location().filter(|_| returns) {
         Some(location) => see_other(&location),
         None => state.pages.page(
             StatusCode::OK,

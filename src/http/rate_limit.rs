@@ -47,7 +47,8 @@ fn buckets(method: &Method, path: &str) -> Option<(IpBucket, Option<IpBucket>)> 
         "/introspect" => Some((IpBucket::Every, Some(IpBucket::Introspect))),
         // Registrations, and the changes that reload every replica's
         // client cache (RFC 7592 PUT and DELETE).
-        p if (p == "/register" || p.starts_with("/register/")) && method != Method::GET => {
+        "/register" if method == Method::POST => Some((IpBucket::Every, Some(IpBucket::Register))),
+        p if p.starts_with("/register/") && (method == Method::PUT || method == Method::DELETE) => {
             Some((IpBucket::Every, Some(IpBucket::Register)))
         }
         _ => Some((IpBucket::Every, None)),

@@ -112,14 +112,15 @@ pub async fn validate(
 /// only its own claim, so an error is never sent there without the person
 /// having seen a page of authd's first (else any registered URI would make
 /// authd an open redirector). `Some(message)`: show this page instead. An
-/// operator's client gets its errors by redirect (RFC 6749 §4.1.2.1). The
-/// one place this is decided; `signin::flow` asks it too.
+/// operator's client gets its errors by redirect (RFC 6749 §4.1.2.1).
+/// `signin::flow` asks it too.
 pub fn unredirected(client: &Client, error: &Error) -> Option<String> {
-    client.dynamic.as_ref().map(|_| {
+    (!client.operator_vouched()).then(|| {
+        let description = error.description();
+        let end = if description.ends_with('.') { "" } else { "." };
         format!(
-            "The application's request cannot be completed: {} This application registered \
-             itself, so authd does not send you back to it with an error.",
-            error.description()
+            "The application's request cannot be completed: {description}{end} This application \
+             registered itself, so authd does not send you back to it with an error."
         )
     })
 }

@@ -82,8 +82,16 @@ pub async fn check(
         }
         None => None,
     };
+    // A dynamically registered client's address is its own claim (RFC 9700
+    // §4.11.2): without an ID token it was issued, nothing shows the
+    // request is its own (OIDC RP-Initiated Logout §3), so the person is
+    // signed out and stays on authd's page. (Decided before the address
+    // is looked at: the answer says nothing about what is registered.)
+    let unvouched_dynamic =
+        client.as_ref().is_some_and(|c| !c.operator_vouched()) && hint.is_none();
     let redirect = match params.get("post_logout_redirect_uri") {
         None => None,
+        Some(_) if unvouched_dynamic => None,
         Some(uri) => {
             let client = client.as_ref().ok_or_else(|| {
                 refuse("The sign-out request does not say which application it comes from.")
@@ -95,15 +103,6 @@ pub async fn check(
             if !registered {
                 return Err(refuse(
                     "The application asked to send you to an address it has not registered.",
-                ));
-            }
-            // A dynamically registered client's address is its own claim
-            // (RFC 9700 §4.11.2): only an ID token it was issued proves
-            // the request is its own (OIDC RP-Initiated Logout §3).
-            if client.dynamic.is_some() && hint.is_none() {
-                return Err(refuse(
-                    "This application registered itself: it must send id_token_hint to be \
-                     returned to after signing out.",
                 ));
             }
             Some(VerifiedRedirect {

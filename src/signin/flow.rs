@@ -404,11 +404,8 @@ impl AuthorizationFlow {
         Ok(Step::Consent(ConsentView {
             request_id: pending.reference.clone(),
             client_name: pending.client.name.as_str().to_owned(),
-            unverified_redirect_host: pending
-                .client
-                .dynamic
-                .as_ref()
-                .map(|_| returns_to(&pending.request.redirect.uri)),
+            unverified_redirect_host: (!pending.client.operator_vouched())
+                .then(|| returns_to(&pending.request.redirect.uri)),
             username: user.username.as_str().to_owned(),
             sections: scope_sections(&decision, &self.clients.apis()),
             shown_scope: decision.scope.to_string(),

@@ -94,12 +94,14 @@ impl AuthorizationFlow {
         let Ok(request) = serde_json::from_str::<AuthorizationRequest>(&record.request) else {
             return Ok(None);
         };
-        // The client may have been deleted since: then the request is void.
+        // The client may have been deleted since, or no longer send people
+        // where this request would: then the request is void.
         let Some(client) = self
             .clients
             .find(&record.client_id)
             .await
             .map_err(Error::internal)?
+            .filter(|client| still_registered(client, &request))
         else {
             return Ok(None);
         };
@@ -156,7 +158,13 @@ impl AuthorizationFlow {
         let Some(client) = ClientId::parse(&carried.client_id) else {
             return Ok(None);
         };
-        let Some(client) = self.clients.find(&client).await.map_err(Error::internal)? else {
+        let Some(client) = self
+            .clients
+            .find(&client)
+            .await
+            .map_err(Error::internal)?
+            .filter(|client| still_registered(client, &carried.request))
+        else {
             return Ok(None);
         };
         Ok(Some(Pending {
@@ -277,4 +285,13 @@ impl AuthorizationFlow {
             .await
             .map_err(Error::internal)
     }
+}
+
+/// Whether `request`'s redirect URI is still one `client` registered: a
+/// registration changed while the request was pending (RFC 7592 `PUT`, an
+/// operator) must not send its code where the person was not shown.
+fn still_registered(client: &crate::domain::Client, request: &AuthorizationRequest) -> bool {
+    client
+        .verify_redirect_uri(Some(&request.redirect.uri))
+        .is_some()
 }

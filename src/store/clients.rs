@@ -302,8 +302,10 @@ macro_rules! impl_client_repository {
                 // codes, consents and pending requests go with it (ON
                 // DELETE CASCADE).
                 let deleted: Vec<(String,)> = sqlx::query_as(
-                    "DELETE FROM clients WHERE id IN (SELECT id FROM clients \
-                       WHERE registered_via = 'open' AND used_at IS NULL AND created_at < $1 LIMIT $2) \
+                    "DELETE FROM clients WHERE id IN (SELECT id FROM clients AS candidate \
+                       WHERE registered_via = 'open' AND used_at IS NULL AND created_at < $1 \
+                       AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE access_tokens.client_id = candidate.id) \
+                       LIMIT $2) \
                      AND used_at IS NULL \
                      AND NOT EXISTS (SELECT 1 FROM access_tokens WHERE access_tokens.client_id = clients.id) \
                      RETURNING id",

@@ -450,9 +450,22 @@ async fn open_registration_is_rate_limited_per_ip(backend: Backend) {
         return;
     };
     let metadata = json!({"redirect_uris": ["https://a.example/cb"]});
-    for _ in 0..3 {
-        assert_eq!(register(&app, &metadata, None).await.status(), 201);
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        made.push(registered(&app, &metadata, None).await);
     }
+    // A change (each reloads every replica's clients) counts too.
+    let id = made[0]["client_id"].as_str().unwrap();
+    let rat = made[0]["registration_access_token"].as_str().unwrap();
+    let change = json!({"client_id": id, "redirect_uris": ["https://b.example/cb"]});
+    let response = manage(&app, reqwest::Method::PUT, id, Some(rat), Some(&change)).await;
+    assert_eq!(response.status(), 200);
+    let rat = response.json::<Value>().await.unwrap()["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = manage(&app, reqwest::Method::DELETE, id, Some(&rat), None).await;
+    assert_eq!(response.status(), 429, "a DELETE counts");
     let response = register(&app, &metadata, None).await;
     assert_eq!(response.status(), 429);
     assert!(
@@ -463,8 +476,8 @@ async fn open_registration_is_rate_limited_per_ip(backend: Backend) {
             .unwrap()
             > 0
     );
-    assert_eq!(clients_count(&app, backend).await, 3);
-    // Management is not counted against it.
+    assert_eq!(clients_count(&app, backend).await, 2);
+    // Reading a registration is not counted against it.
     let response = app
         .http
         .get(app.url("/register/x"))
@@ -912,7 +925,13 @@ async fn self_registered_redirects_are_never_reached_unasked(backend: Backend) {
     );
     // Allow, once: remembered.
     let back = browser.sign_in(&query, "alice").await;
-    assert!(query_param(&back, "code").is_some());
+    let code = query_param(&back, "code").expect("a code");
+    let tokens: Value = crate::helpers::exchange_code(&app, &client, &code, &pkce.verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().expect("an ID token").to_owned();
     let again = browser
         .authorize(&authorize_query(
             &client,
@@ -999,14 +1018,27 @@ async fn self_registered_redirects_are_never_reached_unasked(backend: Backend) {
     })
     .await;
 
-    // Sign-out: back to a dynamic client only with an ID token hint.
-    let response = browser
-        .get(&format!(
-            "/logout?client_id={id}&post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye"
-        ))
+    // Sign-out returns to a dynamic client only when it ended the session
+    // of the user its ID token names.
+    let bye = "post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fbye";
+    // No hint: alice is asked, and stays on authd's page.
+    let response = browser.get(&format!("/logout?client_id={id}&{bye}")).await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(!page.contains("app.example/bye"), "{page}");
+    // A visitor nobody signed in, with a leaked ID token: signed-out page.
+    let stranger = app.browser();
+    let response = stranger
+        .get(&format!("/logout?id_token_hint={id_token}&{bye}"))
         .await;
-    assert_eq!(response.status(), 400);
-    assert!(response.text().await.unwrap().contains("id_token_hint"));
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("location").is_none());
+    // Alice, with her own ID token: signed out and returned.
+    let response = browser
+        .get(&format!("/logout?id_token_hint={id_token}&{bye}&state=s1"))
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "https://app.example/bye?state=s1");
 }
 
 /// Openly registered clients that redeemed no code within the TTL are
