@@ -941,6 +941,18 @@ async fn self_registered_redirects_are_never_reached_unasked(backend: Backend) {
         .await;
     assert_eq!(again.status(), 303, "remembered consent");
 
+    // Signed in, asking for nothing alice may grant: shown, not redirected.
+    let response = browser
+        .authorize(&authorize_query(
+            &client,
+            &crate::helpers::pkce(),
+            &[("scope", "profile")],
+        ))
+        .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+    assert!(response.text().await.unwrap().contains("nothing to grant"));
+
     // PUT: open mode's rules hold; new redirect URIs are asked about again.
     for (body, says) in [
         (
