@@ -229,19 +229,13 @@ fn https_url(body: &Map<String, Value>, name: &str) -> Result<Option<String>, Dy
 }
 
 /// RFC 7591 §2 `contacts`: e-mail addresses, here at most 10, each
-/// `local@domain` without spaces or control characters.
+/// plausible as users' are.
 fn contacts(body: &Map<String, Value>) -> Result<Vec<String>, DynamicError> {
     let contacts = strings(body, "contacts")?.unwrap_or_default();
-    let plausible = |c: &String| {
-        let (local, domain) = c.rsplit_once('@').unwrap_or_default();
-        !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && c.len() <= 254
-            && !c.chars().any(|ch| ch.is_whitespace() || ch.is_control())
-    };
-    match contacts.iter().find(|c| !plausible(c)) {
+    match contacts
+        .iter()
+        .find(|c| !crate::domain::user::plausible_email(c))
+    {
         _ if contacts.len() > 10 => Err(DynamicError::metadata("contacts: at most 10 addresses")),
         Some(bad) => Err(DynamicError::metadata(format!(
             "contacts: {bad:?} is not an e-mail address"

@@ -46,6 +46,23 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Whether `address` is plausibly an e-mail address: `local@domain`, the
+/// domain dotted (not at either end), at most 254 characters, no
+/// whitespace or control characters. (Only a message proves one; this
+/// refuses what cannot be one.) Users' profiles and registered clients'
+/// `contacts` are held to it.
+pub fn plausible_email(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && address.len() <= 254
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

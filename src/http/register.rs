@@ -52,7 +52,11 @@ fn answer(state: &AppState, status: StatusCode, registered: &Registered) -> Http
 }
 
 /// The one rendering of a [`DynamicError`].
-fn error(error: DynamicError, request_id: RequestId) -> HttpResponse {
+fn error(error: DynamicError, request_id: RequestId) -> Box<HttpResponse> {
+    Box::new(render(error, request_id))
+}
+
+fn render(error: DynamicError, request_id: RequestId) -> HttpResponse {
     let description = error.to_string();
     match error {
         DynamicError::InvalidRedirectUri(_) => json_error(
@@ -167,17 +171,22 @@ fn metadata(
     })
 }
 
-/// Whether registration is on; off, the paths do not exist.
-fn enabled(state: &AppState, request_id: RequestId) -> Result<(), Box<HttpResponse>> {
-    match state.registration.mode {
-        RegistrationMode::Off => Err(Box::new(json_error(
+/// What every request here checks first: registration is on (off, the
+/// paths do not exist), and the bearer token it presents, if any.
+fn begin(
+    state: &AppState,
+    request: &HttpRequest,
+    request_id: RequestId,
+) -> Result<Option<String>, Box<HttpResponse>> {
+    if state.registration.mode == RegistrationMode::Off {
+        return Err(Box::new(json_error(
             StatusCode::NOT_FOUND,
             "not_found",
             "no such endpoint",
             request_id,
-        ))),
-        _ => Ok(()),
+        )));
     }
+    presented(request, request_id)
 }
 
 /// `POST /register`.
@@ -188,14 +197,13 @@ pub async fn register(
     request_id: RequestId,
 ) -> HttpResponse {
     let run = async {
-        enabled(&state, request_id)?;
-        let token = presented(&request, request_id)?;
+        let token = begin(&state, &request, request_id)?;
         let metadata = metadata(&request, &body, request_id)?;
         registrar(&state)
             .register(token.as_deref(), &metadata)
             .await
             .map(|registered| answer(&state, StatusCode::CREATED, &registered))
-            .map_err(|e| Box::new(error(e, request_id)))
+            .map_err(|e| error(e, request_id))
     };
     run.await
         .unwrap_or_else(|response: Box<HttpResponse>| *response)
@@ -209,12 +217,11 @@ pub async fn read(
     request_id: RequestId,
 ) -> HttpResponse {
     let run = async {
-        enabled(&state, request_id)?;
-        let token = presented(&request, request_id)?;
+        let token = begin(&state, &request, request_id)?;
         let client = registrar(&state)
             .read(&path, token.as_deref())
             .await
-            .map_err(|e| Box::new(error(e, request_id)))?;
+            .map_err(|e| error(e, request_id))?;
         // RFC 7592 §3: the answer carries the registration access token;
         // authd keeps only its digest, so it echoes the one presented
         // (which has just been checked to be the current one).
@@ -238,14 +245,13 @@ pub async fn replace(
     request_id: RequestId,
 ) -> HttpResponse {
     let run = async {
-        enabled(&state, request_id)?;
-        let token = presented(&request, request_id)?;
+        let token = begin(&state, &request, request_id)?;
         let metadata = metadata(&request, &body, request_id)?;
         registrar(&state)
             .replace(&path, token.as_deref(), &metadata)
             .await
             .map(|registered| answer(&state, StatusCode::OK, &registered))
-            .map_err(|e| Box::new(error(e, request_id)))
+            .map_err(|e| error(e, request_id))
     };
     run.await
         .unwrap_or_else(|response: Box<HttpResponse>| *response)
@@ -259,12 +265,11 @@ pub async fn remove(
     request_id: RequestId,
 ) -> HttpResponse {
     let run = async {
-        enabled(&state, request_id)?;
-        let token = presented(&request, request_id)?;
+        let token = begin(&state, &request, request_id)?;
         registrar(&state)
             .remove(&path, token.as_deref())
             .await
-            .map_err(|e| Box::new(error(e, request_id)))?;
+            .map_err(|e| error(e, request_id))?;
         Ok(no_store(HttpResponse::NoContent().finish()))
     };
     run.await

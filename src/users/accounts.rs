@@ -61,12 +61,10 @@ impl NewUser {
         let username = Username::parse(username).ok_or(AccountError::Username)?;
         let name = name.map(|n| profile_value("name", n)).transpose()?;
         let email = email.map(|e| profile_value("email", e)).transpose()?;
-        let plausible = |e: &str| {
-            e.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !e.contains(char::is_whitespace)
-            })
-        };
-        if email.as_deref().is_some_and(|e| !plausible(e)) {
+        if email
+            .as_deref()
+            .is_some_and(|e| !crate::domain::user::plausible_email(e))
+        {
             return Err(AccountError::Email);
         }
         if email.is_none() && email_verified {
